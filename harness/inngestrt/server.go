@@ -1,0 +1,428 @@
+// Package inngestrt runs a real Inngest Realtime endpoint in-process.
+//
+// It mounts the Inngest server's own realtime API
+// (github.com/inngest/inngest/pkg/execution/realtime, NewAPI over
+// NewRedisBroadcaster with two rueidis clients on an in-process miniredis),
+// the same stack the Inngest dev server serves under /v1, on a loopback
+// listener. Only authentication differs from the dev server: when signing keys
+// are configured, publish and token requests must present one of them hashed,
+// as the SDKs do against Inngest Cloud.
+//
+// The package does not depend on testing; see NewTest for the test helper.
+//
+// Goroutines the Inngest server code leaves behind after Close (none of them
+// touch the network once Close returns):
+//
+//   - realtime.(*broadcaster).keepalive: one per websocket subscription. The
+//     server never removes a subscription when its websocket ends; the
+//     goroutine notices only after three failed pings, 15 s apart, so it
+//     lingers up to about 45 s.
+//   - realtime.(*broadcaster).Close.func1: waits for those keepalive
+//     goroutines.
+//   - realtime.(*broadcaster).doPublish.func1: retries a failed websocket
+//     write (for instance the "closing" notice sent to a subscription whose
+//     client already left) for up to 6 s.
+//
+// IgnoredGoroutines lists them for go.uber.org/goleak.
+package inngestrt
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+	"github.com/inngest/inngest/pkg/api/apiv1/apiv1auth"
+	"github.com/inngest/inngest/pkg/consts"
+	"github.com/inngest/inngest/pkg/execution/realtime"
+	"github.com/inngest/inngest/pkg/logger"
+	"github.com/redis/rueidis"
+)
+
+const (
+	// shutdownGrace is how long the broadcaster waits, after telling its
+	// subscribers it is closing, before it cancels its Redis subscriptions.
+	shutdownGrace = 100 * time.Millisecond
+	// closeTimeout bounds each waiting step of Close.
+	closeTimeout = 5 * time.Second
+)
+
+// AccountID is the account every authenticated request belongs to (the dev
+// server's fixed account).
+var AccountID = consts.DevServerAccountID
+
+// EnvID is the environment every authenticated request belongs to (the dev
+// server's fixed environment); it is the env_id of every delivered message.
+var EnvID = consts.DevServerEnvID
+
+// IgnoredGoroutines names the functions of goroutines that the Inngest server
+// code leaves running for a while after Close (see the package doc), for
+// goleak.IgnoreAnyFunction.
+var IgnoredGoroutines = []string{
+	"github.com/inngest/inngest/pkg/execution/realtime.(*broadcaster).keepalive",
+	"github.com/inngest/inngest/pkg/execution/realtime.(*broadcaster).Close.func1",
+	"github.com/inngest/inngest/pkg/execution/realtime.(*broadcaster).doPublish.func1",
+}
+
+// Options configures Start.
+type Options struct {
+	// SigningKeys are the raw signing keys ("signkey-test-<hex>") the server
+	// accepts. Publish and token requests must send
+	// "Authorization: Bearer <hashed key>" (see HashSigningKey); a wrong or
+	// missing key is answered 401, like Inngest Cloud. Raw (unhashed) keys are
+	// refused. Empty means accept anything (dev-server mode).
+	SigningKeys []string
+	// JWTSecret signs subscription tokens; it defaults to a random secret.
+	JWTSecret []byte
+	// Wrap, if set, wraps the whole HTTP handler, for example to inject
+	// faults, count requests or read headers such as X-Inngest-Env.
+	Wrap func(http.Handler) http.Handler
+	// Logf, if set, receives harness diagnostics and the Inngest server's own
+	// log lines; when nil the server's request logs are discarded.
+	Logf func(format string, args ...any)
+}
+
+// Server is a running Inngest Realtime endpoint.
+type Server struct {
+	opts      Options
+	jwtSecret []byte
+	hashed    []string
+	url       string
+	client    *http.Client
+
+	ln        net.Listener
+	srv       *http.Server
+	serveDone chan struct{}
+	redis     *miniredis.Miniredis
+	pubc      rueidis.Client
+	subc      rueidis.Client
+	bc        realtime.Broadcaster
+
+	mu       sync.Mutex
+	closing  bool
+	inflight sync.WaitGroup
+	hijacked map[net.Conn]struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+	// logMu and logOff stop Logf forwarding at Close: server goroutines
+	// outlive Close and Logf may be a testing.T's, which must not be called
+	// once its test has ended.
+	logMu  sync.RWMutex
+	logOff bool
+}
+
+// Start starts a server on 127.0.0.1 at a free port. It returns once the
+// server accepts connections. ctx bounds only the start-up.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("inngestrt: start: %w", err)
+	}
+	s := &Server{
+		opts:      opts,
+		jwtSecret: opts.JWTSecret,
+		serveDone: make(chan struct{}),
+		hijacked:  map[net.Conn]struct{}{},
+		client:    &http.Client{Transport: &http.Transport{}},
+	}
+	if len(s.jwtSecret) == 0 {
+		s.jwtSecret = make([]byte, 32)
+		_, _ = rand.Read(s.jwtSecret)
+	}
+	for i, k := range opts.SigningKeys {
+		h, err := HashSigningKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("inngestrt: signing key %d: %w", i, err)
+		}
+		s.hashed = append(s.hashed, h)
+	}
+
+	ok := false
+	defer func() {
+		if !ok {
+			s.release()
+		}
+	}()
+
+	// As pkg/devserver: an in-process Redis, one client to publish and a
+	// separate one to subscribe (a Redis connection in subscribe mode cannot
+	// publish).
+	s.redis = miniredis.NewMiniRedis()
+	if err := s.redis.Start(); err != nil {
+		return nil, fmt.Errorf("inngestrt: start miniredis: %w", err)
+	}
+	var err error
+	s.pubc, err = rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.redis.Addr()}, DisableCache: true})
+	if err != nil {
+		return nil, fmt.Errorf("inngestrt: redis publish client: %w", err)
+	}
+	s.subc, err = rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.redis.Addr()}, DisableCache: true})
+	if err != nil {
+		return nil, fmt.Errorf("inngestrt: redis subscribe client: %w", err)
+	}
+	s.bc = realtime.NewRedisBroadcaster(s.pubc, s.subc, realtime.BroadcasterOpts{ShutdownGracePeriod: shutdownGrace})
+
+	rt := realtime.NewAPI(realtime.APIOpts{
+		JWTSecret:      s.jwtSecret,
+		Broadcaster:    s.bc,
+		AuthMiddleware: s.authMiddleware,
+		AuthFinder:     s.authFinder,
+	})
+	router := chi.NewRouter()
+	router.Mount("/v1", rt)
+
+	var h http.Handler = router
+	h = s.withServerLogger(h)
+	if opts.Wrap != nil {
+		h = opts.Wrap(h)
+	}
+	h = s.track(h)
+
+	var lc net.ListenConfig
+	s.ln, err = lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("inngestrt: listen: %w", err)
+	}
+	s.url = "http://" + s.ln.Addr().String()
+	s.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.slogHandler(), slog.LevelWarn),
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateHijacked {
+				s.mu.Lock()
+				s.hijacked[c] = struct{}{}
+				s.mu.Unlock()
+			}
+		},
+	}
+	go func() {
+		defer close(s.serveDone)
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logf("inngestrt: serve: %v", err)
+		}
+	}()
+	ok = true
+	s.logf("inngestrt: Inngest realtime API (inngest v1.19.3 pkg/execution/realtime) listening on %s/v1", s.url)
+	return s, nil
+}
+
+// URL returns the base URL, "http://127.0.0.1:PORT"; the routes are under /v1.
+func (s *Server) URL() string { return s.url }
+
+// JWTSecret returns the secret that signs subscription tokens.
+func (s *Server) JWTSecret() []byte { return append([]byte(nil), s.jwtSecret...) }
+
+// Redis returns the in-process Redis behind the broadcaster, for inspection.
+func (s *Server) Redis() *miniredis.Miniredis { return s.redis }
+
+// Close tells subscribers the server is closing (the real broadcaster's
+// "closing" message), stops the listener, cuts every websocket, waits for all
+// handlers and Redis subscriptions to end, then closes both Redis clients and
+// miniredis. It is safe to call more than once. See the package doc for the
+// goroutines the server code keeps for a while afterwards.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		var errs []error
+
+		// Tell subscribers to reconnect elsewhere; after shutdownGrace the
+		// broadcaster closes them and cancels its Redis subscriptions.
+		lctx := logger.WithStdlib(ctx, s.serverLogger())
+		if err := s.bc.Close(lctx); err != nil {
+			errs = append(errs, fmt.Errorf("close broadcaster: %w", err))
+		}
+		if err := s.srv.Shutdown(ctx); err != nil {
+			_ = s.srv.Close()
+		}
+		<-s.serveDone
+
+		// Websocket handlers run on hijacked connections, which Shutdown
+		// neither tracks nor closes; cutting them ends the handlers.
+		s.mu.Lock()
+		for c := range s.hijacked {
+			_ = c.Close()
+		}
+		s.hijacked = nil
+		s.mu.Unlock()
+		if !waitTimeout(&s.inflight, closeTimeout) {
+			errs = append(errs, errors.New("handlers still running after close"))
+		}
+
+		// Wait for the broadcaster's topic goroutines to unsubscribe before
+		// the clients go away; otherwise they log errors to stderr.
+		deadline := time.Now().Add(shutdownGrace + closeTimeout)
+		for len(s.redis.PubSubChannels("")) > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := len(s.redis.PubSubChannels("")); n > 0 {
+			errs = append(errs, fmt.Errorf("%d redis subscriptions still open after close", n))
+		}
+		s.release()
+		s.client.CloseIdleConnections()
+		s.logMu.Lock()
+		s.logOff = true
+		s.logMu.Unlock()
+		if len(errs) > 0 {
+			s.closeErr = fmt.Errorf("inngestrt: close: %w", errors.Join(errs...))
+		}
+	})
+	return s.closeErr
+}
+
+// release closes the Redis clients and miniredis.
+func (s *Server) release() {
+	if s.pubc != nil {
+		s.pubc.Close()
+	}
+	if s.subc != nil {
+		s.subc.Close()
+	}
+	if s.redis != nil {
+		s.redis.Close()
+	}
+	if s.ln != nil && s.srv == nil {
+		_ = s.ln.Close()
+	}
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// track counts in-flight requests so that Close can wait for them.
+func (s *Server) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			http.Error(w, "server closing", http.StatusServiceUnavailable)
+			return
+		}
+		s.inflight.Add(1)
+		s.mu.Unlock()
+		defer s.inflight.Done()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type authKey struct{}
+
+// authMiddleware plays the part of pkg/authn.SigningKeyMiddleware: the
+// realtime API calls it only when the bearer token is not a valid realtime
+// JWT. Unlike the dev server's middleware it accepts only hashed keys, and
+// several of them.
+func (s *Server) authMiddleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.hashed) == 0 {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey{}, true)))
+			return
+		}
+		if !s.validKey(bearer(r)) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"Authentication failed"}` + "\n"))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey{}, true)))
+	})
+}
+
+// authFinder returns the single account and environment of this server for
+// requests that authenticated with a signing key. A realtime JWT alone (which
+// bypasses authMiddleware) does not pass, so a subscription token cannot
+// mint tokens.
+func (s *Server) authFinder(ctx context.Context) (apiv1auth.V1Auth, error) {
+	if ok, _ := ctx.Value(authKey{}).(bool); !ok {
+		return nil, errors.New("no signing key")
+	}
+	return fixedAuth{}, nil
+}
+
+type fixedAuth struct{}
+
+func (fixedAuth) AccountID() uuid.UUID   { return AccountID }
+func (fixedAuth) WorkspaceID() uuid.UUID { return EnvID }
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+func (s *Server) validKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for _, h := range s.hashed {
+		if constantTimeEqual(k, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// withServerLogger gives the Inngest code, which logs through the logger in
+// the request context, a logger that writes to Logf (or nowhere).
+func (s *Server) withServerLogger(next http.Handler) http.Handler {
+	l := s.serverLogger()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(logger.WithStdlib(r.Context(), l)))
+	})
+}
+
+func (s *Server) serverLogger() logger.Logger {
+	return logger.FromSlog(slog.New(s.slogHandler()), slog.LevelDebug)
+}
+
+func (s *Server) slogHandler() slog.Handler {
+	if s.opts.Logf == nil {
+		return slog.DiscardHandler
+	}
+	return slog.NewTextHandler(logfWriter{s}, &slog.HandlerOptions{Level: slog.LevelDebug})
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.opts.Logf == nil {
+		return
+	}
+	s.logMu.RLock()
+	defer s.logMu.RUnlock()
+	if !s.logOff {
+		s.opts.Logf(format, args...)
+	}
+}
+
+// logfWriter turns the lines written to it into Logf calls.
+type logfWriter struct{ s *Server }
+
+func (w logfWriter) Write(p []byte) (int, error) {
+	w.s.logf("inngest: %s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,131 @@
+// Package httpx holds the HTTP plumbing the transports share: a client tuned
+// for many small POSTs to one host, Retry-After parsing, and careful reading
+// of answers so that connections are reused and nothing unbounded is kept.
+package httpx
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Defaults for [NewClient].
+const (
+	DialTimeout           = 3 * time.Second
+	TLSHandshakeTimeout   = 5 * time.Second
+	ResponseHeaderTimeout = 10 * time.Second
+	IdleConnTimeout       = 90 * time.Second
+	// MaxIdleConnsPerHost lets concurrent publishers keep their connections
+	// alive instead of the standard library's 2.
+	MaxIdleConnsPerHost = 64
+)
+
+// NewClient returns a client with its own transport: bounded dial, TLS and
+// header timeouts, and enough idle connections per host for concurrent
+// publishers. Per-request deadlines come from the caller's context.
+func NewClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          MaxIdleConnsPerHost * 2,
+		MaxIdleConnsPerHost:   MaxIdleConnsPerHost,
+		IdleConnTimeout:       IdleConnTimeout,
+		TLSHandshakeTimeout:   TLSHandshakeTimeout,
+		ResponseHeaderTimeout: ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+	}}
+}
+
+// ParseRetryAfter reads a Retry-After header value, either delay-seconds or an
+// HTTP date, relative to now. It reports false when the value is absent or
+// unreadable.
+func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// maxDrain bounds how much of an unread answer is read so that its connection
+// can go back to the pool; a larger rest is dropped with the connection.
+const maxDrain = 64 << 10
+
+// ReadBody reads at most limit bytes of resp's body, then drains a bounded
+// rest and closes it so the connection can be reused.
+func ReadBody(resp *http.Response, limit int64) ([]byte, error) {
+	defer func() {
+		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+		_ = resp.Body.Close()
+	}()
+	return io.ReadAll(io.LimitReader(resp.Body, limit))
+}
+
+// Snippet turns at most n bytes of an answer into one printable line for an
+// error message: control characters become spaces, runs of space collapse.
+func Snippet(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	var sb strings.Builder
+	space := false
+	for _, r := range strings.ToValidUTF8(string(b), "?") {
+		if unicode.IsControl(r) || unicode.IsSpace(r) {
+			if !space && sb.Len() > 0 {
+				sb.WriteByte(' ')
+			}
+			space = true
+			continue
+		}
+		space = false
+		sb.WriteRune(r)
+	}
+	return strings.TrimSpace(sb.String())
+}
+
+// Answer is what a server replied to [Post].
+type Answer struct {
+	// Status is the HTTP status code.
+	Status int
+	// Body is the start of the answer, at most the limit given to Post.
+	Body []byte
+	// RetryAfter is the parsed Retry-After header, zero if absent.
+	RetryAfter time.Duration
+}
+
+// Post sends body to url with the given headers and returns the answer, with
+// at most limit bytes of its body. The error is the client's (no answer
+// came); any status, success or not, is in the Answer.
+func Post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte, limit int64) (Answer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return Answer{}, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return Answer{}, err
+	}
+	ans := Answer{Status: resp.StatusCode}
+	ans.RetryAfter, _ = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	ans.Body, err = ReadBody(resp, limit)
+	return ans, err
+}

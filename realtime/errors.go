@@ -1,0 +1,148 @@
+package realtime
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Sentinel errors, matched with [errors.Is]. Validation failures match
+// ErrInvalidMessage and the sentinel for their reason; the reason sentinels
+// are shared by every field.
+var (
+	// ErrInvalidMessage matches every message that fails validation.
+	ErrInvalidMessage = errors.New("realtime: invalid message")
+	// ErrEmpty: a required field (room, name, channel, topic) is empty.
+	ErrEmpty = errors.New("realtime: empty")
+	// ErrTooLong: a field is longer than its limit.
+	ErrTooLong = errors.New("realtime: too long")
+	// ErrControlCharacter: a field contains a control or invisible format character.
+	ErrControlCharacter = errors.New("realtime: control character")
+	// ErrInvalidUTF8: a field is not valid UTF-8.
+	ErrInvalidUTF8 = errors.New("realtime: invalid UTF-8")
+	// ErrEncode: the body cannot be encoded as JSON.
+	ErrEncode = errors.New("realtime: body cannot be encoded as JSON")
+	// ErrPayloadTooLarge: the encoded envelope exceeds [MaxEnvelopeBytes].
+	ErrPayloadTooLarge = errors.New("realtime: payload too large")
+
+	// ErrUnauthorized: the server refused the credentials (401 or 403).
+	ErrUnauthorized = errors.New("realtime: unauthorized")
+	// ErrRejected: the server refused the request itself (a 4xx other than
+	// 401, 403 and 429); sending it again will not help.
+	ErrRejected = errors.New("realtime: rejected")
+	// ErrUnavailable: the server could not be reached, answered 429 or 5xx,
+	// or did not answer in time; a later try may succeed.
+	ErrUnavailable = errors.New("realtime: unavailable")
+	// ErrNotConfigured: a provider lacks configuration it needs, such as a
+	// signing key for Inngest Cloud.
+	ErrNotConfigured = errors.New("realtime: not configured")
+)
+
+// ValidationError says which field of a [Message] is invalid and why. It
+// matches [ErrInvalidMessage] and its Reason with [errors.Is].
+type ValidationError struct {
+	// Field is "room", "name", "requestId", "channel" or "topic".
+	Field string
+	// Reason is one of ErrEmpty, ErrTooLong, ErrControlCharacter, ErrInvalidUTF8.
+	Reason error
+	// Limit is the maximum length in bytes, set when Reason is ErrTooLong.
+	Limit int
+}
+
+func (e *ValidationError) Error() string {
+	reason := e.Reason.Error()[len("realtime: "):]
+	if e.Limit > 0 {
+		return fmt.Sprintf("realtime: invalid message: %s is %s (limit %d bytes)", e.Field, reason, e.Limit)
+	}
+	return fmt.Sprintf("realtime: invalid message: %s: %s", e.Field, reason)
+}
+
+// Unwrap returns ErrInvalidMessage and the reason.
+func (e *ValidationError) Unwrap() []error { return []error{ErrInvalidMessage, e.Reason} }
+
+// TooLargeError reports an envelope that is over the size limit. Nothing was
+// sent. It matches [ErrPayloadTooLarge].
+type TooLargeError struct {
+	Size, Limit int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("realtime: payload too large: envelope is %d bytes, limit %d", e.Size, e.Limit)
+}
+
+// Unwrap returns ErrPayloadTooLarge.
+func (e *TooLargeError) Unwrap() error { return ErrPayloadTooLarge }
+
+// PublishError reports a publish that a transport could not complete. It
+// wraps a classifying sentinel ([ErrUnauthorized], [ErrRejected],
+// [ErrUnavailable]) and, where there was one, the network or context error.
+// Its message never contains a signing key or the message body.
+type PublishError struct {
+	// Transport names the transport: "inngest" or "partykit".
+	Transport string
+	// StatusCode is the HTTP status of the last answer, 0 if none came.
+	StatusCode int
+	// Attempts is how many requests were sent, retries included.
+	Attempts int
+	// Detail is a short, sanitised excerpt of the server's answer, if any.
+	Detail string
+	// Err is the cause: a sentinel, possibly joined with a network error.
+	Err error
+
+	retryAfter time.Duration
+}
+
+func (e *PublishError) Error() string {
+	msg := "realtime: publish to " + e.Transport + " failed"
+	if e.Attempts > 1 {
+		msg += " after " + strconv.Itoa(e.Attempts) + " attempts"
+	}
+	if e.StatusCode != 0 {
+		msg += ": status " + strconv.Itoa(e.StatusCode)
+		if text := http.StatusText(e.StatusCode); text != "" {
+			msg += " " + text
+		}
+	}
+	if e.Detail != "" {
+		msg += ": " + strconv.Quote(e.Detail)
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the cause.
+func (e *PublishError) Unwrap() error { return e.Err }
+
+// Retryable reports whether the same publish may succeed later.
+func (e *PublishError) Retryable() bool { return errors.Is(e.Err, ErrUnavailable) }
+
+// RetryAfter returns the delay the server asked for with Retry-After.
+func (e *PublishError) RetryAfter() (time.Duration, bool) { return e.retryAfter, e.retryAfter > 0 }
+
+// NewStatusError classifies an HTTP answer that was not a success: 401 and
+// 403 are [ErrUnauthorized], 408, 429 and 5xx are [ErrUnavailable] (with the
+// given Retry-After delay), any other status is [ErrRejected]. Transports in
+// this module use it so that every provider classifies answers alike.
+func NewStatusError(transport string, status int, detail string, retryAfter time.Duration) *PublishError {
+	e := &PublishError{Transport: transport, StatusCode: status, Detail: detail, retryAfter: retryAfter}
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		e.Err = ErrUnauthorized
+	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
+		e.Err = ErrUnavailable
+	default:
+		e.Err = ErrRejected
+	}
+	return e
+}
+
+// NewNetworkError wraps an error that prevented any answer (refused
+// connection, reset, timeout) as a retryable [ErrUnavailable]. A context's
+// own cancellation is kept as is, so errors.Is(err, context.Canceled) holds.
+func NewNetworkError(transport string, err error) *PublishError {
+	return &PublishError{Transport: transport, Err: errors.Join(ErrUnavailable, err)}
+}

@@ -1,0 +1,323 @@
+package realtime
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/coursebuilder/realtime-go/internal/httpx"
+)
+
+// Base URLs the Inngest SDKs use when none is configured.
+const (
+	InngestCloudURL     = "https://api.inngest.com"
+	InngestDevServerURL = "http://localhost:8288"
+)
+
+// InngestOptions configures [NewInngest]. A nil *InngestOptions, or a zero
+// field, means "resolve it as the official Inngest SDKs do", from the
+// environment.
+type InngestOptions struct {
+	// BaseURL of the Inngest API. Defaults to INNGEST_BASE_URL, else
+	// INNGEST_API_BASE_URL, else INNGEST_DEV when it is a URL, else the dev
+	// server (InngestDevServerURL) when INNGEST_DEV is true, else Inngest
+	// Cloud (InngestCloudURL).
+	BaseURL string
+	// SigningKey authenticates publishes; it is sent hashed, never as is.
+	// Defaults to INNGEST_SIGNING_KEY. Required for Inngest Cloud.
+	SigningKey string
+	// SigningKeyFallback is tried once when SigningKey is refused (401 or
+	// 403), for key rotation. Defaults to INNGEST_SIGNING_KEY_FALLBACK.
+	SigningKeyFallback string
+	// Env selects a branch environment, sent as X-Inngest-Env. Defaults to
+	// INNGEST_ENV.
+	Env string
+	// Mapping turns rooms into channels and names into topics. The zero
+	// value maps them unchanged.
+	Mapping Mapping
+	// HTTPClient sends the requests. Defaults to a client of this provider's
+	// own with dial, TLS and header timeouts and keep-alive connections.
+	HTTPClient *http.Client
+	// AttemptTimeout bounds each request, retries excluded; the caller's
+	// context bounds the whole publish. Defaults to 5s.
+	AttemptTimeout time.Duration
+	// Retry says how transient failures are retried. Defaults to
+	// DefaultRetryPolicy.
+	Retry *RetryPolicy
+	// Logger receives key-rotation and retry diagnostics; never a key or a
+	// body. Defaults to zap.NewNop().
+	Logger *zap.Logger
+	// LookupEnv reads environment variables. Defaults to os.LookupEnv.
+	LookupEnv func(key string) (string, bool)
+}
+
+// Inngest publishes messages to Inngest Realtime over HTTP:
+//
+//	POST {BaseURL}/v1/realtime/publish?channel=<channel>&topic=<topic>
+//
+// with the envelope as body and the hashed signing key as bearer token. It
+// works inside and outside Inngest functions; inside one, publish from within
+// step.Run so that a replayed function does not publish again.
+//
+// An Inngest is safe for concurrent use. Its String method never shows a key.
+type Inngest struct {
+	publishURL string
+	baseURL    string
+	env        string
+	keys       *keyring
+	mapping    Mapping
+	client     *http.Client
+	ownClient  bool
+	timeout    time.Duration
+	retry      RetryPolicy
+	log        *zap.Logger
+}
+
+// keyring holds the hashed signing keys behind a pointer, so that printing an
+// Inngest with %+v shows an address, not a key.
+type keyring struct {
+	hashed    []string // primary first; empty in dev mode without a key
+	preferred atomic.Int32
+}
+
+var _ Provider = (*Inngest)(nil)
+
+// NewInngest returns an Inngest Realtime provider. It fails with an error
+// matching [ErrNotConfigured] when the base URL is not a valid http(s) URL,
+// when a signing key is malformed, or when Inngest Cloud would be used
+// without a signing key.
+func NewInngest(opts *InngestOptions) (*Inngest, error) {
+	var o InngestOptions
+	if opts != nil {
+		o = *opts
+	}
+	lookup := o.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	getenv := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
+
+	base, cloud := resolveBaseURL(o.BaseURL, getenv)
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: inngest base URL %q is not an http(s) URL", ErrNotConfigured, base)
+	}
+	base = strings.TrimRight(base, "/")
+
+	primary := firstNonEmpty(o.SigningKey, getenv("INNGEST_SIGNING_KEY"))
+	fallback := firstNonEmpty(o.SigningKeyFallback, getenv("INNGEST_SIGNING_KEY_FALLBACK"))
+	keys := &keyring{}
+	for _, k := range []struct{ name, key string }{{"signing key", primary}, {"fallback signing key", fallback}} {
+		if k.key == "" {
+			continue
+		}
+		h, err := HashSigningKey(k.key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: inngest %s: %w", ErrNotConfigured, k.name, err)
+		}
+		keys.hashed = append(keys.hashed, h)
+	}
+	if cloud && len(keys.hashed) == 0 {
+		return nil, fmt.Errorf("%w: inngest signing key required for %s (set INNGEST_SIGNING_KEY, or INNGEST_DEV=1 for the dev server)", ErrNotConfigured, base)
+	}
+
+	p := &Inngest{
+		publishURL: base + "/v1/realtime/publish",
+		baseURL:    base,
+		env:        firstNonEmpty(o.Env, getenv("INNGEST_ENV")),
+		keys:       keys,
+		mapping:    o.Mapping,
+		client:     o.HTTPClient,
+		timeout:    o.AttemptTimeout,
+		retry:      o.Retry.orDefault(),
+		log:        o.Logger,
+	}
+	if p.client == nil {
+		p.client, p.ownClient = httpx.NewClient(), true
+	}
+	if p.timeout <= 0 {
+		p.timeout = 5 * time.Second
+	}
+	if p.log == nil {
+		p.log = zap.NewNop()
+	}
+	return p, nil
+}
+
+// resolveBaseURL applies the SDKs' order and reports whether the result is
+// Inngest Cloud by default (where a signing key is mandatory).
+func resolveBaseURL(explicit string, getenv func(string) string) (base string, cloud bool) {
+	if b := firstNonEmpty(explicit, getenv("INNGEST_BASE_URL"), getenv("INNGEST_API_BASE_URL")); b != "" {
+		return b, false
+	}
+	if dev := getenv("INNGEST_DEV"); dev != "" {
+		if u, err := url.Parse(dev); err == nil && u.Scheme != "" && u.Host != "" {
+			return dev, false
+		}
+		if on, err := strconv.ParseBool(dev); err == nil && on {
+			return InngestDevServerURL, false
+		}
+	}
+	return InngestCloudURL, true
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+var signingKeyPrefix = regexp.MustCompile(`^signkey-\w+-`)
+
+// errMalformedKey never includes the key itself.
+var errMalformedKey = errors.New("malformed signing key: want signkey-<env>-<hex>")
+
+// HashSigningKey returns the form of an Inngest signing key that is sent on
+// the wire, as the official SDKs compute it: the "signkey-<env>-" prefix is
+// kept, the hex rest is decoded, hashed with SHA-256 and hex-encoded again.
+// Its error never contains the key.
+func HashSigningKey(key string) (string, error) {
+	key = strings.TrimSpace(key)
+	prefix := signingKeyPrefix.FindString(key)
+	raw, err := hex.DecodeString(key[len(prefix):])
+	if err != nil || len(raw) == 0 {
+		return "", errMalformedKey
+	}
+	sum := sha256.Sum256(raw)
+	return prefix + hex.EncodeToString(sum[:]), nil
+}
+
+// BaseURL returns the resolved Inngest API base URL.
+func (p *Inngest) BaseURL() string { return p.baseURL }
+
+// String describes the provider without its keys.
+func (p *Inngest) String() string {
+	return fmt.Sprintf("realtime.Inngest{base: %s, env: %q, keys: %d}", p.baseURL, p.env, len(p.keys.hashed))
+}
+
+// GoString is String, so that %#v never shows a key either.
+func (p *Inngest) GoString() string { return p.String() }
+
+// Close releases idle connections of the provider's own HTTP client. The
+// provider stays usable; Close is safe to call more than once.
+func (p *Inngest) Close() error {
+	if p.ownClient {
+		p.client.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Publish validates and encodes msg, maps its room and name to a channel and
+// topic, and posts the envelope, retrying transient failures under the
+// provider's [RetryPolicy] and trying the fallback key once when the
+// signing key is refused.
+func (p *Inngest) Publish(ctx context.Context, msg Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	body, err := msg.Encode()
+	if err != nil {
+		return err
+	}
+	target, err := p.PublishURL(msg.Room, msg.Name)
+	if err != nil {
+		return err
+	}
+	return p.retry.Do(ctx, func(ctx context.Context) error { return p.send(ctx, target, body) })
+}
+
+// PublishURL returns the URL a message for room and name is posted to, after
+// mapping and validation.
+func (p *Inngest) PublishURL(room, name string) (string, error) {
+	channel, err := p.mapping.ChannelFor(room)
+	if err != nil {
+		return "", err
+	}
+	topic, err := p.mapping.TopicFor(name)
+	if err != nil {
+		return "", err
+	}
+	return p.publishURL + "?" + url.Values{"channel": {channel}, "topic": {topic}}.Encode(), nil
+}
+
+// send makes one attempt: the preferred key first and, when it is refused,
+// the other key once.
+func (p *Inngest) send(ctx context.Context, target string, body []byte) error {
+	n := len(p.keys.hashed)
+	if n == 0 {
+		return p.sendWith(ctx, target, body, "")
+	}
+	first := int(p.keys.preferred.Load())
+	err := p.sendWith(ctx, target, body, p.keys.hashed[first])
+	if n == 1 || !errors.Is(err, ErrUnauthorized) {
+		return err
+	}
+	other := 1 - first
+	if err2 := p.sendWith(ctx, target, body, p.keys.hashed[other]); err2 != nil {
+		return err2
+	}
+	if p.keys.preferred.CompareAndSwap(int32(first), int32(other)) {
+		p.log.Warn("realtime: inngest refused one signing key and accepted the other; using the accepted one first",
+			zap.Bool("fallback_preferred", other == 1))
+	}
+	return nil
+}
+
+// replyLimit bounds how much of an error answer is kept for PublishError.Detail.
+const replyLimit = 512
+
+func (p *Inngest) sendWith(ctx context.Context, target string, body []byte, hashedKey string) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {userAgent}}
+	if hashedKey != "" {
+		h.Set("Authorization", "Bearer "+hashedKey)
+	}
+	if p.env != "" {
+		h.Set("X-Inngest-Env", p.env)
+	}
+	ans, err := httpx.Post(ctx, p.client, target, h, body, replyLimit)
+	if err != nil {
+		return NewNetworkError("inngest", err)
+	}
+	if ans.Status >= 200 && ans.Status < 300 {
+		return nil
+	}
+	detail := ""
+	if ans.Status != http.StatusUnauthorized && ans.Status != http.StatusForbidden {
+		detail = p.redact(httpx.Snippet(ans.Body, 200))
+	}
+	err = NewStatusError("inngest", ans.Status, detail, ans.RetryAfter)
+	p.log.Debug("realtime: inngest publish attempt failed", zap.Int("status", ans.Status))
+	return err
+}
+
+// redact removes any key the provider holds from s, in case a server echoes
+// a header back.
+func (p *Inngest) redact(s string) string {
+	for _, k := range p.keys.hashed {
+		s = strings.ReplaceAll(s, k, "[redacted]")
+	}
+	return s
+}
+
+// userAgent identifies this library to servers.
+const userAgent = "realtime-go/" + Version
+
+// Version is this library's version.
+const Version = "0.1.0"

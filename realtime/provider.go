@@ -1,0 +1,56 @@
+package realtime
+
+import (
+	"context"
+
+	"go.uber.org/zap"
+)
+
+// Provider publishes a [Message] to the browsers watching its room.
+//
+// Implementations validate and encode with [Message.Encode] before sending,
+// honour ctx's deadline and cancellation, are safe for concurrent use, and
+// return typed errors: [*ValidationError], [*TooLargeError], an error
+// matching [ErrEncode], or a [*PublishError]. A nil error means the transport
+// accepted the message; it says nothing about whether a browser was listening.
+type Provider interface {
+	Publish(ctx context.Context, msg Message) error
+}
+
+// ProviderFunc adapts a function to [Provider].
+type ProviderFunc func(ctx context.Context, msg Message) error
+
+// Publish calls f(ctx, msg).
+func (f ProviderFunc) Publish(ctx context.Context, msg Message) error { return f(ctx, msg) }
+
+// Noop is a [Provider] for apps where realtime is not configured: it
+// validates each message like every provider, then drops it and logs that it
+// did (room, name and request id; never the body).
+//
+// The zero value drops silently.
+type Noop struct {
+	log *zap.Logger
+}
+
+// NewNoop returns a [Noop] that logs drops to log at Info level; a nil log
+// drops silently.
+func NewNoop(log *zap.Logger) *Noop {
+	return &Noop{log: log}
+}
+
+// Publish validates msg, logs it and drops it. It fails only for an invalid
+// message or a done context.
+func (n *Noop) Publish(ctx context.Context, msg Message) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := msg.Encode(); err != nil {
+		return err
+	}
+	if n == nil || n.log == nil {
+		return nil
+	}
+	n.log.Info("realtime: not configured, message dropped",
+		zap.String("room", msg.Room), zap.String("name", msg.Name), zap.String("request_id", msg.RequestID))
+	return nil
+}
