@@ -9,8 +9,11 @@ require (
 
 require (
 	github.com/fatih/structs v1.1.0 // indirect
+	github.com/google/uuid v1.6.0 // indirect
 	github.com/inngest/inngest v1.19.3 // indirect
 	github.com/lmittmann/tint v1.1.0 // indirect
+	github.com/stretchr/testify v1.12.1 // indirect
 	github.com/xhit/go-str2duration/v2 v2.1.0 // indirect
+	go.uber.org/goleak v1.3.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 )

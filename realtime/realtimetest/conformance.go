@@ -1,0 +1,332 @@
+package realtimetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/coursebuilder/realtime-go/realtime"
+)
+
+// Target is a provider under test together with a way to watch what its
+// transport delivers to subscribers.
+type Target struct {
+	// Provider publishes to the transport under test.
+	Provider realtime.Provider
+	// Subscribe starts watching room for the given event names and returns
+	// once the subscription is live, so that a message published after it
+	// returns is seen.
+	Subscribe func(ctx context.Context, room string, names []string) (Subscription, error)
+	// Stalled, if set, returns a provider whose server accepts requests and
+	// never answers; the suite checks that a context deadline ends a publish.
+	Stalled func(t *testing.T) realtime.Provider
+	// Timeout bounds each wait for a delivery. Defaults to 10s.
+	Timeout time.Duration
+}
+
+// Subscription yields the payloads a subscriber receives, in order: for
+// every published message, the bytes of its envelope.
+type Subscription interface {
+	// Next returns the next payload, or ctx's error.
+	Next(ctx context.Context) ([]byte, error)
+	// Close ends the subscription.
+	Close() error
+}
+
+// Run is the conformance suite for a [realtime.Provider]. newTarget is
+// called once per subtest. Every check asserts what a caller relies on:
+//
+//   - the bytes delivered are exactly [realtime.Message.Encode]'s envelope;
+//   - an invalid message fails with a [*realtime.ValidationError] matching
+//     [realtime.ErrInvalidMessage] and its reason, and nothing is delivered;
+//   - a body that cannot be encoded fails with [realtime.ErrEncode], without
+//     a panic, and an envelope over [realtime.MaxEnvelopeBytes] fails with a
+//     [*realtime.TooLargeError] while one at the limit arrives intact;
+//   - a cancelled context fails with [context.Canceled] and sends nothing;
+//     a deadline ends a publish to a server that never answers;
+//   - concurrent publishes are all delivered exactly once (run with -race).
+func Run(t *testing.T, newTarget func(t *testing.T) Target) {
+	t.Helper()
+	t.Run("Envelope", func(t *testing.T) { testEnvelope(t, newTarget(t)) })
+	t.Run("Validation", func(t *testing.T) { testValidation(t, newTarget(t)) })
+	t.Run("Unencodable", func(t *testing.T) { testUnencodable(t, newTarget(t)) })
+	t.Run("SizeGuard", func(t *testing.T) { testSizeGuard(t, newTarget(t)) })
+	t.Run("Cancellation", func(t *testing.T) { testCancellation(t, newTarget(t)) })
+	t.Run("Deadline", func(t *testing.T) { testDeadline(t, newTarget(t)) })
+	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newTarget(t)) })
+}
+
+// names is every event name the suite publishes.
+var names = []string{"video.asset.ready", "conformance.marker", "ai.message"}
+
+type watch struct {
+	t       *testing.T
+	target  Target
+	room    string
+	sub     Subscription
+	timeout time.Duration
+}
+
+func newWatch(t *testing.T, target Target) *watch {
+	t.Helper()
+	if target.Provider == nil || target.Subscribe == nil {
+		t.Fatal("realtimetest: Target needs a Provider and Subscribe")
+	}
+	w := &watch{t: t, target: target, room: "conformance-" + uuid.NewString(), timeout: target.Timeout}
+	if w.timeout <= 0 {
+		w.timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+	defer cancel()
+	sub, err := target.Subscribe(ctx, w.room, names)
+	if err != nil {
+		t.Fatalf("subscribe to %s: %v", w.room, err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	w.sub = sub
+	return w
+}
+
+func (w *watch) msg(name string, body any) realtime.Message {
+	return realtime.Message{Room: w.room, Name: name, RequestID: "req-" + name, Body: body}
+}
+
+func (w *watch) publish(msg realtime.Message) error {
+	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+	defer cancel()
+	return w.target.Provider.Publish(ctx, msg)
+}
+
+// expect publishes msg and asserts that the next delivery is its envelope.
+func (w *watch) expect(msg realtime.Message) {
+	w.t.Helper()
+	want, err := msg.Encode()
+	if err != nil {
+		w.t.Fatalf("encode %s: %v", msg.Name, err)
+	}
+	if err := w.publish(msg); err != nil {
+		w.t.Fatalf("publish %s: %v", msg.Name, err)
+	}
+	w.next(want)
+}
+
+func (w *watch) next(want []byte) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+	defer cancel()
+	got, err := w.sub.Next(ctx)
+	if err != nil {
+		w.t.Fatalf("waiting for delivery of %s: %v", short(want), err)
+	}
+	if !bytes.Equal(got, want) {
+		w.t.Fatalf("delivered payload differs from the envelope\n got: %s\nwant: %s", short(got), short(want))
+	}
+}
+
+// marker proves that nothing was delivered before it.
+func (w *watch) marker() {
+	w.t.Helper()
+	w.expect(w.msg("conformance.marker", map[string]string{"marker": uuid.NewString()}))
+}
+
+func short(b []byte) string {
+	if len(b) > 200 {
+		return fmt.Sprintf("%s… (%d bytes)", b[:200], len(b))
+	}
+	return string(b)
+}
+
+type htmlish struct {
+	Title string   `json:"title"`
+	Tags  []string `json:"tags"`
+}
+
+func testEnvelope(t *testing.T, target Target) {
+	w := newWatch(t, target)
+	bodies := []any{
+		map[string]any{"id": "vid_123", "status": "ready", "duration": 12.5},
+		"plain text",
+		json.RawMessage(`{"raw":true,"n":[1,2,3]}`),
+		nil,
+		htmlish{Title: `<script>"Tom & Jerry"</script> — ünïcödé 🎬`, Tags: []string{"a\tb", "line\nbreak"}},
+		[]int{},
+		42,
+	}
+	for _, body := range bodies {
+		w.expect(w.msg("video.asset.ready", body))
+	}
+	// An empty request id is allowed and kept.
+	w.expect(realtime.Message{Room: w.room, Name: "video.asset.ready", Body: true})
+}
+
+func testValidation(t *testing.T, target Target) {
+	w := newWatch(t, target)
+	cases := []struct {
+		name   string
+		msg    realtime.Message
+		field  string
+		reason error
+	}{
+		{"empty room", realtime.Message{Name: "video.asset.ready"}, "room", realtime.ErrEmpty},
+		{"empty name", realtime.Message{Room: w.room}, "name", realtime.ErrEmpty},
+		{"room with newline", realtime.Message{Room: w.room + "\n", Name: "x"}, "room", realtime.ErrControlCharacter},
+		{"room with NUL", realtime.Message{Room: "a\x00b", Name: "x"}, "room", realtime.ErrControlCharacter},
+		{"name with zero-width joiner", realtime.Message{Room: w.room, Name: "video\u200d.ready"}, "name", realtime.ErrControlCharacter},
+		{"room too long", realtime.Message{Room: strings.Repeat("r", realtime.MaxRoomBytes+1), Name: "x"}, "room", realtime.ErrTooLong},
+		{"name too long", realtime.Message{Room: w.room, Name: strings.Repeat("n", realtime.MaxNameBytes+1)}, "name", realtime.ErrTooLong},
+		{"name not UTF-8", realtime.Message{Room: w.room, Name: "bad\xff"}, "name", realtime.ErrInvalidUTF8},
+		{"request id with DEL", realtime.Message{Room: w.room, Name: "x", RequestID: "a\x7f"}, "requestId", realtime.ErrControlCharacter},
+		{"request id too long", realtime.Message{Room: w.room, Name: "x", RequestID: strings.Repeat("i", realtime.MaxRequestIDBytes+1)}, "requestId", realtime.ErrTooLong},
+	}
+	for _, c := range cases {
+		err := w.publish(c.msg)
+		if !errors.Is(err, realtime.ErrInvalidMessage) || !errors.Is(err, c.reason) {
+			t.Errorf("%s: got %v, want errors matching ErrInvalidMessage and %v", c.name, err, c.reason)
+			continue
+		}
+		var ve *realtime.ValidationError
+		if !errors.As(err, &ve) || ve.Field != c.field {
+			t.Errorf("%s: got %#v, want a *ValidationError for field %q", c.name, err, c.field)
+		}
+	}
+	w.marker()
+}
+
+type panicky struct{}
+
+func (panicky) MarshalJSON() ([]byte, error) { panic("boom") }
+
+type failing struct{}
+
+func (failing) MarshalJSON() ([]byte, error) { return nil, errors.New("cannot") }
+
+func testUnencodable(t *testing.T, target Target) {
+	w := newWatch(t, target)
+	for name, body := range map[string]any{
+		"channel":           make(chan int),
+		"function":          func() {},
+		"invalid raw JSON":  json.RawMessage(`{"a":`),
+		"failing marshaler": failing{},
+		"panicking marshaler": map[string]any{
+			"nested": panicky{},
+		},
+	} {
+		err := w.publish(w.msg("video.asset.ready", body))
+		if !errors.Is(err, realtime.ErrEncode) {
+			t.Errorf("%s: got %v, want ErrEncode", name, err)
+		}
+	}
+	w.marker()
+}
+
+func testSizeGuard(t *testing.T, target Target) {
+	w := newWatch(t, target)
+	base := w.msg("video.asset.ready", "")
+	empty, err := base.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := realtime.MaxEnvelopeBytes - len(empty)
+
+	over := base
+	over.Body = strings.Repeat("x", fill+1)
+	err = w.publish(over)
+	var tl *realtime.TooLargeError
+	if !errors.Is(err, realtime.ErrPayloadTooLarge) || !errors.As(err, &tl) {
+		t.Fatalf("over the limit: got %v, want a *TooLargeError", err)
+	}
+	if tl.Size != realtime.MaxEnvelopeBytes+1 || tl.Limit != realtime.MaxEnvelopeBytes {
+		t.Errorf("TooLargeError = %+v, want size %d limit %d", tl, realtime.MaxEnvelopeBytes+1, realtime.MaxEnvelopeBytes)
+	}
+
+	// Escaping counts: a body that is short in Go but long once encoded.
+	escaped := base
+	escaped.Body = strings.Repeat("<", fill/6+1)
+	if err := w.publish(escaped); !errors.Is(err, realtime.ErrPayloadTooLarge) {
+		t.Fatalf("over the limit once escaped: got %v, want ErrPayloadTooLarge", err)
+	}
+
+	at := base
+	at.Body = strings.Repeat("y", fill)
+	w.expect(at)
+}
+
+func testCancellation(t *testing.T, target Target) {
+	w := newWatch(t, target)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := target.Provider.Publish(ctx, w.msg("video.asset.ready", "cancelled")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled context: got %v, want context.Canceled", err)
+	}
+	w.marker()
+}
+
+func testDeadline(t *testing.T, target Target) {
+	if target.Stalled == nil {
+		t.Skip("target has no stalled server")
+	}
+	p := target.Stalled(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := p.Publish(ctx, realtime.Message{Room: "stalled", Name: "video.asset.ready", Body: 1})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("stalled server: got %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func testConcurrent(t *testing.T, target Target) {
+	w := newWatch(t, target)
+	const workers, each = 8, 10
+	var want []string
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for g := range workers {
+		for i := range each {
+			msg := w.msg("video.asset.ready", map[string]int{"worker": g, "seq": i})
+			env, err := msg.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, string(env))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				errs <- w.publish(w.msg("video.asset.ready", map[string]int{"worker": g, "seq": i}))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent publish: %v", err)
+		}
+	}
+	var got []string
+	for range want {
+		ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+		b, err := w.sub.Next(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("after %d of %d deliveries: %v", len(got), len(want), err)
+		}
+		got = append(got, string(b))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("concurrent deliveries differ from what was published (lost or duplicated messages)")
+	}
+	w.marker()
+}
