@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -52,7 +53,10 @@ type ValidationError struct {
 }
 
 func (e *ValidationError) Error() string {
-	reason := e.Reason.Error()[len("realtime: "):]
+	reason := "invalid"
+	if e.Reason != nil {
+		reason = strings.TrimPrefix(e.Reason.Error(), "realtime: ")
+	}
 	if e.Limit > 0 {
 		return fmt.Sprintf("realtime: invalid message: %s is %s (limit %d bytes)", e.Field, reason, e.Limit)
 	}

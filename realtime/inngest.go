@@ -141,7 +141,7 @@ func NewInngest(opts *InngestOptions) (*Inngest, error) {
 		mapping:    o.Mapping,
 		client:     o.HTTPClient,
 		timeout:    o.AttemptTimeout,
-		retry:      o.Retry.orDefault(),
+		retry:      o.Retry.WithDefaults(),
 		log:        o.Logger,
 	}
 	if p.client == nil {
@@ -282,8 +282,6 @@ func (p *Inngest) send(ctx context.Context, target string, body []byte) error {
 const replyLimit = 512
 
 func (p *Inngest) sendWith(ctx context.Context, target string, body []byte, hashedKey string) error {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
 	h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {userAgent}}
 	if hashedKey != "" {
 		h.Set("Authorization", "Bearer "+hashedKey)
@@ -291,11 +289,14 @@ func (p *Inngest) sendWith(ctx context.Context, target string, body []byte, hash
 	if p.env != "" {
 		h.Set("X-Inngest-Env", p.env)
 	}
-	ans, err := httpx.Post(ctx, p.client, target, h, body, replyLimit)
-	if err != nil {
+	ans, err := httpx.Post(ctx, p.client, target, h, body, replyLimit, p.timeout)
+	if ans.Status == 0 {
+		p.log.Debug("realtime: inngest publish attempt failed", zap.Error(err))
 		return NewNetworkError("inngest", err)
 	}
 	if ans.Status >= 200 && ans.Status < 300 {
+		// Accepted: a reply cut short is not worth a retry that would
+		// deliver the message twice.
 		return nil
 	}
 	detail := ""

@@ -26,7 +26,9 @@ type RetryPolicy struct {
 // DefaultRetryPolicy is used when a provider's options leave Retry nil.
 var DefaultRetryPolicy = RetryPolicy{Attempts: 3, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second}
 
-func (p *RetryPolicy) orDefault() RetryPolicy {
+// WithDefaults returns a copy of *p with every zero field set from
+// [DefaultRetryPolicy]; a nil p yields DefaultRetryPolicy.
+func (p *RetryPolicy) WithDefaults() RetryPolicy {
 	if p == nil {
 		return DefaultRetryPolicy
 	}

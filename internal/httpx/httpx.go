@@ -109,10 +109,36 @@ type Answer struct {
 	RetryAfter time.Duration
 }
 
-// Post sends body to url with the given headers and returns the answer, with
-// at most limit bytes of its body. The error is the client's (no answer
-// came); any status, success or not, is in the Answer.
-func Post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte, limit int64) (Answer, error) {
+// AttemptTimeoutError reports a request that ran out of its own timeout
+// while the caller's context was still live. It is deliberately not a
+// context error: the caller may still retry.
+type AttemptTimeoutError struct{ Timeout time.Duration }
+
+func (e *AttemptTimeoutError) Error() string {
+	return "no answer within the attempt timeout of " + e.Timeout.String()
+}
+
+// Post sends body to url with the given headers, bounded by timeout (none if
+// zero) and ctx, and returns the answer with at most limit bytes of its body.
+// A non-zero Answer.Status means the server answered, even when err reports
+// that reading the rest of the answer failed; a zero Status means no answer
+// came, and err says why (an [*AttemptTimeoutError] when timeout ran out
+// before ctx did).
+func Post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte, limit int64, timeout time.Duration) (Answer, error) {
+	parent := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	ans, err := post(ctx, client, url, header, body, limit)
+	if err != nil && ans.Status == 0 && parent.Err() == nil && ctx.Err() != nil {
+		err = &AttemptTimeoutError{Timeout: timeout}
+	}
+	return ans, err
+}
+
+func post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte, limit int64) (Answer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return Answer{}, err

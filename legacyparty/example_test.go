@@ -1,0 +1,110 @@
+package legacyparty_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/coursebuilder/realtime-go/legacyparty"
+	"github.com/coursebuilder/realtime-go/realtime"
+)
+
+// A stand-in for an app's party server replies with what it was sent.
+func ExampleProvider_PublishReply() {
+	party := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.EscapedPath(), body)
+	}))
+	defer party.Close()
+
+	p, err := legacyparty.New(&legacyparty.Options{BaseURL: party.URL})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+
+	reply, err := p.PublishReply(context.Background(), realtime.Message{
+		Room:      "vid_123",
+		Name:      "video.asset.ready",
+		RequestID: "vid_123",
+		Body:      map[string]string{"status": "ready"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(reply)
+	// Output: POST /party/vid_123 {"body":{"status":"ready"},"requestId":"vid_123","name":"video.asset.ready"}
+}
+
+// A party server that refuses the request: the error says so, and is not
+// retried.
+func ExampleProvider_Publish() {
+	party := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "Invalid payload, please send JSON body", http.StatusBadRequest)
+	}))
+	defer party.Close()
+
+	p, err := legacyparty.New(&legacyparty.Options{BaseURL: party.URL})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+
+	err = p.Publish(context.Background(), realtime.Message{Room: "vid_123", Name: "video.asset.ready"})
+	var pe *realtime.PublishError
+	fmt.Println(errors.Is(err, realtime.ErrRejected), errors.As(err, &pe) && pe.StatusCode == 400)
+	fmt.Println(err)
+	// Output:
+	// true true
+	// realtime: publish to partykit failed: status 400 Bad Request: "Invalid payload, please send JSON body": realtime: rejected
+}
+
+// NEXT_PUBLIC_PARTY_KIT_URL may hold a host without a scheme.
+func ExampleNew() {
+	for _, v := range []string{"my-party.user.partykit.dev", "localhost:1999", "https://my-party.user.partykit.dev/", ""} {
+		p, err := legacyparty.New(&legacyparty.Options{
+			LookupEnv: func(key string) (string, bool) {
+				if key == legacyparty.EnvBaseURL {
+					return v, true
+				}
+				return "", false
+			},
+		})
+		if err != nil {
+			fmt.Println(errors.Is(err, realtime.ErrNotConfigured), err)
+			continue
+		}
+		fmt.Println(p.BaseURL())
+		_ = p.Close()
+	}
+	// Output:
+	// https://my-party.user.partykit.dev
+	// http://localhost:1999
+	// https://my-party.user.partykit.dev
+	// true realtime: not configured: partykit base URL missing (set NEXT_PUBLIC_PARTY_KIT_URL or Options.BaseURL)
+}
+
+// Rooms are one escaped path segment: none can reach another path.
+func ExampleProvider_PublishURL() {
+	p, err := legacyparty.New(&legacyparty.Options{BaseURL: "localhost:1999"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+	for _, room := range []string{"vid_123", "../admin", "a/b?c#d", ".."} {
+		u, err := p.PublishURL(room)
+		fmt.Println(u, err)
+	}
+	// Output:
+	// http://localhost:1999/party/vid_123 <nil>
+	// http://localhost:1999/party/..%2Fadmin <nil>
+	// http://localhost:1999/party/a%2Fb%3Fc%23d <nil>
+	//  realtime: invalid message: room: a path dot segment ("." or "..")
+}

@@ -1,0 +1,367 @@
+package legacyparty
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/coursebuilder/realtime-go/internal/httpx"
+	"github.com/coursebuilder/realtime-go/realtime"
+)
+
+// EnvBaseURL is the environment variable the course apps set to their
+// PartyKit host today, and the default source of [Options.BaseURL].
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+const EnvBaseURL = "NEXT_PUBLIC_PARTY_KIT_URL"
+
+// MaxReplyBytes bounds the reply text [Provider.PublishReply] returns: a
+// longer reply is cut to its first MaxReplyBytes bytes.
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+const MaxReplyBytes = 64 << 10
+
+// DefaultAttemptTimeout is the default of [Options.AttemptTimeout].
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+const DefaultAttemptTimeout = 5 * time.Second
+
+// ErrDotSegment is the reason of the [*realtime.ValidationError] returned for
+// the rooms "." and "..". URL parsers, PartyKit's included, resolve such a
+// path segment (escaped or not) against /party/ instead of treating it as a
+// room, so these two rooms cannot be addressed and are refused before
+// anything is sent. Like every validation reason it is matched with
+// [errors.Is], together with [realtime.ErrInvalidMessage].
+//
+// Its text starts with "realtime: " because [realtime.ValidationError] shows
+// its reason without that prefix.
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+var ErrDotSegment = errors.New("realtime: a path dot segment (\".\" or \"..\")")
+
+// Options configures [New]. A nil *Options, or a zero field, means the
+// default documented on the field.
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+type Options struct {
+	// BaseURL is the PartyKit host, such as
+	// "https://my-party.user.partykit.dev" or "http://localhost:1999"; a path
+	// prefix is kept, a trailing slash dropped. Defaults to the
+	// NEXT_PUBLIC_PARTY_KIT_URL environment variable ([EnvBaseURL]).
+	//
+	// As in that variable, the scheme may be left out: a bare host[:port]
+	// gets http when the host is localhost or a loopback address (127.0.0.0/8,
+	// [::1]) and https otherwise, as partysocket chooses ws or wss. The
+	// websocket schemes ws and wss, which some apps put there, mean http and
+	// https. A URL with user info, a query or a fragment is refused.
+	BaseURL string
+	// HTTPClient sends the requests. Defaults to a client of this provider's
+	// own with dial, TLS and header timeouts and keep-alive connections.
+	HTTPClient *http.Client
+	// AttemptTimeout bounds each request, retries excluded; the caller's
+	// context bounds the whole publish. An attempt that runs out of time is
+	// retried like a network error. Defaults to 5s
+	// ([DefaultAttemptTimeout]).
+	AttemptTimeout time.Duration
+	// Retry says how transient failures (network errors, attempt timeouts,
+	// 408, 429 after its Retry-After, 5xx) are retried; zero fields take
+	// their defaults. Defaults to [realtime.DefaultRetryPolicy].
+	Retry *realtime.RetryPolicy
+	// Logger receives retry diagnostics (room and status, never a body).
+	// Defaults to zap.NewNop().
+	Logger *zap.Logger
+	// LookupEnv reads environment variables. Defaults to os.LookupEnv.
+	LookupEnv func(key string) (string, bool)
+}
+
+// Provider publishes messages to a PartyKit party over HTTP, exactly as the
+// TypeScript PartykitProvider's broadcastMessage does:
+//
+//	POST {BaseURL}/party/{room}
+//
+// with the envelope of [realtime.Message.Encode] as body. The party server
+// broadcasts that body unchanged to the websockets in the room, so browsers
+// connected with partysocket keep receiving what they receive today.
+//
+// The room is one path segment, escaped with [url.PathEscape]: no room can
+// reach another path of the server. Room ids made of letters, digits and
+// "-._~" (every id the apps use) go on the wire as they are, so they name the
+// same room as a browser's partysocket; PartyKit does not unescape the path,
+// so a room with other characters is named by its escaped form on both
+// sides only if the browser escapes it alike.
+//
+// Requests carry Content-Type: application/json. The TypeScript provider set
+// no content type (so fetch sent text/plain;charset=UTF-8); the party servers
+// read the body whatever the header says, and the body is JSON.
+//
+// A Provider is safe for concurrent use. Create one with [New].
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+type Provider struct {
+	baseURL   string
+	partyURL  string // baseURL + "/party/"
+	client    *http.Client
+	ownClient bool
+	timeout   time.Duration
+	retry     realtime.RetryPolicy
+	log       *zap.Logger
+}
+
+var (
+	_ realtime.Provider = (*Provider)(nil)
+	_ fmt.Stringer      = (*Provider)(nil)
+	_ fmt.GoStringer    = (*Provider)(nil)
+)
+
+// New returns a PartyKit provider. It fails with an error matching
+// [realtime.ErrNotConfigured] when no base URL is given and
+// NEXT_PUBLIC_PARTY_KIT_URL is unset or empty, or when the base URL is not a
+// usable http(s) URL or host[:port].
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+func New(opts *Options) (*Provider, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	lookup := o.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	raw := strings.TrimSpace(o.BaseURL)
+	if raw == "" {
+		v, _ := lookup(EnvBaseURL)
+		raw = strings.TrimSpace(v)
+	}
+	if raw == "" {
+		return nil, fmt.Errorf("%w: partykit base URL missing (set %s or Options.BaseURL)", realtime.ErrNotConfigured, EnvBaseURL)
+	}
+	base, err := normalizeBaseURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: partykit base URL: %w", realtime.ErrNotConfigured, err)
+	}
+
+	p := &Provider{
+		baseURL:  base,
+		partyURL: base + "/party/",
+		client:   o.HTTPClient,
+		timeout:  o.AttemptTimeout,
+		retry:    o.Retry.WithDefaults(),
+		log:      o.Logger,
+	}
+	if p.client == nil {
+		p.client, p.ownClient = httpx.NewClient(), true
+	}
+	if p.timeout <= 0 {
+		p.timeout = DefaultAttemptTimeout
+	}
+	if p.log == nil {
+		p.log = zap.NewNop()
+	}
+	return p, nil
+}
+
+// normalizeBaseURL turns the configured value into scheme://host[/prefix]
+// without a trailing slash. Its errors never repeat user info.
+func normalizeBaseURL(raw string) (string, error) {
+	if !strings.Contains(raw, "://") {
+		rest := strings.TrimPrefix(raw, "//")
+		hostURL, err := url.Parse("//" + rest)
+		if err != nil {
+			return "", errors.New("not an http(s) URL or host[:port]")
+		}
+		scheme := "https"
+		if isLoopback(hostURL.Hostname()) {
+			scheme = "http"
+		}
+		raw = scheme + "://" + rest
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", errors.New("not an http(s) URL or host[:port]")
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "ws":
+		u.Scheme = "http"
+	case "https", "wss":
+		u.Scheme = "https"
+	default:
+		return "", fmt.Errorf("scheme %q is not http or https", u.Scheme)
+	}
+	switch {
+	case u.User != nil:
+		return "", errors.New("user info is not supported")
+	case u.Host == "" || u.Hostname() == "":
+		return "", fmt.Errorf("%q has no host", u.Redacted())
+	case u.RawQuery != "" || u.ForceQuery:
+		return "", fmt.Errorf("%q has a query", u.Redacted())
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "", fmt.Errorf("%q has a fragment", u.Redacted())
+	}
+	return u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"), nil
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// BaseURL returns the resolved PartyKit base URL, with its scheme.
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+func (p *Provider) BaseURL() string { return p.baseURL }
+
+// String describes the provider.
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+func (p *Provider) String() string {
+	return fmt.Sprintf("legacyparty.Provider{base: %s}", p.baseURL)
+}
+
+// GoString is String, so that %#v prints the same short description.
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+func (p *Provider) GoString() string { return p.String() }
+
+// Close releases idle connections of the provider's own HTTP client (a
+// client given in [Options.HTTPClient] is left alone). The provider stays
+// usable; Close is safe to call more than once.
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+func (p *Provider) Close() error {
+	if p.ownClient {
+		p.client.CloseIdleConnections()
+	}
+	return nil
+}
+
+// PublishURL returns the URL a message for room is posted to: the base URL,
+// "/party/" and the room escaped as one path segment. It fails with a
+// [*realtime.ValidationError] for a room that [realtime.Message.Validate]
+// refuses, and for "." and ".." (reason [ErrDotSegment]).
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+func (p *Provider) PublishURL(room string) (string, error) {
+	if err := realtime.ValidateField("room", room, realtime.MaxRoomBytes); err != nil {
+		return "", err
+	}
+	if room == "." || room == ".." {
+		return "", &realtime.ValidationError{Field: "room", Reason: ErrDotSegment}
+	}
+	return p.partyURL + url.PathEscape(room), nil
+}
+
+// Publish validates and encodes msg and posts the envelope to the room's
+// party, retrying transient failures under the provider's retry policy. It
+// satisfies [realtime.Provider]; the server's reply text is discarded (see
+// [Provider.PublishReply]).
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+func (p *Provider) Publish(ctx context.Context, msg realtime.Message) error {
+	_, err := p.publish(ctx, msg, errorDetailBytes)
+	return err
+}
+
+// PublishReply is [Provider.Publish] that also returns the reply text of the
+// party server's successful answer (what the TypeScript broadcastMessage
+// resolved to), cut to its first [MaxReplyBytes] bytes. On error the text is
+// empty.
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+func (p *Provider) PublishReply(ctx context.Context, msg realtime.Message) (string, error) {
+	return p.publish(ctx, msg, MaxReplyBytes)
+}
+
+// errorDetailBytes is how much of an answer Publish reads: enough for the
+// detail of an error.
+const errorDetailBytes = 512
+
+// transport names PartyKit in errors.
+const transport = "partykit"
+
+func (p *Provider) publish(ctx context.Context, msg realtime.Message, limit int64) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	body, err := msg.Encode()
+	if err != nil {
+		return "", err
+	}
+	target, err := p.PublishURL(msg.Room)
+	if err != nil {
+		return "", err
+	}
+	var reply []byte
+	err = p.retry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		reply, err = p.send(ctx, target, body, limit, msg.Room)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return string(reply), nil
+}
+
+// send makes one attempt and returns the start of a successful answer.
+func (p *Provider) send(ctx context.Context, target string, body []byte, limit int64, room string) ([]byte, error) {
+	h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {userAgent}}
+	ans, err := httpx.Post(ctx, p.client, target, h, body, limit, p.timeout)
+	if ans.Status == 0 {
+		p.log.Debug("legacyparty: partykit publish attempt failed", zap.String("room", room), zap.Error(err))
+		return nil, realtime.NewNetworkError(transport, err)
+	}
+	if ans.Status >= 200 && ans.Status < 300 {
+		// The party accepted the message: a reply cut short by a read error
+		// is not worth a retry that would broadcast it twice.
+		if err != nil {
+			p.log.Debug("legacyparty: partykit reply cut short", zap.String("room", room), zap.Error(err))
+		}
+		return ans.Body, nil
+	}
+	p.log.Debug("legacyparty: partykit publish attempt failed", zap.String("room", room), zap.Int("status", ans.Status))
+	return nil, realtime.NewStatusError(transport, ans.Status, httpx.Snippet(ans.Body, 200), ans.RetryAfter)
+}
+
+// userAgent identifies this library to servers.
+const userAgent = "realtime-go/" + realtime.Version + " (legacyparty)"

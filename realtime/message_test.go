@@ -1,0 +1,171 @@
+package realtime_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/coursebuilder/realtime-go/realtime"
+)
+
+func TestEncodeIsTheEnvelopeBrowsersReceive(t *testing.T) {
+	cases := []struct {
+		name string
+		msg  realtime.Message
+		want string
+	}{
+		{"video ready", realtime.Message{Room: "vid_1", Name: "video.asset.ready", RequestID: "req_9", Body: map[string]any{"id": "vid_1", "status": "ready"}},
+			`{"body":{"id":"vid_1","status":"ready"},"requestId":"req_9","name":"video.asset.ready"}`},
+		{"nil body", realtime.Message{Room: "r", Name: "n"}, `{"body":null,"requestId":"","name":"n"}`},
+		{"raw body kept as is", realtime.Message{Room: "r", Name: "n", Body: json.RawMessage(`{"b":1,"a":2}`)}, `{"body":{"b":1,"a":2},"requestId":"","name":"n"}`},
+		{"text chunk", realtime.Message{Room: "chat", Name: "ai.message", RequestID: "chat", Body: `\ok`}, `{"body":"\\ok","requestId":"chat","name":"ai.message"}`},
+		{"html escaped like the Inngest server re-encodes", realtime.Message{Room: "r", Name: "n", Body: "<a&b>"}, `{"body":"\u003ca\u0026b\u003e","requestId":"","name":"n"}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := c.msg.Encode()
+			require.NoError(t, err)
+			assert.Equal(t, c.want, string(got))
+		})
+	}
+}
+
+func TestValidationErrorsAreTyped(t *testing.T) {
+	err := realtime.Message{Room: strings.Repeat("x", realtime.MaxRoomBytes+1), Name: "n"}.Validate()
+	var ve *realtime.ValidationError
+	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, "room", ve.Field)
+	assert.ErrorIs(t, err, realtime.ErrTooLong)
+	assert.ErrorIs(t, err, realtime.ErrInvalidMessage)
+	assert.Equal(t, "realtime: invalid message: room is too long (limit 256 bytes)", err.Error())
+
+	err = realtime.Message{Room: "r", Name: "a\x1bb"}.Validate()
+	assert.EqualError(t, err, "realtime: invalid message: name: control character")
+	assert.NoError(t, realtime.Message{Room: "vidéo 1/é", Name: "video.asset.ready"}.Validate(), "rooms may hold any printable text")
+}
+
+func TestEncodeRefusesOversizeBeforeSending(t *testing.T) {
+	_, err := realtime.Message{Room: "r", Name: "n", Body: strings.Repeat("a", realtime.MaxEnvelopeBytes)}.Encode()
+	var tl *realtime.TooLargeError
+	require.ErrorAs(t, err, &tl)
+	assert.Greater(t, tl.Size, realtime.MaxEnvelopeBytes)
+	assert.ErrorIs(t, err, realtime.ErrPayloadTooLarge)
+}
+
+func TestEncodeTurnsPanicsIntoErrors(t *testing.T) {
+	_, err := realtime.Message{Room: "r", Name: "n", Body: []any{boom{}}}.Encode()
+	assert.ErrorIs(t, err, realtime.ErrEncode)
+	assert.Contains(t, err.Error(), "panic while encoding")
+}
+
+type boom struct{}
+
+func (boom) MarshalJSON() ([]byte, error) { panic(errors.New("kaboom")) }
+
+func TestDecodeEnvelopeRoundTrip(t *testing.T) {
+	in := realtime.Message{Room: "r", Name: "video.asset.errored", RequestID: "q", Body: map[string]int{"code": 3}}
+	b, err := in.Encode()
+	require.NoError(t, err)
+	out, err := realtime.DecodeEnvelope(b)
+	require.NoError(t, err)
+	assert.Equal(t, in.Name, out.Name)
+	assert.Equal(t, in.RequestID, out.RequestID)
+	assert.JSONEq(t, `{"code":3}`, string(out.Body.(json.RawMessage)))
+
+	for _, bad := range []string{``, `{`, `[]`, `{"body":1}`, `{"name":"a"} {}`} {
+		_, err := realtime.DecodeEnvelope([]byte(bad))
+		assert.Error(t, err, "%q", bad)
+	}
+}
+
+func TestMappingOverrideIsValidated(t *testing.T) {
+	m := realtime.Mapping{
+		Channel: func(room string) string { return "app:" + room },
+		Topic:   func(name string) string { return strings.ReplaceAll(name, ".", "/") },
+	}
+	ch, err := m.ChannelFor("vid_1")
+	require.NoError(t, err)
+	assert.Equal(t, "app:vid_1", ch)
+	topic, err := m.TopicFor("video.asset.ready")
+	require.NoError(t, err)
+	assert.Equal(t, "video/asset/ready", topic)
+
+	_, err = realtime.Mapping{Channel: func(string) string { return "" }}.ChannelFor("x")
+	assert.ErrorIs(t, err, realtime.ErrEmpty)
+	var ve *realtime.ValidationError
+	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, "channel", ve.Field)
+}
+
+// FuzzEncode checks that Encode never panics, that what it accepts is valid
+// JSON within the limit that decodes back to the same message, and that what
+// it refuses is refused with a typed error.
+func FuzzEncode(f *testing.F) {
+	f.Add("vid_1", "video.asset.ready", "req", `{"status":"ready"}`)
+	f.Add("", "n", "", `null`)
+	f.Add("r\x00", "n", "", `1`)
+	f.Add("r", "n\u200b", "", `"x"`)
+	f.Add("r", "n", "\xff", `{`)
+	f.Fuzz(func(t *testing.T, room, name, reqID, body string) {
+		msg := realtime.Message{Room: room, Name: name, RequestID: reqID, Body: json.RawMessage(body)}
+		b, err := msg.Encode()
+		if err != nil {
+			if !errors.Is(err, realtime.ErrInvalidMessage) && !errors.Is(err, realtime.ErrEncode) && !errors.Is(err, realtime.ErrPayloadTooLarge) {
+				t.Fatalf("untyped error: %v", err)
+			}
+			if errors.Is(err, realtime.ErrInvalidMessage) != (msg.Validate() != nil) {
+				t.Fatalf("Encode and Validate disagree: %v", err)
+			}
+			return
+		}
+		if !json.Valid(b) || len(b) > realtime.MaxEnvelopeBytes || !utf8.Valid(b) {
+			t.Fatalf("bad envelope %q", b)
+		}
+		got, err := realtime.DecodeEnvelope(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Name != name || got.RequestID != reqID {
+			t.Fatalf("round trip: got %q/%q want %q/%q", got.Name, got.RequestID, name, reqID)
+		}
+		var want, have any
+		if json.Unmarshal([]byte(body), &want) != nil || json.Unmarshal(got.Body.(json.RawMessage), &have) != nil {
+			t.Fatal("body does not decode")
+		}
+		if !jsonEqual(want, have) {
+			t.Fatalf("body changed: %s -> %s", body, got.Body)
+		}
+	})
+}
+
+func jsonEqual(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+// FuzzValidateField checks the validator's contract: accepted values are
+// non-empty, within the limit, valid UTF-8 and printable.
+func FuzzValidateField(f *testing.F) {
+	for _, s := range []string{"", "a", "vid_123", "a\nb", "\u2028", "\u00ad", "\xc3", strings.Repeat("é", 200)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err := realtime.ValidateField("room", s, realtime.MaxRoomBytes)
+		if err == nil {
+			if s == "" || len(s) > realtime.MaxRoomBytes || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				t.Fatalf("accepted %q", s)
+			}
+			return
+		}
+		var ve *realtime.ValidationError
+		if !errors.As(err, &ve) || ve.Field != "room" || !errors.Is(err, realtime.ErrInvalidMessage) {
+			t.Fatalf("untyped error for %q: %v", s, err)
+		}
+	})
+}
