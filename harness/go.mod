@@ -11,6 +11,7 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/inngest/inngest v1.19.3
 	github.com/redis/rueidis v1.0.68
+	go.uber.org/goleak v1.3.0
 )
 
 require (

@@ -74,9 +74,12 @@ func (m Message) Validate() error {
 // encoded, or a [*TooLargeError] when the envelope exceeds
 // [MaxEnvelopeBytes]. Every provider sends exactly these bytes.
 //
-// The encoding is encoding/json's: HTML-sensitive characters are escaped
-// (\u003c), as the Inngest server re-encodes them anyway, so both transports
-// deliver identical bytes.
+// The encoding is encoding/json's, HTML-sensitive characters escaped
+// (\u003c) as the Inngest server re-encodes them anyway: Inngest Realtime
+// delivers exactly these bytes. Course-builder's party relays
+// JSON.stringify(await req.json()), which spells <, >, & and U+2028/U+2029
+// as themselves (see realtimetest.JSSpelling) and is what browsers received
+// from the TypeScript apps too; either way a browser parses the same value.
 func (m Message) Encode() ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package inngestrt
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/coursebuilder/realtime-go/harness/internal/wsconn"
 )
@@ -124,21 +123,26 @@ func (s *Server) post(ctx context.Context, path, contentType string, body io.Rea
 }
 
 // Subscribe dials GET /v1/realtime/connect with "Authorization: Bearer
-// <token>". ctx bounds only the handshake; the subscription lives until
-// Close or until the server ends it.
+// <token>" and returns once the server has subscribed the connection to the
+// token's topics, so that anything published afterwards is delivered. ctx
+// bounds only that set-up; the subscription lives until Close or until the
+// server ends it.
 func (s *Server) Subscribe(ctx context.Context, token string) (*Subscription, error) {
-	ws, resp, err := websocket.Dial(ctx, "ws"+s.url[len("http"):]+"/v1/realtime/connect", &websocket.DialOptions{
-		HTTPClient: s.client,
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + token}},
-	})
+	id := rand.Text()
+	c, resp, err := wsconn.Dial(ctx, "ws"+s.url[len("http"):]+"/v1/realtime/connect",
+		http.Header{"Authorization": {"Bearer " + token}, subscriberHeader: {id}}, maxFrame)
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("inngestrt: subscribe: status %d: %w", resp.StatusCode, err)
 		}
 		return nil, fmt.Errorf("inngestrt: subscribe: %w", err)
 	}
-	ws.SetReadLimit(maxFrame)
-	return &Subscription{c: wsconn.New(ws)}, nil
+	sub := &Subscription{c: c}
+	if err := s.subs.wait(ctx, sub.Done(), func() bool { return s.subs.ids[id] }); err != nil {
+		_ = sub.Close()
+		return nil, fmt.Errorf("inngestrt: subscribe: server did not subscribe the connection: %w", err)
+	}
+	return sub, nil
 }
 
 // NextFrame returns the next raw frame the server sent, whatever its kind,

@@ -106,6 +106,7 @@ type Server struct {
 	pubc      rueidis.Client
 	subc      rueidis.Client
 	bc        realtime.Broadcaster
+	subs      *subTracker
 
 	mu       sync.Mutex
 	closing  bool
@@ -170,10 +171,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("inngestrt: redis subscribe client: %w", err)
 	}
 	s.bc = realtime.NewRedisBroadcaster(s.pubc, s.subc, realtime.BroadcasterOpts{ShutdownGracePeriod: shutdownGrace})
+	s.subs = newSubTracker()
 
 	rt := realtime.NewAPI(realtime.APIOpts{
 		JWTSecret:      s.jwtSecret,
-		Broadcaster:    s.bc,
+		Broadcaster:    observed{Broadcaster: s.bc, t: s.subs},
 		AuthMiddleware: s.authMiddleware,
 		AuthFinder:     s.authFinder,
 	})
@@ -181,7 +183,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	router.Mount("/v1", rt)
 
 	var h http.Handler = router
-	h = s.withServerLogger(h)
+	h = s.withContext(h)
 	if opts.Wrap != nil {
 		h = opts.Wrap(h)
 	}
@@ -388,12 +390,17 @@ func (s *Server) validKey(k string) bool {
 	return false
 }
 
-// withServerLogger gives the Inngest code, which logs through the logger in
-// the request context, a logger that writes to Logf (or nowhere).
-func (s *Server) withServerLogger(next http.Handler) http.Handler {
+// withContext gives the Inngest code, which logs through the logger in the
+// request context, a logger that writes to Logf (or nowhere), and records
+// the subscriber ID header that Subscribe sends.
+func (s *Server) withContext(next http.Handler) http.Handler {
 	l := s.serverLogger()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(logger.WithStdlib(r.Context(), l)))
+		ctx := logger.WithStdlib(r.Context(), l)
+		if id := r.Header.Get(subscriberHeader); id != "" {
+			ctx = context.WithValue(ctx, subscriberKey{}, id)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -8,14 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 )
 
-// closeTimeout bounds the close handshake started by Close.
-const closeTimeout = 2 * time.Second
+// closeTimeout bounds the close handshake started by Close. Some peers
+// never answer a close frame (the PartyKit dev server's workerd does not
+// without the web_socket_auto_reply_to_close flag); the TCP connection is
+// cut after this long.
+const closeTimeout = 500 * time.Millisecond
 
 // ErrClosed is returned by Next once the connection has ended and every queued
 // frame has been read.
@@ -24,6 +28,7 @@ var ErrClosed = errors.New("websocket closed")
 // Conn owns a websocket connection and the goroutine that reads it.
 type Conn struct {
 	ws     *websocket.Conn
+	tcp    net.Conn // the connection under ws, cut if the close handshake hangs
 	cancel context.CancelFunc
 	done   chan struct{}
 	notify chan struct{}
@@ -36,12 +41,43 @@ type Conn struct {
 	closeErr  error
 }
 
-// New starts reading ws until it ends or Close is called. Reading is not
-// bounded by any caller context: the connection lives until Close.
-func New(ws *websocket.Conn) *Conn {
+// Dial opens a websocket to rawURL with the given request headers over a
+// connection of its own, and starts reading it. ctx bounds only the
+// handshake: the connection lives until Close. On a failed handshake the
+// response, if any, is returned with the error.
+func Dial(ctx context.Context, rawURL string, header http.Header, readLimit int64) (*Conn, *http.Response, error) {
+	var (
+		mu  sync.Mutex
+		tcp net.Conn
+	)
+	var d net.Dialer
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err == nil {
+				mu.Lock()
+				tcp = c
+				mu.Unlock()
+			}
+			return c, err
+		},
+	}}
+	ws, resp, err := websocket.Dial(ctx, rawURL, &websocket.DialOptions{HTTPClient: client, HTTPHeader: header})
+	if err != nil {
+		client.CloseIdleConnections()
+		return nil, resp, err
+	}
+	ws.SetReadLimit(readLimit)
+	mu.Lock()
+	defer mu.Unlock()
+	return start(ws, tcp), resp, nil
+}
+
+func start(ws *websocket.Conn, tcp net.Conn) *Conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{
 		ws:     ws,
+		tcp:    tcp,
 		cancel: cancel,
 		done:   make(chan struct{}),
 		notify: make(chan struct{}, 1),
@@ -119,8 +155,13 @@ func (c *Conn) Close() error {
 		case err := <-closed:
 			c.closeErr = err
 		case <-time.After(closeTimeout):
-			_ = c.ws.CloseNow()
-			c.closeErr = <-closed
+			// No close frame came back: cut the connection, which ends
+			// the handshake at once.
+			if c.tcp != nil {
+				_ = c.tcp.Close()
+			}
+			<-closed
+			c.closeErr = nil
 		}
 		c.cancel()
 		<-c.done

@@ -1,0 +1,135 @@
+package broadcast
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/coursebuilder/realtime-go/flags"
+)
+
+// Metric names, documented in the package doc for dashboards and alerts.
+const (
+	MetricPublishes = "realtime.broadcast.publishes"
+	MetricErrors    = "realtime.broadcast.errors"
+	MetricDuration  = "realtime.broadcast.duration"
+	MetricDetached  = "realtime.broadcast.detached"
+)
+
+// Outcomes of one transport's publish, the "outcome" attribute and log field.
+const (
+	OutcomeOK       = "ok"
+	OutcomeError    = "error"
+	OutcomeTimeout  = "timeout"
+	OutcomeCanceled = "canceled"
+	OutcomePanic    = "panic"
+)
+
+func outcomeOf(err error) string {
+	switch {
+	case err == nil:
+		return OutcomeOK
+	case errors.Is(err, ErrPanic):
+		return OutcomePanic
+	case errors.Is(err, context.DeadlineExceeded):
+		return OutcomeTimeout
+	case errors.Is(err, context.Canceled):
+		return OutcomeCanceled
+	}
+	return OutcomeError
+}
+
+type instruments struct {
+	publishes, errors, detached metric.Int64Counter
+	duration                    metric.Float64Histogram
+	attrs                       sync.Map // attrKey → metric.MeasurementOption
+}
+
+type attrKey struct {
+	transport string
+	mode      flags.Mode
+	scope     flags.Scope
+	outcome   string
+}
+
+func newInstruments(m metric.Meter) *instruments {
+	if m == nil {
+		m = noop.NewMeterProvider().Meter("")
+	}
+	in := &instruments{}
+	// The API returns usable no-op instruments alongside any error, so an
+	// error here only means a misconfigured SDK; publishing goes on.
+	in.publishes, _ = m.Int64Counter(MetricPublishes, metric.WithDescription("Publishes per transport, by mode, scope and outcome."))
+	in.errors, _ = m.Int64Counter(MetricErrors, metric.WithDescription("Failed publishes per transport, by mode, scope and outcome."))
+	in.detached, _ = m.Int64Counter(MetricDetached, metric.WithDescription("Publishes to the transport that does not count that outlived the shadow budget."))
+	in.duration, _ = m.Float64Histogram(MetricDuration, metric.WithUnit("s"),
+		metric.WithDescription("Latency of one transport's publish, retries included."),
+		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+	return in
+}
+
+func (in *instruments) option(k attrKey) metric.MeasurementOption {
+	if o, ok := in.attrs.Load(k); ok {
+		return o.(metric.MeasurementOption)
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(
+		attribute.String("transport", k.transport),
+		attribute.String("mode", k.mode.String()),
+		attribute.String("scope", string(k.scope)),
+		attribute.String("outcome", k.outcome),
+	))
+	in.attrs.Store(k, o)
+	return o
+}
+
+// record writes the log line and the metrics of one transport's publish.
+func (p *publish) record(ctx context.Context, transport string, start time.Time, err error, detached bool) {
+	elapsed := time.Since(start)
+	outcome := outcomeOf(err)
+	in := p.b.metrics
+	opt := in.option(attrKey{transport: transport, mode: p.mode, scope: p.scope, outcome: outcome})
+	in.publishes.Add(ctx, 1, opt)
+	in.duration.Record(ctx, elapsed.Seconds(), opt)
+	if err != nil {
+		in.errors.Add(ctx, 1, opt)
+	}
+	if detached {
+		in.detached.Add(ctx, 1, opt)
+	}
+
+	level := zapcore.InfoLevel
+	if err != nil {
+		level = zapcore.WarnLevel
+	}
+	ce := p.b.log.Check(level, "realtime: publish")
+	if ce == nil {
+		return
+	}
+	channel, _ := p.b.mapping.ChannelFor(p.msg.Room)
+	topic, _ := p.b.mapping.TopicFor(p.msg.Name)
+	fields := []zap.Field{
+		zap.String("transport", transport),
+		zap.String("mode", p.mode.String()),
+		zap.String("scope", string(p.scope)),
+		zap.String("channel", channel),
+		zap.String("topic", topic),
+		zap.String("room", p.msg.Room),
+		zap.String("request_id", p.msg.RequestID),
+		zap.Duration("latency", elapsed),
+		zap.String("outcome", outcome),
+	}
+	if detached {
+		fields = append(fields, zap.Bool("detached", true))
+	}
+	if err != nil {
+		fields = append(fields, zap.Error(err))
+	}
+	ce.Write(fields...)
+}
