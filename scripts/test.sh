@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every test of every module: gofmt, go vet, go test -race, and a short
+# pass of each fuzz target. Installs the PartyKit dev server from the pinned
+# package-lock first when it is missing. Exits non-zero on any failure.
+#
+#   FUZZTIME=10s ./scripts/test.sh   # longer fuzzing (default 3s per target; 0 skips)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+modules=(. harness examples)
+party=harness/partykit/server
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ ! -x "$party/node_modules/.bin/partykit" ]; then
+	step "npm ci ($party)"
+	npm ci --prefix "$party" --no-audit --no-fund
+fi
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+for m in "${modules[@]}"; do
+	step "go vet ($m)"
+	(cd "$m" && go vet ./...)
+done
+
+for m in "${modules[@]}"; do
+	step "go test -race ($m)"
+	(cd "$m" && go test -race -count=1 -timeout 20m ./...)
+done
+
+fuzztime=${FUZZTIME:-3s}
+if [ "$fuzztime" != "0" ]; then
+	step "fuzz ($fuzztime per target)"
+	# Every Fuzz function of the root module, one at a time, as go test requires.
+	while read -r pkg fn; do
+		echo "--- $pkg $fn"
+		go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$fuzztime" "$pkg"
+	done < <(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./harness/\|^./examples/' | while read -r f; do
+		dir=$(dirname "$f")
+		grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //' | sed "s|^|./${dir#./} |"
+	done)
+fi
+
+step "all tests passed"
