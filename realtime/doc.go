@@ -1,0 +1,45 @@
+// Package realtime is the contract every realtime transport of this module
+// implements, and its Inngest Realtime implementation.
+//
+// A [Provider] publishes a [Message] — a room, an event name, a request id
+// and a body — to the browsers watching that room. Every provider sends the
+// same JSON envelope, the one browsers already receive from PartyKit:
+//
+//	{"body":<body>,"requestId":"<request id>","name":"<event name>"}
+//
+// [Inngest] publishes it to Inngest Realtime (POST /v1/realtime/publish),
+// on the channel and topic that a [Mapping] derives from the room and name.
+// [Noop] validates and drops, for apps where realtime is not configured.
+// [Middleware] puts a Provider into every inngestgo function's context, where
+// [FromContext] finds it.
+//
+//	p, err := realtime.NewInngest(nil) // configured from INNGEST_* variables
+//	if err != nil {
+//		return err
+//	}
+//	err = p.Publish(ctx, realtime.Message{
+//		Room: videoID, Name: "video.asset.ready", RequestID: videoID, Body: asset,
+//	})
+//
+// Options are passed as an *Options struct in which nil, and every zero
+// field, means the documented default; the same style is used by every
+// package of this module.
+//
+// # Errors
+//
+// Validation fails with a [*ValidationError] matching [ErrInvalidMessage]
+// and one of [ErrEmpty], [ErrTooLong], [ErrControlCharacter] and
+// [ErrInvalidUTF8]; a body that cannot be encoded with [ErrEncode]; an
+// envelope over [MaxEnvelopeBytes] (Inngest's limit, above which it silently
+// truncates) with a [*TooLargeError] before anything is sent. A transport
+// failure is a [*PublishError] matching [ErrUnauthorized], [ErrRejected] or
+// [ErrUnavailable]; a caller's cancellation or deadline also matches
+// [context.Canceled] or [context.DeadlineExceeded]. No error, log line or
+// formatted value contains a signing key.
+//
+// # Concurrency
+//
+// Providers are safe for concurrent use; one [Inngest] shares its keep-alive
+// connections between all callers. Publish blocks until the transport
+// answered, the retries are exhausted or ctx ends.
+package realtime
