@@ -1,0 +1,60 @@
+package e2e_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/coursebuilder/realtime-go/legacyparty"
+	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
+)
+
+// TestInngestConformance runs the provider conformance suite against the
+// real Inngest realtime API: what a browser subscribed to the room's channel
+// and topics receives is exactly the envelope, byte for byte.
+func TestInngestConformance(t *testing.T) {
+	realtimetest.Run(t, func(t *testing.T) realtimetest.Target {
+		s, key := sharedInngest(t)
+		return realtimetest.Target{
+			// Default retry policy and attempt timeout: what users get.
+			Provider: newInngest(t, realtime.InngestOptions{BaseURL: s.URL(), SigningKey: key}),
+			Subscribe: func(ctx context.Context, room string, names []string) (realtimetest.Subscription, error) {
+				sub, err := subscribeInngest(ctx, s, room, names...)
+				if err != nil {
+					return nil, err // not a typed nil in the interface
+				}
+				return sub, nil
+			},
+			Stalled: func(t *testing.T) realtime.Provider {
+				return newInngest(t, realtime.InngestOptions{BaseURL: stalledURL(t), SigningKey: key})
+			},
+			// Inngest relays the envelope's bytes as they are.
+			Respell: nil,
+		}
+	})
+}
+
+// TestPartyKitConformance runs the suite against the real PartyKit dev
+// server serving course-builder's party: a websocket on the room receives
+// the envelope as JSON.stringify spells it.
+func TestPartyKitConformance(t *testing.T) {
+	realtimetest.Run(t, func(t *testing.T) realtimetest.Target {
+		s := sharedParty(t)
+		return realtimetest.Target{
+			Provider: newParty(t, legacyparty.Options{BaseURL: s.URL()}),
+			// A room carries every event name.
+			Subscribe: func(ctx context.Context, room string, _ []string) (realtimetest.Subscription, error) {
+				sub, err := subscribeParty(ctx, s, room)
+				if err != nil {
+					return nil, err
+				}
+				return sub, nil
+			},
+			Stalled: func(t *testing.T) realtime.Provider {
+				return newParty(t, legacyparty.Options{BaseURL: stalledURL(t)})
+			},
+			// The party relays JSON.stringify(await req.json()).
+			Respell: partySpelling,
+		}
+	})
+}

@@ -1,0 +1,66 @@
+package e2e_test
+
+import (
+	"errors"
+	"net/url"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/coursebuilder/realtime-go/legacyparty"
+	"github.com/coursebuilder/realtime-go/realtime"
+)
+
+// Faults of the PartyKit transport.
+
+func TestPartyKitServerDownIsUnavailable(t *testing.T) {
+	p := newParty(t, legacyparty.Options{BaseURL: downURL(t), Retry: fastRetry(2)})
+	err := p.Publish(ctxT(t), readyMsg(room("down")))
+	if !errors.Is(err, realtime.ErrUnavailable) {
+		t.Fatalf("Publish to a closed port: %v, want ErrUnavailable", err)
+	}
+	if pe := publishError(t, err); pe.Transport != "partykit" || pe.Attempts != 2 || pe.StatusCode != 0 {
+		t.Fatalf("PublishError = %+v, want 2 attempts to partykit and no status", pe)
+	}
+}
+
+// A room with spaces, slashes, unicode or URL syntax is one path segment: a
+// websocket on the same room, escaped alike, receives the message and no
+// other room does.
+func TestPartyKitRoomEscaping(t *testing.T) {
+	s := sharedParty(t)
+	p := newParty(t, legacyparty.Options{BaseURL: s.URL()})
+	id := uuid.NewString()
+	cases := []struct {
+		name  string
+		room  string
+		decoy string // a room the message would reach if the room were not one escaped segment
+	}{
+		{"spaces and slash", "video " + id + "/part 1", "video " + id},
+		{"unicode", "ünïcödé 🎬 " + id, "unicode " + id}, // any other room
+		{"query and fragment", id + "?room=other#frag", id},
+		{"percent", "100%25 " + id, "100% " + id},
+		{"parent segment", "../" + id, id},
+	}
+
+	subs := map[string]subscriber{}
+	targets := make([]*partySub, len(cases))
+	for i, c := range cases {
+		targets[i] = mustSubscribeParty(t, s, c.room)
+		subs["decoy of "+c.name] = mustSubscribeParty(t, s, c.decoy)
+	}
+	for i, c := range cases {
+		msg := readyMsg(c.room)
+		reply, err := p.PublishReply(ctxT(t), msg)
+		if err != nil {
+			t.Fatalf("%s: publish to %q: %v", c.name, c.room, err)
+		}
+		// The party names its room after the escaped path segment.
+		if want := "Party " + url.PathEscape(c.room) + " has received 0 messages"; reply != want {
+			t.Errorf("%s: reply %q, want %q", c.name, reply, want)
+		}
+		expectDelivered(t, c.name, targets[i], partySpelling(envelope(t, msg)))
+		subs[c.name] = targets[i] // and nothing more
+	}
+	expectQuiet(t, subs)
+}
