@@ -77,12 +77,13 @@ type Options struct {
 	// own with dial, TLS and header timeouts and keep-alive connections.
 	HTTPClient *http.Client
 	// AttemptTimeout bounds each request, retries excluded; the caller's
-	// context bounds the whole publish. An attempt that runs out of time is
-	// retried like a network error. Defaults to 5s
+	// context bounds the whole publish. An attempt that runs out of time
+	// after the request was sent fails with realtime.ErrMaybeDelivered and is
+	// not retried (the party may have broadcast it). Defaults to 5s
 	// ([DefaultAttemptTimeout]).
 	AttemptTimeout time.Duration
-	// Retry says how transient failures (network errors, attempt timeouts,
-	// 408, 429 after its Retry-After, 5xx) are retried; zero fields take
+	// Retry says how transient failures (connection errors before the
+	// request was sent, 408, 429 after its Retry-After, 5xx) are retried; zero fields take
 	// their defaults. Defaults to [realtime.DefaultRetryPolicy].
 	Retry *realtime.RetryPolicy
 	// Logger receives retry diagnostics (room and status, never a body).

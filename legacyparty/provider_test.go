@@ -312,39 +312,17 @@ func TestPublishStalledServerDeadline(t *testing.T) {
 	assert.Empty(t, text)
 }
 
-func TestPublishRetriesAttemptTimeout(t *testing.T) {
-	done := make(chan struct{})
-	var n atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1) == 1 {
-			select { // the first attempt gets no answer
-			case <-r.Context().Done():
-			case <-done:
-			}
-			return
-		}
-		_, _ = io.WriteString(w, "ok")
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(done) })
-
-	p := newProvider(t, &legacyparty.Options{BaseURL: srv.URL, AttemptTimeout: 50 * time.Millisecond, Retry: fast})
-	text, err := p.PublishReply(context.Background(), msg("vid_123"))
-	require.NoError(t, err)
-	assert.Equal(t, "ok", text)
-	assert.EqualValues(t, 2, n.Load())
-}
-
-func TestPublishAttemptTimeoutIsNotTheCallersDeadline(t *testing.T) {
+func TestPublishAttemptTimeoutAfterSendingIsNotRetried(t *testing.T) {
 	srv := stalledServer(t)
 	p := newProvider(t, &legacyparty.Options{BaseURL: srv.URL, AttemptTimeout: 20 * time.Millisecond, Retry: fast})
 	err := publish(t, p, msg("vid_123"))
 	require.ErrorIs(t, err, realtime.ErrUnavailable)
+	require.ErrorIs(t, err, realtime.ErrMaybeDelivered, "the party may have broadcast it: a retry could broadcast twice")
 	assert.NotErrorIs(t, err, context.DeadlineExceeded)
 	assert.Contains(t, err.Error(), "attempt timeout of 20ms")
 	var pe *realtime.PublishError
 	require.ErrorAs(t, err, &pe)
-	assert.Equal(t, 3, pe.Attempts)
+	assert.Equal(t, 1, pe.Attempts)
 }
 
 func TestPublishChecksBeforeSending(t *testing.T) {

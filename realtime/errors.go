@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/coursebuilder/realtime-go/internal/httpx"
 )
 
 // Sentinel errors, matched with [errors.Is]. Validation failures match
@@ -36,6 +38,11 @@ var (
 	// ErrUnavailable: the server could not be reached, answered 429 or 5xx,
 	// or did not answer in time; a later try may succeed.
 	ErrUnavailable = errors.New("realtime: unavailable")
+	// ErrMaybeDelivered: the request was sent in full but no answer came (the
+	// connection broke or the attempt timed out). The server may have
+	// delivered the message, so it is not retried: a retry could show it
+	// twice. It always comes with ErrUnavailable.
+	ErrMaybeDelivered = errors.New("realtime: maybe delivered")
 	// ErrNotConfigured: a provider lacks configuration it needs, such as a
 	// signing key for Inngest Cloud.
 	ErrNotConfigured = errors.New("realtime: not configured")
@@ -121,8 +128,12 @@ func (e *PublishError) Error() string {
 // Unwrap returns the cause.
 func (e *PublishError) Unwrap() error { return e.Err }
 
-// Retryable reports whether the same publish may succeed later.
-func (e *PublishError) Retryable() bool { return errors.Is(e.Err, ErrUnavailable) }
+// Retryable reports whether sending the same publish again may succeed
+// without delivering it twice: the server was unavailable and the request
+// was not, as far as the client knows, received ([ErrMaybeDelivered]).
+func (e *PublishError) Retryable() bool {
+	return errors.Is(e.Err, ErrUnavailable) && !errors.Is(e.Err, ErrMaybeDelivered)
+}
 
 // RetryAfter returns the delay the server asked for with Retry-After.
 func (e *PublishError) RetryAfter() (time.Duration, bool) { return e.retryAfter, e.retryAfter > 0 }
@@ -145,8 +156,13 @@ func NewStatusError(transport string, status int, detail string, retryAfter time
 }
 
 // NewNetworkError wraps an error that prevented any answer (refused
-// connection, reset, timeout) as a retryable [ErrUnavailable]. A context's
-// own cancellation is kept as is, so errors.Is(err, context.Canceled) holds.
+// connection, reset, timeout) as [ErrUnavailable], retryable unless the
+// request had been sent in full, in which case it also matches
+// [ErrMaybeDelivered]. A context's own cancellation is kept as is, so
+// errors.Is(err, context.Canceled) holds.
 func NewNetworkError(transport string, err error) *PublishError {
+	if errors.Is(err, httpx.ErrSent) {
+		return &PublishError{Transport: transport, Err: errors.Join(ErrUnavailable, ErrMaybeDelivered, err)}
+	}
 	return &PublishError{Transport: transport, Err: errors.Join(ErrUnavailable, err)}
 }

@@ -51,7 +51,9 @@ type InngestOptions struct {
 	// own with dial, TLS and header timeouts and keep-alive connections.
 	HTTPClient *http.Client
 	// AttemptTimeout bounds each request, retries excluded; the caller's
-	// context bounds the whole publish. Defaults to 5s.
+	// context bounds the whole publish. An attempt that runs out of it after
+	// the request was sent fails with ErrMaybeDelivered and is not retried.
+	// Defaults to 5s.
 	AttemptTimeout time.Duration
 	// Retry says how transient failures are retried. Defaults to
 	// DefaultRetryPolicy.

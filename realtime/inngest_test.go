@@ -300,18 +300,22 @@ func TestInngestServerDown(t *testing.T) {
 	assert.Zero(t, pe.StatusCode)
 }
 
-func TestInngestAttemptTimeoutBoundsEachTry(t *testing.T) {
+func TestInngestAttemptTimeoutAfterSendingIsNotRetried(t *testing.T) {
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadAll(r.Body) // so the server notices the client leaving
 		if calls.Add(1) == 1 {
-			<-r.Context().Done() // the first try hangs
+			<-r.Context().Done() // the first try hangs after receiving it all
 		}
 	}))
 	defer srv.Close()
 	p := newInngest(t, srv.URL, realtime.InngestOptions{AttemptTimeout: 100 * time.Millisecond})
-	require.NoError(t, p.Publish(context.Background(), realtime.Message{Room: "r", Name: "n"}))
-	assert.Equal(t, int32(2), calls.Load(), "a hung try times out and is retried")
+	err := p.Publish(context.Background(), realtime.Message{Room: "r", Name: "n"})
+	require.ErrorIs(t, err, realtime.ErrMaybeDelivered, "the server may have delivered it: a retry could deliver twice")
+	require.ErrorIs(t, err, realtime.ErrUnavailable)
+	assert.NotErrorIs(t, err, context.DeadlineExceeded, "the caller's context did not end")
+	assert.Contains(t, err.Error(), "attempt timeout of 100ms")
+	assert.Equal(t, int32(1), calls.Load())
 }
 
 func TestInngestErrorDetailIsSanitised(t *testing.T) {

@@ -6,10 +6,13 @@ package httpx
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
+	"sync/atomic"
 	"strings"
 	"time"
 	"unicode"
@@ -118,6 +121,10 @@ func (e *AttemptTimeoutError) Error() string {
 	return "no answer within the attempt timeout of " + e.Timeout.String()
 }
 
+// ErrSent marks a failure after the whole request was written: the server
+// may have acted on it, so sending it again may deliver it twice.
+var ErrSent = errors.New("the request was sent but no answer came")
+
 // Post sends body to url with the given headers, bounded by timeout (none if
 // zero) and ctx, and returns the answer with at most limit bytes of its body.
 // A non-zero Answer.Status means the server answered, even when err reports
@@ -131,9 +138,19 @@ func Post(ctx context.Context, client *http.Client, url string, header http.Head
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	var sent atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) { sent.Store(info.Err == nil) },
+	})
 	ans, err := post(ctx, client, url, header, body, limit)
-	if err != nil && ans.Status == 0 && parent.Err() == nil && ctx.Err() != nil {
+	if err == nil || ans.Status != 0 {
+		return ans, err
+	}
+	if parent.Err() == nil && ctx.Err() != nil {
 		err = &AttemptTimeoutError{Timeout: timeout}
+	}
+	if sent.Load() {
+		err = errors.Join(ErrSent, err)
 	}
 	return ans, err
 }
