@@ -1,0 +1,76 @@
+package flags
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/open-feature/go-sdk/openfeature"
+	"github.com/open-feature/go-sdk/openfeature/memprovider"
+)
+
+// BenchmarkEvaluator measures one Mode call, the cost every publish pays.
+func BenchmarkEvaluator(b *testing.B) {
+	ctx := context.Background()
+	rooms := make([]string, 64)
+	for i := range rooms {
+		rooms[i] = "video-" + strconv.Itoa(i)
+	}
+	// run calls Mode in scope, cycling through 64 rooms (every call builds
+	// its evaluation context) or, with one room, reusing the cached one as
+	// a stream of AI chunks to one room does.
+	run := func(b *testing.B, p openfeature.FeatureProvider, scope Scope, oneRoom bool) {
+		ev := NewEvaluator(newClient(b, p), &Options{App: "astro-party", Environment: "production"})
+		mask := 63
+		if oneRoom {
+			mask = 0
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			ev.Mode(ctx, scope, rooms[i&mask])
+			i++
+		}
+	}
+	mem := func() openfeature.FeatureProvider {
+		return memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
+			KillSwitchKey:            anyFlagDef(false),
+			ModeKey(ScopeVideoReady): modeFlagDef("shadow"),
+		})
+	}
+	// Two evaluations: kill switch, scope flag.
+	b.Run("memprovider/scope-set", func(b *testing.B) { run(b, mem(), ScopeVideoReady, false) })
+	b.Run("memprovider/scope-set/one-room", func(b *testing.B) { run(b, mem(), ScopeVideoReady, true) })
+	// Three: kill switch, scope flag (absent), default flag (absent).
+	b.Run("memprovider/unset", func(b *testing.B) { run(b, mem(), ScopeTranscript, false) })
+	env := lookupMap(map[string]string{"ENABLE_REALTIME_VIDEO_READY": "true"})
+	b.Run("env/scope-set", func(b *testing.B) { run(b, NewEnvProvider(&EnvOptions{LookupEnv: env}), ScopeVideoReady, false) })
+	b.Run("memprovider/parallel", func(b *testing.B) {
+		ev := NewEvaluator(newClient(b, mem()), &Options{App: "astro-party", Environment: "production"})
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				ev.Mode(ctx, ScopeVideoReady, rooms[i&63])
+				i++
+			}
+		})
+	})
+	b.Run("fallback/not-ready", func(b *testing.B) { run(b, nil, ScopeVideoReady, false) })
+}
+
+// BenchmarkClientDirect is the floor: the same two SDK evaluations called
+// inline, without the Evaluator's goroutine, deadline and recovery.
+func BenchmarkClientDirect(b *testing.B) {
+	ctx := context.Background()
+	c := newClient(b, memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
+		KillSwitchKey:            anyFlagDef(false),
+		ModeKey(ScopeVideoReady): modeFlagDef("shadow"),
+	}))
+	ec := openfeature.NewEvaluationContext("video-1", map[string]any{"app": "astro-party", "environment": "production", "scope": "video-ready", "room": "video-1"})
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = c.BooleanValueDetails(ctx, KillSwitchKey, false, ec)
+		_, _ = c.StringValueDetails(ctx, ModeKey(ScopeVideoReady), "", ec)
+	}
+}
