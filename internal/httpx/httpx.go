@@ -46,6 +46,10 @@ func NewClient() *http.Client {
 	}}
 }
 
+// maxRetryAfterSecs caps a Retry-After in seconds (one day); callers cap
+// their waits far lower anyway.
+const maxRetryAfterSecs = 24 * 60 * 60
+
 // ParseRetryAfter reads a Retry-After header value, either delay-seconds or an
 // HTTP date, relative to now. It reports false when the value is absent or
 // unreadable.
@@ -58,7 +62,8 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		if secs < 0 {
 			return 0, false
 		}
-		return time.Duration(secs) * time.Second, true
+		// Clamp before converting: a huge value would overflow Duration.
+		return time.Duration(min(secs, maxRetryAfterSecs)) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(t.Sub(now), 0), true

@@ -17,6 +17,7 @@ func TestParseRetryAfter(t *testing.T) {
 		"3":                             {3 * time.Second, true},
 		" 0 ":                           {0, true},
 		"-1":                            {0, false},
+		"9227000000":                    {24 * time.Hour, true},
 		"soon":                          {0, false},
 		"Wed, 25 Nov 2026 12:00:05 GMT": {5 * time.Second, true},
 		"Wed, 25 Nov 2026 11:00:00 GMT": {0, true},
