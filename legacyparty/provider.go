@@ -38,7 +38,7 @@ const MaxReplyBytes = 64 << 10
 // Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
 // [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
 // migration completes.
-const DefaultAttemptTimeout = 5 * time.Second
+const DefaultAttemptTimeout = realtime.DefaultAttemptTimeout
 
 // ErrDotSegment is the reason of the [*realtime.ValidationError] returned for
 // the rooms "." and "..". URL parsers, PartyKit's included, resolve such a

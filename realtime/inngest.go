@@ -20,6 +20,10 @@ import (
 	"github.com/coursebuilder/realtime-go/internal/httpx"
 )
 
+// DefaultAttemptTimeout bounds one request of a provider, retries excluded,
+// when its options leave AttemptTimeout zero.
+const DefaultAttemptTimeout = 5 * time.Second
+
 // Base URLs the Inngest SDKs use when none is configured.
 const (
 	InngestCloudURL     = "https://api.inngest.com"
@@ -150,7 +154,7 @@ func NewInngest(opts *InngestOptions) (*Inngest, error) {
 		p.client, p.ownClient = httpx.NewClient(), true
 	}
 	if p.timeout <= 0 {
-		p.timeout = 5 * time.Second
+		p.timeout = DefaultAttemptTimeout
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
