@@ -11,6 +11,7 @@ require (
 	github.com/coursebuilder/realtime-go v0.0.0-00010101000000-000000000000
 	github.com/coursebuilder/realtime-go/harness v0.0.0-00010101000000-000000000000
 	github.com/inngest/inngestgo v0.16.0
+	github.com/open-feature/go-sdk v1.20.0
 	go.uber.org/zap v1.28.0
 )
 
@@ -59,6 +60,7 @@ require (
 	go.opentelemetry.io/otel/sdk/metric v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.opentelemetry.io/proto/otlp v1.10.0 // indirect
+	go.uber.org/mock v0.6.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	golang.org/x/net v0.55.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
