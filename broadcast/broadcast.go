@@ -171,7 +171,30 @@ func (b *Broadcast) Publish(ctx context.Context, msg realtime.Message) error {
 		return err
 	}
 	scope := b.scope(msg.Name)
-	mode := b.effective(b.resolver.Mode(ctx, scope, msg.Room))
+	return b.publishIn(ctx, msg, scope, b.effective(b.resolver.Mode(ctx, scope, msg.Room)))
+}
+
+// Pin resolves the mode for messages of room and name once and returns a
+// Provider that publishes every message in that mode, whatever the flags say
+// later: a stream that started on PartyKit ends on PartyKit. It implements
+// [realtime.Pinner].
+func (b *Broadcast) Pin(ctx context.Context, room, name string) realtime.Provider {
+	scope := b.scope(name)
+	mode := b.effective(b.resolver.Mode(ctx, scope, room))
+	return realtime.ProviderFunc(func(ctx context.Context, msg realtime.Message) error {
+		if b.closed.Load() {
+			return ErrClosed
+		}
+		if err := msg.Validate(); err != nil {
+			return err
+		}
+		return b.publishIn(ctx, msg, b.scope(msg.Name), mode)
+	})
+}
+
+var _ realtime.Pinner = (*Broadcast)(nil)
+
+func (b *Broadcast) publishIn(ctx context.Context, msg realtime.Message, scope flags.Scope, mode flags.Mode) error {
 	p := publish{b: b, msg: msg, mode: mode, scope: scope}
 	switch mode {
 	case flags.Legacy:

@@ -328,3 +328,18 @@ func TestMetricsCountPublishesAndErrors(t *testing.T) {
 	}, got)
 	assert.Equal(t, uint64(6), histCount)
 }
+
+func TestPinKeepsTheModeForAWholeStream(t *testing.T) {
+	legacy, rt := realtimetest.NewRecorder(), realtimetest.NewRecorder()
+	sw := &switchable{}
+	b := newBroadcast(t, legacy, rt, broadcast.Options{Resolver: sw})
+	stream := b.Pin(context.Background(), "chat_1", "ai.message")
+	chunk := realtime.Message{Room: "chat_1", Name: "ai.message", RequestID: "chat_1", Body: "Hel"}
+	require.NoError(t, stream.Publish(context.Background(), chunk))
+	sw.mode.Store(uint32(flags.Realtime)) // the flag flips mid-stream
+	require.NoError(t, stream.Publish(context.Background(), chunk))
+	assert.Equal(t, 2, legacy.Len(), "the pinned stream stays on PartyKit")
+	assert.Zero(t, rt.Len())
+	require.NoError(t, b.Publish(context.Background(), chunk))
+	assert.Equal(t, 1, rt.Len(), "an unpinned publish follows the flag")
+}

@@ -244,7 +244,8 @@ func (p *Inngest) Publish(ctx context.Context, msg Message) error {
 	if err != nil {
 		return err
 	}
-	return p.retry.Do(ctx, func(ctx context.Context) error { return p.send(ctx, target, body) })
+	_, err = p.call(ctx, request{url: target, contentType: "application/json", body: body})
+	return err
 }
 
 // PublishURL returns the URL a message for room and name is posted to, after
@@ -261,57 +262,81 @@ func (p *Inngest) PublishURL(room, name string) (string, error) {
 	return p.publishURL + "?" + url.Values{"channel": {channel}, "topic": {topic}}.Encode(), nil
 }
 
+// request is one call to the Inngest API: the same for every attempt.
+type request struct {
+	url         string
+	contentType string
+	body        []byte
+	limit       int64 // how much of a successful answer to keep
+}
+
 // send makes one attempt: the preferred key first and, when it is refused,
-// the other key once.
-func (p *Inngest) send(ctx context.Context, target string, body []byte) error {
+// the other key once. It returns the answer of a 2xx, or a *PublishError.
+func (p *Inngest) send(ctx context.Context, req request) (httpx.Answer, error) {
 	n := len(p.keys.hashed)
 	if n == 0 {
-		return p.sendWith(ctx, target, body, "")
+		return p.sendWith(ctx, req, "")
 	}
 	first := int(p.keys.preferred.Load())
-	err := p.sendWith(ctx, target, body, p.keys.hashed[first])
+	ans, err := p.sendWith(ctx, req, p.keys.hashed[first])
 	if n == 1 || !errors.Is(err, ErrUnauthorized) {
-		return err
+		return ans, err
 	}
 	other := 1 - first
-	if err2 := p.sendWith(ctx, target, body, p.keys.hashed[other]); err2 != nil {
-		return err2
+	ans, err = p.sendWith(ctx, req, p.keys.hashed[other])
+	if err != nil {
+		return ans, err
 	}
 	if p.keys.preferred.CompareAndSwap(int32(first), int32(other)) {
 		p.log.Warn("realtime: inngest refused one signing key and accepted the other; using the accepted one first",
 			zap.Bool("fallback_preferred", other == 1))
 	}
-	return nil
+	return ans, nil
 }
 
-// replyLimit bounds how much of an error answer is kept for PublishError.Detail.
-const replyLimit = 512
+// call runs req under the provider's retry policy and returns the answer of
+// the attempt that succeeded.
+func (p *Inngest) call(ctx context.Context, req request) (httpx.Answer, error) {
+	var ans httpx.Answer
+	err := p.retry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		ans, err = p.send(ctx, req)
+		return err
+	})
+	return ans, err
+}
 
-func (p *Inngest) sendWith(ctx context.Context, target string, body []byte, hashedKey string) error {
-	h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {userAgent}}
+// errorDetailLimit bounds how much of an error answer is kept for
+// PublishError.Detail.
+const errorDetailLimit = 512
+
+func (p *Inngest) sendWith(ctx context.Context, req request, hashedKey string) (httpx.Answer, error) {
+	h := http.Header{"Content-Type": {req.contentType}, "User-Agent": {userAgent}}
 	if hashedKey != "" {
 		h.Set("Authorization", "Bearer "+hashedKey)
 	}
 	if p.env != "" {
 		h.Set("X-Inngest-Env", p.env)
 	}
-	ans, err := httpx.Post(ctx, p.client, target, h, body, replyLimit, p.timeout)
+	ans, err := httpx.Post(ctx, p.client, req.url, h, req.body, max(req.limit, errorDetailLimit), p.timeout)
 	if ans.Status == 0 {
-		p.log.Debug("realtime: inngest publish attempt failed", zap.Error(err))
-		return NewNetworkError("inngest", err)
+		p.log.Debug("realtime: inngest request failed", zap.Error(err))
+		return ans, NewNetworkError("inngest", err)
 	}
 	if ans.Status >= 200 && ans.Status < 300 {
 		// Accepted: a reply cut short is not worth a retry that would
 		// deliver the message twice.
-		return nil
+		if int64(len(ans.Body)) > req.limit {
+			ans.Body = ans.Body[:req.limit]
+		}
+		return ans, nil
 	}
 	detail := ""
 	if ans.Status != http.StatusUnauthorized && ans.Status != http.StatusForbidden {
 		detail = p.redact(httpx.Snippet(ans.Body, 200))
 	}
-	err = NewStatusError("inngest", ans.Status, detail, ans.RetryAfter)
-	p.log.Debug("realtime: inngest publish attempt failed", zap.Int("status", ans.Status))
-	return err
+	p.log.Debug("realtime: inngest request failed", zap.Int("status", ans.Status))
+	return httpx.Answer{Status: ans.Status}, NewStatusError("inngest", ans.Status, detail, ans.RetryAfter)
 }
 
 // redact removes any key the provider holds from s, in case a server echoes

@@ -43,6 +43,11 @@ type Message struct {
 	// Body is the payload: any value encoding/json can encode, or a
 	// json.RawMessage to send bytes as they are. Nil encodes as null.
 	Body any
+	// Seq numbers the message within a stream of messages (package
+	// chunkstream counts from 1), so that new clients can detect gaps and
+	// duplicates; clients that do not know it ignore it. Zero leaves it out:
+	// the envelope then has exactly the three fields above.
+	Seq uint64
 }
 
 // envelope fixes the field order of the wire format.
@@ -50,6 +55,7 @@ type envelope struct {
 	Body      any    `json:"body"`
 	RequestID string `json:"requestId"`
 	Name      string `json:"name"`
+	Seq       uint64 `json:"seq,omitempty"`
 }
 
 // Validate reports the first invalid field as a [*ValidationError]: Room and
@@ -84,7 +90,7 @@ func (m Message) Encode() ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := marshal(envelope{Body: m.Body, RequestID: m.RequestID, Name: m.Name})
+	b, err := marshal(envelope{Body: m.Body, RequestID: m.RequestID, Name: m.Name, Seq: m.Seq})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
@@ -132,6 +138,7 @@ func DecodeEnvelope(b []byte) (Message, error) {
 		Body      json.RawMessage `json:"body"`
 		RequestID string          `json:"requestId"`
 		Name      string          `json:"name"`
+		Seq       uint64          `json:"seq"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&env); err != nil {
@@ -143,5 +150,5 @@ func DecodeEnvelope(b []byte) (Message, error) {
 	if env.Name == "" {
 		return Message{}, fmt.Errorf("realtime: decode envelope: %w", &ValidationError{Field: "name", Reason: ErrEmpty})
 	}
-	return Message{Name: env.Name, RequestID: env.RequestID, Body: env.Body}, nil
+	return Message{Name: env.Name, RequestID: env.RequestID, Body: env.Body, Seq: env.Seq}, nil
 }

@@ -24,6 +24,7 @@ func TestEncodeIsTheEnvelopeBrowsersReceive(t *testing.T) {
 		{"nil body", realtime.Message{Room: "r", Name: "n"}, `{"body":null,"requestId":"","name":"n"}`},
 		{"raw body kept as is", realtime.Message{Room: "r", Name: "n", Body: json.RawMessage(`{"b":1,"a":2}`)}, `{"body":{"b":1,"a":2},"requestId":"","name":"n"}`},
 		{"text chunk", realtime.Message{Room: "chat", Name: "ai.message", RequestID: "chat", Body: `\ok`}, `{"body":"\\ok","requestId":"chat","name":"ai.message"}`},
+		{"sequenced chunk", realtime.Message{Room: "chat", Name: "ai.message", RequestID: "chat", Body: "Hel", Seq: 3}, `{"body":"Hel","requestId":"chat","name":"ai.message","seq":3}`},
 		{"html escaped like the Inngest server re-encodes", realtime.Message{Room: "r", Name: "n", Body: "<a&b>"}, `{"body":"\u003ca\u0026b\u003e","requestId":"","name":"n"}`},
 	}
 	for _, c := range cases {

@@ -17,6 +17,15 @@ type Provider interface {
 	Publish(ctx context.Context, msg Message) error
 }
 
+// Pinner is implemented by providers whose routing may change between
+// publishes, such as broadcast.Broadcast, whose mode follows a feature flag.
+// Pin returns a Provider that keeps the routing chosen now for messages of
+// room and name, so that a stream of messages (a chat completion streamed in
+// chunks) never splits across transports when the flag flips mid-stream.
+type Pinner interface {
+	Pin(ctx context.Context, room, name string) Provider
+}
+
 // ProviderFunc adapts a function to [Provider].
 type ProviderFunc func(ctx context.Context, msg Message) error
 
