@@ -78,6 +78,12 @@ const maxDrain = 64 << 10
 // ReadBody reads at most limit bytes of resp's body, then drains a bounded
 // rest and closes it so the connection can be reused.
 func ReadBody(resp *http.Response, limit int64) ([]byte, error) {
+	if resp.ContentLength == 0 || limit <= 0 {
+		// Nothing to keep (a publish answers 200 with no body): skip the
+		// read buffer, but still drain so the connection is reused.
+		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+		return nil, resp.Body.Close()
+	}
 	defer func() {
 		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 		_ = resp.Body.Close()
