@@ -254,32 +254,41 @@ func (p *publish) counted(ctx context.Context, name string, to realtime.Provider
 // the other one concurrently, waiting for the other at most the budget.
 func (p *publish) both(ctx context.Context, name string, to realtime.Provider, otherName string, other realtime.Provider) error {
 	start := time.Now()
-	done := make(chan struct{})
-	var detached atomic.Bool
+	leg := &otherLeg{done: make(chan struct{})}
 	p.b.inflight.Add(1)
-	go func() {
-		defer p.b.inflight.Done()
-		defer close(done)
-		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.b.shadowTO)
-		defer cancel()
-		err := safePublish(octx, other, p.msg)
-		p.record(octx, otherName, start, err, detached.Load())
-	}()
+	go p.runOther(ctx, leg, otherName, other, start)
 
 	err := p.counted(ctx, name, to)
 
 	select {
-	case <-done:
+	case <-leg.done:
 	default:
 		wait := time.NewTimer(p.b.budget - time.Since(start))
 		select {
-		case <-done:
+		case <-leg.done:
 		case <-wait.C:
-			detached.Store(true)
+			leg.detached.Store(true)
 		}
 		wait.Stop()
 	}
 	return err
+}
+
+// otherLeg is the publish to the transport that does not count.
+type otherLeg struct {
+	done     chan struct{}
+	detached atomic.Bool // set when Publish returned before the leg ended
+}
+
+// runOther publishes to the transport that does not count, detached from
+// the caller's cancellation and bounded by ShadowTimeout.
+func (p publish) runOther(ctx context.Context, leg *otherLeg, name string, to realtime.Provider, start time.Time) {
+	defer p.b.inflight.Done()
+	defer close(leg.done)
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.b.shadowTO)
+	defer cancel()
+	err := safePublish(octx, to, p.msg)
+	p.record(octx, name, start, err, leg.detached.Load())
 }
 
 // safePublish contains a panicking provider.

@@ -49,7 +49,16 @@ func outcomeOf(err error) string {
 type instruments struct {
 	publishes, errors, detached metric.Int64Counter
 	duration                    metric.Float64Histogram
-	attrs                       sync.Map // attrKey → metric.MeasurementOption
+
+	mu    sync.RWMutex
+	attrs map[attrKey]*attrOpts // built once per attribute combination
+}
+
+// attrOpts are ready-made option slices, so that recording a measurement
+// allocates nothing on the publish path.
+type attrOpts struct {
+	add    []metric.AddOption
+	record []metric.RecordOption
 }
 
 type attrKey struct {
@@ -63,7 +72,7 @@ func newInstruments(m metric.Meter) *instruments {
 	if m == nil {
 		m = noop.NewMeterProvider().Meter("")
 	}
-	in := &instruments{}
+	in := &instruments{attrs: map[attrKey]*attrOpts{}}
 	// The API returns usable no-op instruments alongside any error, so an
 	// error here only means a misconfigured SDK; publishing goes on.
 	in.publishes, _ = m.Int64Counter(MetricPublishes, metric.WithDescription("Publishes per transport, by mode, scope and outcome."))
@@ -75,17 +84,23 @@ func newInstruments(m metric.Meter) *instruments {
 	return in
 }
 
-func (in *instruments) option(k attrKey) metric.MeasurementOption {
-	if o, ok := in.attrs.Load(k); ok {
-		return o.(metric.MeasurementOption)
+func (in *instruments) options(k attrKey) *attrOpts {
+	in.mu.RLock()
+	o := in.attrs[k]
+	in.mu.RUnlock()
+	if o != nil {
+		return o
 	}
-	o := metric.WithAttributeSet(attribute.NewSet(
+	set := metric.WithAttributeSet(attribute.NewSet(
 		attribute.String("transport", k.transport),
 		attribute.String("mode", k.mode.String()),
 		attribute.String("scope", string(k.scope)),
 		attribute.String("outcome", k.outcome),
 	))
-	in.attrs.Store(k, o)
+	o = &attrOpts{add: []metric.AddOption{set}, record: []metric.RecordOption{set}}
+	in.mu.Lock()
+	in.attrs[k] = o
+	in.mu.Unlock()
 	return o
 }
 
@@ -94,14 +109,14 @@ func (p *publish) record(ctx context.Context, transport string, start time.Time,
 	elapsed := time.Since(start)
 	outcome := outcomeOf(err)
 	in := p.b.metrics
-	opt := in.option(attrKey{transport: transport, mode: p.mode, scope: p.scope, outcome: outcome})
-	in.publishes.Add(ctx, 1, opt)
-	in.duration.Record(ctx, elapsed.Seconds(), opt)
+	o := in.options(attrKey{transport: transport, mode: p.mode, scope: p.scope, outcome: outcome})
+	in.publishes.Add(ctx, 1, o.add...)
+	in.duration.Record(ctx, elapsed.Seconds(), o.record...)
 	if err != nil {
-		in.errors.Add(ctx, 1, opt)
+		in.errors.Add(ctx, 1, o.add...)
 	}
 	if detached {
-		in.detached.Add(ctx, 1, opt)
+		in.detached.Add(ctx, 1, o.add...)
 	}
 
 	level := zapcore.InfoLevel
