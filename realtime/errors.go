@@ -166,3 +166,17 @@ func NewNetworkError(transport string, err error) *PublishError {
 	}
 	return &PublishError{Transport: transport, Err: errors.Join(ErrUnavailable, err)}
 }
+
+// IsPermanent reports whether sending the same message again can never
+// succeed: it is invalid, its body cannot be encoded, its envelope is too
+// large, or the server rejected the request itself. An Inngest function can
+// wrap such an error in inngestgo.NoRetryError so that the step is not
+// retried in vain.
+func IsPermanent(err error) bool {
+	for _, permanent := range []error{ErrInvalidMessage, ErrEncode, ErrPayloadTooLarge, ErrRejected} {
+		if errors.Is(err, permanent) {
+			return true
+		}
+	}
+	return false
+}

@@ -170,3 +170,15 @@ func FuzzValidateField(f *testing.F) {
 		}
 	})
 }
+
+func TestIsPermanent(t *testing.T) {
+	invalid := realtime.Message{Name: "n"}.Validate()
+	_, tooLarge := realtime.Message{Room: "r", Name: "n", Body: strings.Repeat("x", realtime.MaxEnvelopeBytes)}.Encode()
+	_, unencodable := realtime.Message{Room: "r", Name: "n", Body: make(chan int)}.Encode()
+	for _, err := range []error{invalid, tooLarge, unencodable, realtime.NewStatusError("inngest", 400, "", 0)} {
+		assert.True(t, realtime.IsPermanent(err), "%v", err)
+	}
+	for _, err := range []error{nil, realtime.NewStatusError("inngest", 503, "", 0), realtime.NewStatusError("inngest", 401, "", 0), errors.New("other")} {
+		assert.False(t, realtime.IsPermanent(err), "%v", err)
+	}
+}

@@ -201,10 +201,8 @@ func newVideoReady(client inngestgo.Client) (inngestgo.ServableFunction, error) 
 // Inngest fails the step at once instead of retrying it. Unavailable and
 // unauthorized (a signing key being rotated) stay retryable.
 func classify(err error) error {
-	for _, permanent := range []error{realtime.ErrInvalidMessage, realtime.ErrEncode, realtime.ErrPayloadTooLarge, realtime.ErrRejected} {
-		if errors.Is(err, permanent) {
-			return inngesterrors.NoRetryError(err)
-		}
+	if realtime.IsPermanent(err) {
+		return inngesterrors.NoRetryError(err)
 	}
 	return err
 }
