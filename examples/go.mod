@@ -12,6 +12,9 @@ require (
 	github.com/coursebuilder/realtime-go/harness v0.0.0-00010101000000-000000000000
 	github.com/inngest/inngestgo v0.16.0
 	github.com/open-feature/go-sdk v1.20.0
+	github.com/sashabaranov/go-openai v1.35.6
+	github.com/stretchr/testify v1.12.1
+	go.uber.org/goleak v1.3.0
 	go.uber.org/zap v1.28.0
 )
 
@@ -62,6 +65,7 @@ require (
 	go.opentelemetry.io/proto/otlp v1.10.0 // indirect
 	go.uber.org/mock v0.6.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/net v0.55.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect

@@ -172,3 +172,25 @@ func mustRoundTrip(t testing.TB, in, out any) {
 		t.Fatal(err)
 	}
 }
+
+// Complete runs a function to its end as the executor does: it calls it,
+// memoizes every step it reports and calls again, until the run answers
+// with anything but a StepRun opcode. It returns that last answer and every
+// opcode seen.
+func Complete(t testing.TB, fnURL string, run Request) (status int, body []byte, ops []Opcode) {
+	t.Helper()
+	for range 50 {
+		status, _, body = Call(t, fnURL, run)
+		if status != http.StatusPartialContent {
+			return status, body, ops
+		}
+		op := OnlyOpcode(t, status, body)
+		ops = append(ops, op)
+		if op.Op != "StepRun" {
+			return status, body, ops
+		}
+		run = Replay(t, run, op)
+	}
+	t.Fatalf("run did not complete after 50 calls; opcodes %+v", ops)
+	return 0, nil, nil
+}
