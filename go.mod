@@ -3,6 +3,7 @@ module github.com/coursebuilder/realtime-go
 go 1.26.0
 
 require (
+	github.com/coder/websocket v1.8.12
 	github.com/google/uuid v1.6.0
 	github.com/inngest/inngestgo v0.16.0
 	github.com/open-feature/go-sdk v1.20.0

@@ -1,0 +1,130 @@
+package tokens_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/tokens"
+)
+
+func ExampleScopeNames() {
+	for _, s := range flags.Scopes {
+		fmt.Println(s, tokens.ScopeNames(s))
+	}
+	// Output:
+	// video-upload [videoResource.created]
+	// video-ready [video.asset.ready]
+	// video-errored [video.asset.errored]
+	// transcript [transcript.ready]
+	// ai-stream [ai.message]
+	// default []
+}
+
+func ExampleHandler() {
+	// In an app the Minter is the *realtime.Inngest that publishes; here a
+	// stand-in returns a fixed token.
+	minter := tokens.MinterFunc(func(_ context.Context, room string, names []string) (realtime.Token, error) {
+		return realtime.Token{JWT: "eyJ.example.jwt", Channel: room, Topics: names,
+			Expires: time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)}, nil
+	})
+	h := tokens.NewHandler(minter, &tokens.HandlerOptions{
+		Authenticate: func(r *http.Request) (tokens.Subject, error) {
+			if c, err := r.Cookie("session"); err == nil && c.Value == "alice-session" {
+				return tokens.Subject{ID: "alice"}, nil
+			}
+			return tokens.Subject{}, errors.New("no session")
+		},
+		Authorize: func(_ context.Context, s tokens.Subject, room string, _ flags.Scope) error {
+			if s.ID == "alice" && room == "vid_1" {
+				return nil
+			}
+			return errors.New("not the owner")
+		},
+		Resolver: flags.Fixed(flags.Primary),
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	get := func(query string, withSession bool) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/realtime/token?"+query, nil)
+		if withSession {
+			req.AddCookie(&http.Cookie{Name: "session", Value: "alice-session"})
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		fmt.Print(resp.StatusCode, " ", resp.Header.Get("Cache-Control"), " ", string(body))
+	}
+	get("room=vid_1&scope=video-ready", true)
+	get("room=vid_1&scope=video-ready", false)
+	get("room=vid_2&scope=video-ready", true)
+	get("room=vid_1&scope=everything", true)
+	// Output:
+	// 200 no-store {"channel":"vid_1","topics":["video.asset.ready"],"key":"eyJ.example.jwt","expires":"2026-01-01T00:01:00Z"}
+	// 401 no-store {"error":"not authenticated"}
+	// 403 no-store {"error":"not authorized"}
+	// 400 no-store {"error":"invalid query: scope is not one of video-upload, video-ready, video-errored, transcript, ai-stream, default"}
+}
+
+func ExampleTokenSource() {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	minted := 0
+	src := tokens.NewTokenSource(func(context.Context) (realtime.Token, error) {
+		minted++
+		return realtime.Token{JWT: fmt.Sprint("jwt-", minted), Expires: now.Add(time.Minute)}, nil
+	}, &tokens.SourceOptions{Now: func() time.Time { return now }})
+	defer src.Close()
+
+	for _, elapsed := range []time.Duration{0, 30 * time.Second, 49 * time.Second, 50 * time.Second} {
+		now = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(elapsed)
+		tok, err := src.Token(context.Background())
+		fmt.Println(elapsed, tok.JWT, err)
+	}
+	// Output:
+	// 0s jwt-1 <nil>
+	// 30s jwt-1 <nil>
+	// 49s jwt-1 <nil>
+	// 50s jwt-2 <nil>
+}
+
+// A Go program that follows a video's pipeline through Inngest Realtime
+// (compiled, not run: it needs an Inngest endpoint).
+func ExampleSubscribe() {
+	ctx := context.Background()
+	inngest, err := realtime.NewInngest(nil) // INNGEST_* variables
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer inngest.Close()
+
+	src := tokens.NewTokenSource(tokens.Mint(inngest, "vid_1", tokens.ScopeNames(flags.ScopeVideoReady)...), nil)
+	defer src.Close()
+
+	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	sub, err := tokens.Subscribe(connectCtx, inngest.BaseURL(), src, func(m tokens.Message) {
+		msg, err := realtime.DecodeEnvelope(m.Data)
+		if err != nil {
+			return
+		}
+		fmt.Println(m.Topic, msg.RequestID)
+	}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer sub.Close()
+	// … until the program is done with it.
+}

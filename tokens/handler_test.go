@@ -1,0 +1,353 @@
+package tokens_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/tokens"
+)
+
+// testJWT looks like a JWT; the tests check it never shows up where it
+// must not.
+const testJWT = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3NjcyMjU2NjB9.SECRET-SIGNATURE"
+
+var testExpires = time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
+
+// fakeMinter records its calls and answers with tok or err.
+type fakeMinter struct {
+	mu    sync.Mutex
+	calls []mintCall
+	err   error
+	panic bool
+}
+
+type mintCall struct {
+	room  string
+	names []string
+}
+
+func (m *fakeMinter) SubscriptionToken(ctx context.Context, room string, names []string) (realtime.Token, error) {
+	m.mu.Lock()
+	m.calls = append(m.calls, mintCall{room, slices.Clone(names)})
+	err, p := m.err, m.panic
+	m.mu.Unlock()
+	if p {
+		panic("minter exploded with " + testJWT)
+	}
+	if err != nil {
+		return realtime.Token{}, err
+	}
+	return realtime.Token{JWT: testJWT, Channel: "app:" + room, Topics: slices.Clone(names), Expires: testExpires}, nil
+}
+
+func (m *fakeMinter) Calls() []mintCall {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.calls)
+}
+
+// resolverFunc adapts a function to flags.Resolver.
+type resolverFunc func(ctx context.Context, scope flags.Scope, room string) flags.Mode
+
+func (f resolverFunc) Mode(ctx context.Context, scope flags.Scope, room string) flags.Mode {
+	return f(ctx, scope, room)
+}
+
+// fixture is a Handler whose users are named by the X-User header (alice
+// owns vid_1 and vid_2), whose rooms starting with "legacy-" are in legacy
+// mode, with its logs and metrics observed.
+type fixture struct {
+	h       *tokens.Handler
+	minter  *fakeMinter
+	logs    *observer.ObservedLogs
+	reader  *sdkmetric.ManualReader
+	authzMu sync.Mutex
+	authz   []string // "user room scope" of each Authorize call
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{minter: &fakeMinter{}, reader: sdkmetric.NewManualReader()}
+	core, logs := observer.New(zap.DebugLevel)
+	f.logs = logs
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(f.reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	f.h = tokens.NewHandler(f.minter, &tokens.HandlerOptions{
+		Authenticate: func(r *http.Request) (tokens.Subject, error) {
+			switch u := r.Header.Get("X-User"); u {
+			case "":
+				return tokens.Subject{}, errors.New("no session cookie 'sess=" + testJWT + "'")
+			case "panic":
+				panic("authenticate exploded")
+			default:
+				return tokens.Subject{ID: u}, nil
+			}
+		},
+		Authorize: func(ctx context.Context, s tokens.Subject, room string, scope flags.Scope) error {
+			f.authzMu.Lock()
+			f.authz = append(f.authz, s.ID+" "+room+" "+string(scope))
+			f.authzMu.Unlock()
+			if s.ID == "alice" && (room == "vid_1" || room == "vid_2" || strings.HasPrefix(room, "legacy-")) {
+				return nil
+			}
+			return errors.New("not the owner of the video")
+		},
+		Resolver: resolverFunc(func(_ context.Context, scope flags.Scope, room string) flags.Mode {
+			if strings.HasPrefix(room, "legacy-") {
+				return flags.Legacy
+			}
+			if room == "vid_2" {
+				return flags.Shadow
+			}
+			return flags.Primary
+		}),
+		Logger: zap.New(core),
+		Meter:  mp.Meter("test"),
+	})
+	return f
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (f *fixture) do(method, target, user string) answer {
+	r := httptest.NewRequest(method, target, nil)
+	if user != "" {
+		r.Header.Set("X-User", user)
+	}
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	return answer{w.Code, w.Header(), w.Body.String()}
+}
+
+// counts returns the realtime.token.requests counter per
+// "outcome/status/scope".
+func (f *fixture) counts(t *testing.T) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, f.reader.Collect(context.Background(), &rm))
+	out := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != tokens.MetricRequests {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				o, _ := dp.Attributes.Value("outcome")
+				st, _ := dp.Attributes.Value("status")
+				sc, _ := dp.Attributes.Value("scope")
+				require.Equal(t, 3, dp.Attributes.Len())
+				require.Equal(t, attribute.INT64, st.Type())
+				out[fmt.Sprintf("%s/%d/%s", o.AsString(), st.AsInt64(), sc.AsString())] += dp.Value
+			}
+		}
+	}
+	return out
+}
+
+func TestHandlerServesATokenTheReactHooksAccept(t *testing.T) {
+	f := newFixture(t)
+	a := f.do(http.MethodGet, "/api/realtime/token?room=vid_1&scope=video-ready", "alice")
+	require.Equal(t, http.StatusOK, a.status, a.body)
+	assert.Equal(t, "no-store", a.header.Get("Cache-Control"))
+	assert.Equal(t, "application/json", a.header.Get("Content-Type"))
+	assert.Equal(t, "nosniff", a.header.Get("X-Content-Type-Options"))
+
+	// Exactly the token object of inngest/realtime's hooks
+	// ({channel, topics, key}) plus expires.
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal([]byte(a.body), &raw))
+	assert.Equal(t, map[string]any{
+		"channel": "app:vid_1",
+		"topics":  []any{"video.asset.ready"},
+		"key":     testJWT,
+		"expires": "2026-01-01T00:01:00Z",
+	}, raw)
+
+	var resp tokens.Response
+	require.NoError(t, json.Unmarshal([]byte(a.body), &resp))
+	assert.NotContains(t, fmt.Sprintf("%v %+v %#v", resp, resp, resp), testJWT)
+
+	assert.Equal(t, []mintCall{{"vid_1", []string{"video.asset.ready"}}}, f.minter.Calls())
+	assert.Equal(t, []string{"alice vid_1 video-ready"}, f.authz)
+	assert.Equal(t, map[string]int64{"ok/200/video-ready": 1}, f.counts(t))
+}
+
+func TestHandlerNamesSelectTheScope(t *testing.T) {
+	f := newFixture(t)
+	a := f.do(http.MethodGet, "/t?room=vid_2&names=transcript.ready", "alice")
+	require.Equal(t, http.StatusOK, a.status, a.body)
+	assert.Equal(t, []mintCall{{"vid_2", []string{"transcript.ready"}}}, f.minter.Calls())
+	assert.Equal(t, []string{"alice vid_2 transcript"}, f.authz, "Authorize sees the scope of the names")
+}
+
+func TestHandlerRefusals(t *testing.T) {
+	inngestDown := realtime.NewStatusError("inngest", http.StatusServiceUnavailable,
+		"upstream says: key signkey-test-abc is overloaded", 0)
+	cases := []struct {
+		name, method, target, user string
+		minterErr                  error
+		status                     int
+		count                      string
+		body                       string
+	}{
+		{"no auth", "GET", "/t?room=vid_1&scope=video-ready", "", nil, 401, "unauthenticated/401/none", "not authenticated"},
+		{"authenticate panics", "GET", "/t?room=vid_1&scope=video-ready", "panic", nil, 401, "unauthenticated/401/none", "not authenticated"},
+		{"wrong room", "GET", "/t?room=vid_9&scope=video-ready", "alice", nil, 403, "forbidden/403/video-ready", "not authorized"},
+		{"wrong user", "GET", "/t?room=vid_1&scope=video-ready", "mallory", nil, 403, "forbidden/403/video-ready", "not authorized"},
+		{"flag off", "GET", "/t?room=legacy-1&scope=ai-stream", "alice", nil, 404, "legacy/404/ai-stream", "realtime is not enabled for this scope"},
+		{"inngest down", "GET", "/t?room=vid_1&scope=video-ready", "alice", inngestDown, 502, "upstream_error/502/video-ready", "token service unavailable"},
+		{"inngest refuses the key", "GET", "/t?room=vid_1&scope=video-ready", "alice",
+			realtime.NewStatusError("inngest", http.StatusUnauthorized, "", 0), 502, "upstream_error/502/video-ready", "token service unavailable"},
+		{"invalid mapped channel", "GET", "/t?room=vid_1&scope=video-ready", "alice",
+			&realtime.ValidationError{Field: "channel", Reason: realtime.ErrTooLong, Limit: 256}, 400, "bad_request/400/video-ready", "invalid query: the room cannot be subscribed to"},
+		{"bad escape", "GET", "/t?room=%zz&scope=video-ready", "alice", nil, 400, "bad_request/400/none", "invalid query: the query is not a valid URL query"},
+		{"no room", "GET", "/t?scope=video-ready", "alice", nil, 400, "bad_request/400/none", "invalid query: room is required"},
+		{"unknown scope", "GET", "/t?room=vid_1&scope=everything", "alice", nil, 400, "bad_request/400/none", ""},
+		{"name outside the scope", "GET", "/t?room=vid_1&scope=video-ready&names=ai.message", "alice", nil, 400, "bad_request/400/none", "invalid query: a name is not in scope video-ready"},
+		{"control character", "GET", "/t?room=vid%0A1&scope=video-ready", "alice", nil, 400, "bad_request/400/none", "invalid query: room: control character"},
+		{"very long query", "GET", "/t?room=vid_1&scope=video-ready&pad=" + strings.Repeat("x", tokens.MaxQueryBytes), "alice", nil, 400, "bad_request/400/none", "query longer than 2048 bytes"},
+		{"very long query, no auth", "GET", "/t?room=" + strings.Repeat("x", tokens.MaxQueryBytes), "", nil, 400, "bad_request/400/none", "query longer than 2048 bytes"},
+		{"POST", "POST", "/t?room=vid_1&scope=video-ready", "alice", nil, 405, "method_not_allowed/405/none", "method not allowed"},
+		{"HEAD", "HEAD", "/t?room=vid_1&scope=video-ready", "alice", nil, 405, "method_not_allowed/405/none", ""},
+		{"PUT", "PUT", "/t?room=vid_1&scope=video-ready", "alice", nil, 405, "method_not_allowed/405/none", "method not allowed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.minter.err = c.minterErr
+			a := f.do(c.method, c.target, c.user)
+			require.Equal(t, c.status, a.status, a.body)
+			assert.Equal(t, "no-store", a.header.Get("Cache-Control"))
+			if c.status == http.StatusMethodNotAllowed {
+				assert.Equal(t, "GET", a.header.Get("Allow"))
+			}
+			if c.method != http.MethodHead {
+				var body map[string]string
+				require.NoError(t, json.Unmarshal([]byte(a.body), &body), a.body)
+				if c.body != "" {
+					assert.Equal(t, map[string]string{"error": c.body}, body)
+				}
+			}
+			if c.minterErr == nil {
+				assert.Empty(t, f.minter.Calls(), "nothing was minted")
+			}
+			assert.Equal(t, map[string]int64{c.count: 1}, f.counts(t))
+
+			// Nothing upstream, secret or echoed reaches the client or
+			// the logs.
+			for _, s := range []string{"signkey", "upstream", "overloaded", "503", "zz", testJWT, "sess="} {
+				assert.NotContains(t, a.body, s)
+			}
+			for _, e := range f.logs.All() {
+				line := fmt.Sprint(e.Message, e.ContextMap())
+				assert.NotContains(t, line, testJWT)
+				assert.NotContains(t, line, "sess=")
+				assert.NotContains(t, line, "mallory", "the subject is never logged")
+			}
+		})
+	}
+}
+
+func TestHandlerLogsUpstreamFailures(t *testing.T) {
+	f := newFixture(t)
+	f.minter.err = realtime.NewStatusError("inngest", http.StatusServiceUnavailable, "", 0)
+	a := f.do(http.MethodGet, "/t?room=vid_1&scope=video-ready", "alice")
+	require.Equal(t, http.StatusBadGateway, a.status)
+	errs := f.logs.FilterLevelExact(zap.ErrorLevel).All()
+	require.Len(t, errs, 1)
+	fields := errs[0].ContextMap()
+	assert.Contains(t, fields["error"], "status 503", "the upstream error is logged")
+	delete(fields, "error")
+	assert.Equal(t, map[string]any{"outcome": "upstream_error", "status": int64(502), "scope": "video-ready", "room": "vid_1"}, fields)
+}
+
+func TestHandlerMinterPanicIsA502(t *testing.T) {
+	f := newFixture(t)
+	f.minter.panic = true
+	a := f.do(http.MethodGet, "/t?room=vid_1&scope=video-ready", "alice")
+	require.Equal(t, http.StatusBadGateway, a.status)
+	assert.NotContains(t, a.body, testJWT)
+}
+
+func TestHandlerClientGoneIsCountedAsCanceled(t *testing.T) {
+	f := newFixture(t)
+	f.minter.err = context.Canceled
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/t?room=vid_1&scope=video-ready", nil)
+	r.Header.Set("X-User", "alice")
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	assert.Equal(t, http.StatusBadGateway, w.Code)
+	assert.Equal(t, map[string]int64{"canceled/502/video-ready": 1}, f.counts(t))
+	assert.Empty(t, f.logs.FilterLevelExact(zap.ErrorLevel).All(), "a client that left is not an error")
+}
+
+func TestHandlerWithoutOptionsServesNothing(t *testing.T) {
+	m := &fakeMinter{}
+	core, logs := observer.New(zap.WarnLevel)
+	h := tokens.NewHandler(m, &tokens.HandlerOptions{Logger: zap.New(core)})
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/t?room=vid_1&scope=video-ready", nil))
+	assert.Equal(t, http.StatusUnauthorized, w.Code)
+	assert.Equal(t, 2, logs.Len(), "missing Authenticate and Authorize are warned about")
+
+	// With authentication and authorization but no Resolver, every scope
+	// is legacy, as in broadcast.
+	h = tokens.NewHandler(m, &tokens.HandlerOptions{
+		Authenticate: func(*http.Request) (tokens.Subject, error) { return tokens.Subject{ID: "a"}, nil },
+		Authorize:    func(context.Context, tokens.Subject, string, flags.Scope) error { return nil },
+	})
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/t?room=vid_1&scope=video-ready", nil))
+	assert.Equal(t, http.StatusNotFound, w.Code)
+
+	h = tokens.NewHandler(m, nil)
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/t?room=vid_1&scope=video-ready", nil))
+	assert.Equal(t, http.StatusUnauthorized, w.Code)
+	assert.Empty(t, m.Calls())
+}
+
+func TestHandlerBoundsMinting(t *testing.T) {
+	blocked := tokens.NewHandler(blockingMinter{}, &tokens.HandlerOptions{
+		Authenticate: func(*http.Request) (tokens.Subject, error) { return tokens.Subject{}, nil },
+		Authorize:    func(context.Context, tokens.Subject, string, flags.Scope) error { return nil },
+		Resolver:     flags.Fixed(flags.Realtime),
+		Timeout:      20 * time.Millisecond,
+	})
+	w := httptest.NewRecorder()
+	blocked.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/t?room=vid_1&scope=video-ready", nil))
+	assert.Equal(t, http.StatusBadGateway, w.Code)
+}
+
+// blockingMinter waits for its context to end.
+type blockingMinter struct{}
+
+func (blockingMinter) SubscriptionToken(ctx context.Context, _ string, _ []string) (realtime.Token, error) {
+	<-ctx.Done()
+	return realtime.Token{}, ctx.Err()
+}

@@ -1,0 +1,215 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/coursebuilder/realtime-go/realtime"
+)
+
+// Defaults of [SourceOptions].
+const (
+	DefaultMargin       = 10 * time.Second
+	DefaultFetchTimeout = 30 * time.Second
+)
+
+// ErrClosed is returned by [TokenSource.Token] after Close, and by
+// [Subscribe] when its TokenSource is closed.
+var ErrClosed = errors.New("tokens: closed")
+
+// FetchFunc obtains a new subscription token, typically by minting one
+// (see [Mint]) or by asking an app's token endpoint.
+type FetchFunc func(ctx context.Context) (realtime.Token, error)
+
+// Mint returns a FetchFunc that mints tokens for room and names with m.
+func Mint(m Minter, room string, names ...string) FetchFunc {
+	names = append([]string(nil), names...)
+	return func(ctx context.Context) (realtime.Token, error) {
+		return m.SubscriptionToken(ctx, room, names)
+	}
+}
+
+// SourceOptions configures [NewTokenSource]. A nil *SourceOptions means
+// every default.
+type SourceOptions struct {
+	// Margin is how long before a token expires the source fetches a new
+	// one, so that a token handed out has at least that long to be used.
+	// When a token lives less than twice the margin, it is replaced half
+	// way through its life instead. Defaults to DefaultMargin (10s).
+	Margin time.Duration
+	// Timeout bounds one fetch. Defaults to DefaultFetchTimeout (30s).
+	Timeout time.Duration
+	// Now is the clock the expiry is compared with. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// TokenSource hands out a subscription token, fetching a new one only when
+// the one it holds is about to expire. Create one with [NewTokenSource].
+//
+// It is safe for concurrent use: however many goroutines ask at once, at
+// most one fetch is in flight, and its token or its error is returned to
+// every one of them. A fetch runs with the values of the context of the
+// call that started it but not its cancellation (a caller that gives up
+// returns ctx.Err() at once and does not cancel the others), bounded by
+// SourceOptions.Timeout and by Close. A failed fetch is not remembered: the
+// next call tries again.
+type TokenSource struct {
+	fetch   FetchFunc
+	margin  time.Duration
+	timeout time.Duration
+	now     func() time.Time
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	tok       realtime.Token
+	cached    bool
+	refreshAt time.Time
+	flight    *flight
+	closed    bool
+}
+
+// flight is one fetch and the callers waiting for it. tok and err are
+// written before done is closed and read only after.
+type flight struct {
+	done chan struct{}
+	tok  realtime.Token
+	err  error
+}
+
+// NewTokenSource returns a TokenSource that obtains its tokens from fetch.
+func NewTokenSource(fetch FetchFunc, opts *SourceOptions) *TokenSource {
+	var o SourceOptions
+	if opts != nil {
+		o = *opts
+	}
+	s := &TokenSource{fetch: fetch, margin: o.Margin, timeout: o.Timeout, now: o.Now}
+	if s.margin <= 0 {
+		s.margin = DefaultMargin
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultFetchTimeout
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// Token returns the token the source holds if it is not within the margin
+// of its expiry, and otherwise waits for a new one (fetching it unless a
+// fetch is already in flight). It fails with the fetch's error, with
+// ctx.Err() when ctx ends first, and with [ErrClosed] after Close.
+//
+// A token is returned to the callers of the fetch that obtained it even if
+// it has already expired by the source's clock (the clocks of the source
+// and of Inngest may differ; Inngest decides), but it is not kept.
+func (s *TokenSource) Token(ctx context.Context) (realtime.Token, error) {
+	if err := ctx.Err(); err != nil {
+		return realtime.Token{}, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return realtime.Token{}, ErrClosed
+	}
+	if s.cached && s.now().Before(s.refreshAt) {
+		tok := s.tok
+		s.mu.Unlock()
+		return tok, nil
+	}
+	f := s.flight
+	if f == nil {
+		f = &flight{done: make(chan struct{})}
+		s.flight = f
+		s.wg.Add(1)
+		go s.run(ctx, f)
+	}
+	s.mu.Unlock()
+
+	select {
+	case <-f.done:
+		return f.tok, f.err
+	case <-ctx.Done():
+		return realtime.Token{}, ctx.Err()
+	}
+}
+
+// run performs one fetch for f.
+func (s *TokenSource) run(caller context.Context, f *flight) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(caller), s.timeout)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+
+	tok, err := s.call(ctx)
+	fetched := s.now()
+
+	s.mu.Lock()
+	s.flight = nil
+	switch {
+	case err != nil && s.closed:
+		err = fmt.Errorf("%w: %w", ErrClosed, err)
+	case err == nil && !s.closed && !tok.Expires.IsZero():
+		s.tok, s.cached = tok, true
+		s.refreshAt = tok.Expires.Add(-s.margin)
+		if !s.refreshAt.After(fetched) {
+			// A short-lived token (or a margin that is too large):
+			// replace it half way through what is left of its life.
+			s.refreshAt = fetched.Add(tok.Expires.Sub(fetched) / 2)
+		}
+	}
+	s.mu.Unlock()
+
+	f.tok, f.err = tok, err
+	close(f.done)
+}
+
+// call runs fetch, turning a panic or an empty token into an error.
+func (s *TokenSource) call(ctx context.Context) (tok realtime.Token, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			tok, err = realtime.Token{}, fmt.Errorf("tokens: fetch token: panic: %v", p)
+		}
+	}()
+	tok, err = s.fetch(ctx)
+	switch {
+	case err != nil:
+		return realtime.Token{}, fmt.Errorf("tokens: fetch token: %w", err)
+	case tok.JWT == "":
+		return realtime.Token{}, errors.New("tokens: fetch token: empty token")
+	}
+	return tok, nil
+}
+
+// Invalidate forgets tok if it is the token the source holds, so that the
+// next call to Token fetches a new one. Call it when Inngest refused tok
+// (401 or 403 on connect). It does nothing for any other token, so a
+// refusal of an old token does not discard a newer one.
+func (s *TokenSource) Invalidate(tok realtime.Token) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cached && s.tok.JWT == tok.JWT {
+		s.tok, s.cached = realtime.Token{}, false
+	}
+}
+
+// Close cancels a fetch in flight, waits for it to end and makes every
+// later call to Token fail with [ErrClosed]. It is safe to call more than
+// once.
+func (s *TokenSource) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.tok, s.cached = realtime.Token{}, false
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
