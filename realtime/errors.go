@@ -93,6 +93,9 @@ func (e *TooLargeError) Unwrap() error { return ErrPayloadTooLarge }
 type PublishError struct {
 	// Transport names the transport: "inngest" or "partykit".
 	Transport string
+	// Op is the request that failed when it was not a publish, such as
+	// "token request"; empty means "publish".
+	Op string
 	// StatusCode is the HTTP status of the last answer, 0 if none came.
 	StatusCode int
 	// Attempts is how many requests were sent, retries included.
@@ -106,7 +109,11 @@ type PublishError struct {
 }
 
 func (e *PublishError) Error() string {
-	msg := "realtime: publish to " + e.Transport + " failed"
+	op := e.Op
+	if op == "" {
+		op = "publish"
+	}
+	msg := "realtime: " + op + " to " + e.Transport + " failed"
 	if e.Attempts > 1 {
 		msg += " after " + strconv.Itoa(e.Attempts) + " attempts"
 	}

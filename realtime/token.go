@@ -175,6 +175,11 @@ func (p *Inngest) SubscriptionToken(ctx context.Context, room string, names []st
 		limit:       maxTokenAnswer,
 	})
 	if err != nil {
+		var pe *PublishError
+		if errors.As(err, &pe) {
+			pe.Op = "token request"
+			return Token{}, err
+		}
 		return Token{}, fmt.Errorf("realtime: subscription token: %w", err)
 	}
 	jwt, exp, err := parseTokenAnswer(ans.Body)

@@ -175,7 +175,7 @@ func TestSubscriptionTokenFailuresAreClassifiedAndSecretFree(t *testing.T) {
 			assert.Len(t, srv.requests(), c.attempts)
 			assert.NotContains(t, err.Error(), hashed)
 			assert.NotContains(t, err.Error(), testKey[len("signkey-test-"):])
-			assert.True(t, strings.HasPrefix(err.Error(), "realtime: subscription token: "), err.Error())
+			assert.True(t, strings.HasPrefix(err.Error(), "realtime: token request to inngest failed"), err.Error())
 		})
 	}
 }
