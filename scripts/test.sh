@@ -47,7 +47,7 @@ if [ "$fuzztime" != "0" ]; then
 		(
 			cd "$m"
 			go list -f '{{.ImportPath}} {{.Dir}}' ./... | while read -r pkg dir; do
-				grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | while read -r fn; do
+				{ grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null || true; } | sed 's/^func //' | while read -r fn; do
 					echo "--- $pkg $fn"
 					go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$fuzztime" "$pkg"
 				done
