@@ -10,6 +10,7 @@ package executor
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -77,17 +78,38 @@ func Serve(t testing.TB, client inngestgo.Client, fn inngestgo.ServableFunction)
 	mux.Handle("/api/inngest", client.Serve())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
+	return FunctionURL(srv.URL+"/api/inngest", fn)
+}
+
+// FunctionURL is the URL the executor calls for fn when the app serves its
+// functions at handlerURL.
+func FunctionURL(handlerURL string, fn inngestgo.ServableFunction) string {
 	q := url.Values{"fnId": {fn.FullyQualifiedID()}, "step": {"step"}, "stepId": {"step"}}
-	return srv.URL + "/api/inngest?" + q.Encode()
+	return handlerURL + "?" + q.Encode()
 }
 
 // NewRun returns the executor's first call of a run triggered by an event
 // named name with data: no memoized steps.
 func NewRun(t testing.TB, name string, data any) Request {
 	t.Helper()
+	run, err := Start(name, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+// Start is NewRun for programs.
+func Start(name string, data any) (Request, error) {
 	// Round-trip through JSON so the event is what the executor loads.
+	b, err := json.Marshal(map[string]any{"id": "01JZ8Q3TZQ0000000000000000", "name": name, "data": data, "ts": 1735689600000, "user": map[string]any{}})
+	if err != nil {
+		return Request{}, err
+	}
 	var evt map[string]any
-	mustRoundTrip(t, map[string]any{"id": "01JZ8Q3TZQ0000000000000000", "name": name, "data": data, "ts": 1735689600000, "user": map[string]any{}}, &evt)
+	if err := json.Unmarshal(b, &evt); err != nil {
+		return Request{}, err
+	}
 	return Request{
 		Event:   evt,
 		Events:  []map[string]any{evt},
@@ -95,15 +117,23 @@ func NewRun(t testing.TB, name string, data any) Request {
 		Defers:  map[string]any{},
 		Version: 2,
 		Ctx:     Ctx{FunctionID: fnUUID, RunID: runID, StepID: "step", MaxAttempts: 4, Stack: Stack{Stack: []string{}}},
-	}
+	}, nil
 }
 
-// Replay returns the call that follows run once op completed: op's output
-// memoized as {"data": …} and its id pushed on the stack.
+// Replay returns the call that follows run once ops completed: each op's
+// output memoized as {"data": …} and its id pushed on the stack.
 func Replay(t testing.TB, run Request, ops ...Opcode) Request {
 	t.Helper()
+	next, err := replay(run, ops...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next
+}
+
+func replay(run Request, ops ...Opcode) (Request, error) {
 	next := run
-	next.Steps = map[string]json.RawMessage{}
+	next.Steps = make(map[string]json.RawMessage, len(run.Steps)+len(ops))
 	for id, v := range run.Steps {
 		next.Steps[id] = v
 	}
@@ -111,66 +141,70 @@ func Replay(t testing.TB, run Request, ops ...Opcode) Request {
 	for _, op := range ops {
 		b, err := json.Marshal(map[string]json.RawMessage{"data": op.Data})
 		if err != nil {
-			t.Fatal(err)
+			return Request{}, err
 		}
 		next.Steps[op.ID] = b
 		next.Ctx.Stack.Stack = append(next.Ctx.Stack.Stack, op.ID)
 	}
 	next.Ctx.Stack.Current = len(next.Ctx.Stack.Stack)
-	return next
+	return next, nil
 }
 
 // Call POSTs req to the function as the executor does and returns the
 // status, headers and body of the answer.
 func Call(t testing.TB, fnURL string, req Request) (int, http.Header, []byte) {
 	t.Helper()
-	body, err := json.Marshal(req)
+	status, h, body, err := Do(http.DefaultClient, fnURL, req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return status, h, body
+}
+
+// Do is Call for programs: it returns an error instead of failing a test.
+func Do(client *http.Client, fnURL string, req Request) (int, http.Header, []byte, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return 0, nil, nil, err
 	}
 	hr, err := http.NewRequest(http.MethodPost, fnURL, bytes.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, nil, err
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("X-Inngest-Server-Kind", "dev")
-	resp, err := http.DefaultClient.Do(hr)
+	resp, err := client.Do(hr)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, out
+	return resp.StatusCode, resp.Header, out, err
 }
 
 // OnlyOpcode decodes a 206 answer, which must carry exactly one opcode.
 func OnlyOpcode(t testing.TB, status int, body []byte) Opcode {
 	t.Helper()
-	if status != http.StatusPartialContent {
-		t.Fatalf("status = %d, want 206 (an opcode); body: %s", status, body)
-	}
-	var ops []Opcode
-	if err := json.Unmarshal(body, &ops); err != nil {
-		t.Fatalf("decoding opcodes: %v; body: %s", err, body)
-	}
-	if len(ops) != 1 {
-		t.Fatalf("got %d opcodes, want 1: %s", len(ops), body)
-	}
-	return ops[0]
-}
-
-func mustRoundTrip(t testing.TB, in, out any) {
-	t.Helper()
-	b, err := json.Marshal(in)
+	op, err := DecodeOpcode(status, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, out); err != nil {
-		t.Fatal(err)
+	return op
+}
+
+// DecodeOpcode is OnlyOpcode for programs.
+func DecodeOpcode(status int, body []byte) (Opcode, error) {
+	if status != http.StatusPartialContent {
+		return Opcode{}, fmt.Errorf("status = %d, want 206 (an opcode); body: %s", status, body)
 	}
+	var ops []Opcode
+	if err := json.Unmarshal(body, &ops); err != nil {
+		return Opcode{}, fmt.Errorf("decoding opcodes: %w; body: %s", err, body)
+	}
+	if len(ops) != 1 {
+		return Opcode{}, fmt.Errorf("got %d opcodes, want 1: %s", len(ops), body)
+	}
+	return ops[0], nil
 }
 
 // Complete runs a function to its end as the executor does: it calls it,
@@ -179,18 +213,32 @@ func mustRoundTrip(t testing.TB, in, out any) {
 // opcode seen.
 func Complete(t testing.TB, fnURL string, run Request) (status int, body []byte, ops []Opcode) {
 	t.Helper()
+	status, body, ops, err := RunToEnd(http.DefaultClient, fnURL, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, body, ops
+}
+
+// RunToEnd is Complete for programs.
+func RunToEnd(client *http.Client, fnURL string, run Request) (status int, body []byte, ops []Opcode, err error) {
 	for range 50 {
-		status, _, body = Call(t, fnURL, run)
-		if status != http.StatusPartialContent {
-			return status, body, ops
+		status, _, body, err = Do(client, fnURL, run)
+		if err != nil || status != http.StatusPartialContent {
+			return status, body, ops, err
 		}
-		op := OnlyOpcode(t, status, body)
+		op, err := DecodeOpcode(status, body)
+		if err != nil {
+			return status, body, ops, err
+		}
 		ops = append(ops, op)
 		if op.Op != "StepRun" {
-			return status, body, ops
+			return status, body, ops, nil
 		}
-		run = Replay(t, run, op)
+		run, err = replay(run, op)
+		if err != nil {
+			return status, body, ops, err
+		}
 	}
-	t.Fatalf("run did not complete after 50 calls; opcodes %+v", ops)
-	return 0, nil, nil
+	return status, body, ops, fmt.Errorf("run did not complete after 50 calls; opcodes %+v", ops)
 }
