@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/coursebuilder/realtime-go/harness/partykit"
+)
+
+// TestDemo runs the README's first command in every mode and checks that
+// each notification reached exactly the transports of the mode.
+func TestDemo(t *testing.T) {
+	withParty := partykit.Available("") == nil
+	if !withParty && os.Getenv("CI") != "" {
+		t.Fatal("PartyKit dev server not installed in CI: npm ci --prefix harness/partykit/server")
+	}
+	for _, mode := range []string{"legacy", "shadow", "primary", "realtime"} {
+		t.Run(mode, func(t *testing.T) {
+			if !withParty && mode != "realtime" {
+				t.Skip("PartyKit dev server not installed")
+			}
+			var out bytes.Buffer
+			if err := run(context.Background(), &out, mode, withParty); err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			got := out.String()
+			for _, name := range []string{"videoResource.created", "video.asset.ready", "transcript.ready", "video.asset.errored"} {
+				for _, tr := range []string{"partykit", "inngest"} {
+					line := name + " " + strings.Repeat(" ", 22-len(name)) + tr
+					want := (tr == "partykit" && mode != "realtime") || (tr == "inngest" && mode != "legacy")
+					if strings.Contains(got, line) != want {
+						t.Errorf("%s on %s: delivered=%v, want %v\n%s", name, tr, !want, want, got)
+					}
+				}
+			}
+			if strings.Contains(got, "DIFFERS") || strings.Contains(got, "NOT RECEIVED") {
+				t.Errorf("a payload differed or was lost:\n%s", got)
+			}
+		})
+	}
+}
