@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/coursebuilder/realtime-go/broadcast"
+	"github.com/coursebuilder/realtime-go/examples/internal/testlog"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
 	"github.com/coursebuilder/realtime-go/harness/partykit"
@@ -140,33 +141,6 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// testWriter keeps the output and sends its complete lines to the test
-// log.
-type testWriter struct {
-	t      *testing.T
-	mu     sync.Mutex
-	b      strings.Builder
-	logged int
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.b.Write(p)
-	s := w.b.String()
-	if i := strings.LastIndexByte(s, '\n'); i >= w.logged {
-		w.t.Log("\n" + s[w.logged:i])
-		w.logged = i + 1
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 func noEnv(string) (string, bool) { return "", false }
 
 func mapEnv(m map[string]string) func(string) (string, bool) {
@@ -203,7 +177,7 @@ func TestRunLocal(t *testing.T) {
 	if testing.Short() && partykit.Available("") == nil {
 		t.Skip("starts its own PartyKit dev server")
 	}
-	out, errOut := &testWriter{t: t}, &testWriter{t: t}
+	out, errOut := testlog.New(t), testlog.New(t)
 	code := run(ctxT(t), []string{"-local"}, environment{Lookup: noEnv, Stdout: out, Stderr: errOut})
 	if code != exitPass {
 		t.Fatalf("exit %d, want %d", code, exitPass)
@@ -226,7 +200,7 @@ func TestRunLocal(t *testing.T) {
 // arrives: the canary must fail with exit status 1 and say which transport.
 func TestRunLocalDroppedPublishFails(t *testing.T) {
 	var dropped atomic.Int32
-	out, errOut := &testWriter{t: t}, &testWriter{t: t}
+	out, errOut := testlog.New(t), testlog.New(t)
 	code := run(ctxT(t), []string{"-local", "-no-partykit", "-deadline", "1s"},
 		environment{Lookup: noEnv, Stdout: out, Stderr: errOut, Wrap: dropPublishes(&dropped)})
 	if code != exitFail {
@@ -250,7 +224,7 @@ func TestCheckShadow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep.Print(&testWriter{t: t})
+	rep.Print(testlog.New(t))
 	if !rep.OK() {
 		t.Fatal("canary failed")
 	}
@@ -281,7 +255,7 @@ func TestCheckShadowDroppedPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &testWriter{t: t}
+	w := testlog.New(t)
 	rep.Print(w)
 	if rep.OK() {
 		t.Fatal("canary passed although Inngest dropped the event")
@@ -311,7 +285,7 @@ func TestCheckDuplicateFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &testWriter{t: t}
+	w := testlog.New(t)
 	rep.Print(w)
 	if in := transport(t, rep, broadcast.TransportInngest); rep.OK() || in.Copies != 2 {
 		t.Fatalf("OK=%v copies=%d, want a failure with 2 copies", rep.OK(), in.Copies)
@@ -332,7 +306,7 @@ func TestCheckProbes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep.Print(&testWriter{t: t})
+	rep.Print(testlog.New(t))
 	if !rep.OK() {
 		t.Fatal("canary failed")
 	}
@@ -360,7 +334,7 @@ func TestCheckProbesResubscribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &testWriter{t: t}
+	w := testlog.New(t)
 	rep.Print(w)
 	in := transport(t, rep, broadcast.TransportInngest)
 	if rep.OK() || in.SubscribeErr == nil || !strings.Contains(in.SubscribeErr.Error(), "subscribed 2 times but no probe came through") {
@@ -396,7 +370,7 @@ func TestRunFromEnvironment(t *testing.T) {
 	} else {
 		want[0] = "flags=primary effective=realtime"
 	}
-	out, errOut := &testWriter{t: t}, &testWriter{t: t}
+	out, errOut := testlog.New(t), testlog.New(t)
 	if code := run(ctxT(t), nil, environment{Lookup: mapEnv(env), Stdout: out, Stderr: errOut}); code != exitPass {
 		t.Fatalf("exit %d, want %d", code, exitPass)
 	}
@@ -412,7 +386,7 @@ func TestRunFromEnvironment(t *testing.T) {
 	// Legacy from the environment: Inngest is configured but not published to.
 	env["REALTIME_VIDEO_READY_MODE"] = "legacy"
 	if _, ok := env[legacyparty.EnvBaseURL]; ok {
-		out = &testWriter{t: t}
+		out = testlog.New(t)
 		if code := run(ctxT(t), nil, environment{Lookup: mapEnv(env), Stdout: out, Stderr: errOut}); code != exitPass {
 			t.Fatalf("legacy: exit %d, want %d", code, exitPass)
 		}
@@ -424,13 +398,13 @@ func TestRunFromEnvironment(t *testing.T) {
 
 func TestRunUsage(t *testing.T) {
 	for _, args := range [][]string{{"-mode", "sideways", "-local", "-no-partykit"}, {"-deadline", "0", "-local", "-no-partykit"}, {"extra"}, {"-nope"}} {
-		errOut := &testWriter{t: t}
+		errOut := testlog.New(t)
 		if code := run(ctxT(t), args, environment{Lookup: noEnv, Stdout: io.Discard, Stderr: errOut}); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
 		}
 	}
 	// A configuration realtime.NewInngest refuses.
-	errOut := &testWriter{t: t}
+	errOut := testlog.New(t)
 	code := run(ctxT(t), nil, environment{Lookup: mapEnv(map[string]string{"INNGEST_SIGNING_KEY": "not-a-key"}), Stdout: io.Discard, Stderr: errOut})
 	if code != exitUsage || !strings.Contains(errOut.String(), "signing key") {
 		t.Errorf("bad key: exit %d (%s), want %d naming the key", code, errOut.String(), exitUsage)

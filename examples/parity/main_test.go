@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/coursebuilder/realtime-go/broadcast"
+	"github.com/coursebuilder/realtime-go/examples/internal/testlog"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/realtime"
@@ -72,33 +73,6 @@ func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// testWriter keeps the output and sends its complete lines to the test
-// log.
-type testWriter struct {
-	t      *testing.T
-	mu     sync.Mutex
-	b      strings.Builder
-	logged int
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.b.Write(p)
-	s := w.b.String()
-	if i := strings.LastIndexByte(s, '\n'); i >= w.logged {
-		w.t.Log("\n" + s[w.logged:i])
-		w.logged = i + 1
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }
 
 // tamper forwards the publish of requestID to the Inngest endpoint copies
@@ -158,7 +132,7 @@ func replay(t *testing.T, wrap func(http.Handler) http.Handler) *Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep.Print(&testWriter{t: t})
+	rep.Print(testlog.New(t))
 	return rep
 }
 
@@ -219,7 +193,7 @@ func TestLoadEventsRejects(t *testing.T) {
 // TestRunCleanReplay is go run ./parity: no mismatch, exit status 0.
 func TestRunCleanReplay(t *testing.T) {
 	pk := partyKit(t)
-	out, errOut := &testWriter{t: t}, &testWriter{t: t}
+	out, errOut := testlog.New(t), testlog.New(t)
 	if code := run(ctxT(t), nil, environment{Stdout: out, Stderr: errOut, PartyKit: pk}); code != exitParity {
 		t.Fatalf("exit %d, want %d", code, exitParity)
 	}
@@ -261,7 +235,7 @@ func TestReplayClean(t *testing.T) {
 func TestRunInngestDropsOne(t *testing.T) {
 	const room, id = "vid_01hv3p5r9w", "req_01hv3p5r9w_errored"
 	var n atomic.Int32
-	out, errOut := &testWriter{t: t}, &testWriter{t: t}
+	out, errOut := testlog.New(t), testlog.New(t)
 	code := run(ctxT(t), []string{"-wait", "1s"}, environment{Stdout: out, Stderr: errOut, PartyKit: partyKit(t), Wrap: tamper(id, 0, &n)})
 	if code != exitMismatch {
 		t.Fatalf("exit %d, want %d", code, exitMismatch)
@@ -294,7 +268,7 @@ func TestReplayInngestDuplicatesOne(t *testing.T) {
 		t.Fatalf("tampered with %d publishes, want 1", n.Load())
 	}
 	checkOnly(t, rep, Mismatch{Kind: Duplicated, Transport: broadcast.TransportInngest, Room: room, RequestID: id, Name: "transcript.ready", Detail: "2 copies"})
-	w := &testWriter{t: t}
+	w := testlog.New(t)
 	rep.Print(w)
 	if !strings.Contains(w.String(), "DUPLICATED inngest  room="+room+" requestId="+id) {
 		t.Error("the report does not name the duplicate")
@@ -323,7 +297,7 @@ func checkOnly(t *testing.T, rep *Report, want Mismatch) {
 // TestRunWithoutPartyKit: parity needs both transports, so without the
 // PartyKit dev server the command says so and exits non-zero.
 func TestRunWithoutPartyKit(t *testing.T) {
-	out, errOut := &testWriter{t: t}, &testWriter{t: t}
+	out, errOut := testlog.New(t), testlog.New(t)
 	code := run(ctxT(t), []string{"-partykit-dir", t.TempDir()}, environment{Stdout: out, Stderr: errOut})
 	if code != exitCannot {
 		t.Fatalf("exit %d, want %d", code, exitCannot)
@@ -344,7 +318,7 @@ func TestRunUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{{"-late", "0"}, {"extra"}, {"-events", bad}, {"-events", bad + ".missing"}, {"-nope"}} {
-		errOut := &testWriter{t: t}
+		errOut := testlog.New(t)
 		if code := run(ctxT(t), args, environment{Stdout: io.Discard, Stderr: errOut}); code != exitCannot {
 			t.Errorf("%q: exit %d, want %d", args, code, exitCannot)
 		}
