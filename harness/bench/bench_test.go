@@ -179,6 +179,27 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 	servers(b, false)
 	ctx := context.Background()
 
+	// measure publishes one message at a time to room and waits for next
+	// to return its delivery.
+	measure := func(b *testing.B, room string, next func(context.Context) error, publish func(room string, i int) error) {
+		var lat latency
+		i := 0
+		for b.Loop() {
+			start := time.Now()
+			if err := publish(room, i); err != nil {
+				b.Fatal(err)
+			}
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := next(wctx)
+			cancel()
+			if err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(start))
+			i++
+		}
+		lat.report(b)
+	}
 	inngestCase := func(b *testing.B, publish func(room string, i int) error) {
 		room := "lat-" + uuid.NewString()
 		token, err := inn.Token(ctx, room, "video.asset.ready")
@@ -190,23 +211,7 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer sub.Close()
-		var lat latency
-		i := 0
-		for b.Loop() {
-			start := time.Now()
-			if err := publish(room, i); err != nil {
-				b.Fatal(err)
-			}
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err := sub.NextData(wctx)
-			cancel()
-			if err != nil {
-				b.Fatal(err)
-			}
-			lat = append(lat, time.Since(start))
-			i++
-		}
-		lat.report(b)
+		measure(b, room, func(ctx context.Context) error { _, err := sub.NextData(ctx); return err }, publish)
 	}
 	partyCase := func(b *testing.B, publish func(room string, i int) error) {
 		servers(b, true)
@@ -216,23 +221,7 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer sub.Close()
-		var lat latency
-		i := 0
-		for b.Loop() {
-			start := time.Now()
-			if err := publish(room, i); err != nil {
-				b.Fatal(err)
-			}
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err := sub.Next(wctx)
-			cancel()
-			if err != nil {
-				b.Fatal(err)
-			}
-			lat = append(lat, time.Since(start))
-			i++
-		}
-		lat.report(b)
+		measure(b, room, func(ctx context.Context) error { _, err := sub.Next(ctx); return err }, publish)
 	}
 
 	b.Run("inngest/provider", func(b *testing.B) {
