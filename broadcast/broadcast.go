@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -263,11 +264,19 @@ func (p *publish) both(ctx context.Context, name string, to realtime.Provider, o
 	select {
 	case <-leg.done:
 	default:
+		// The other leg was started just now and, in memory or on a fast
+		// transport, is about to end: let it run before arming a timer.
+		runtime.Gosched()
+		select {
+		case <-leg.done:
+			return err
+		default:
+		}
 		wait := time.NewTimer(p.b.budget - time.Since(start))
 		select {
 		case <-leg.done:
 		case <-wait.C:
-			leg.detached.Store(true)
+			leg.detach()
 		}
 		wait.Stop()
 	}
@@ -278,6 +287,31 @@ func (p *publish) both(ctx context.Context, name string, to realtime.Provider, o
 type otherLeg struct {
 	done     chan struct{}
 	detached atomic.Bool // set when Publish returned before the leg ended
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	rest   time.Duration // ShadowTimeout left once the budget is spent
+	timer  *time.Timer
+}
+
+func (l *otherLeg) setCancel(cancel context.CancelFunc, rest time.Duration) {
+	l.mu.Lock()
+	l.cancel, l.rest = cancel, max(rest, 0)
+	if l.detached.Load() && l.timer == nil {
+		l.timer = time.AfterFunc(l.rest, cancel)
+	}
+	l.mu.Unlock()
+}
+
+// detach marks the leg as outliving its publish and starts the
+// ShadowTimeout clock on it.
+func (l *otherLeg) detach() {
+	l.mu.Lock()
+	l.detached.Store(true)
+	if l.cancel != nil && l.timer == nil {
+		l.timer = time.AfterFunc(l.rest, l.cancel)
+	}
+	l.mu.Unlock()
 }
 
 // runOther publishes to the transport that does not count, detached from
@@ -285,9 +319,17 @@ type otherLeg struct {
 func (p publish) runOther(ctx context.Context, leg *otherLeg, name string, to realtime.Provider, start time.Time) {
 	defer p.b.inflight.Done()
 	defer close(leg.done)
-	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.b.shadowTO)
+	// Detached from the caller's cancellation; bounded by ShadowTimeout only
+	// once the leg outlives its budget, so the common path arms no timer.
+	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	leg.setCancel(cancel, p.b.shadowTO-p.b.budget)
 	err := safePublish(octx, to, p.msg)
+	leg.mu.Lock()
+	if leg.timer != nil {
+		leg.timer.Stop()
+	}
+	leg.mu.Unlock()
 	p.record(octx, name, start, err, leg.detached.Load())
 }
 
