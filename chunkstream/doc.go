@@ -1,0 +1,96 @@
+// Package chunkstream publishes a streamed response (an AI chat completion
+// arriving as many small text deltas) through a [realtime.Provider], the way
+// course-builder's TypeScript OpenAI provider does over PartyKit: the deltas
+// are buffered and flushed every 250 ms as one message
+//
+//	{"body":"<the text of this window>","requestId":"<chat id>","name":"ai.message","seq":N}
+//
+// and the end of the response is a last message whose body is the literal
+// `\ok` ([EndMarker]). UIs that read the legacy envelope keep working; seq
+// is new: 1, 2, 3, … for every message of a stream, the end marker
+// included, so a client can put messages in order and detect a gap or a
+// duplicate. Messages are published to the room named after the request
+// id unless [Options.Room] says otherwise.
+//
+// A [Stream] publishes one response:
+//
+//	s, err := chunkstream.New(ctx, provider, chatID, nil)
+//	if err != nil {
+//		return err
+//	}
+//	for delta := range deltas {
+//		if err := s.PublishChunk(delta); err != nil {
+//			// ErrBufferFull: the provider is behind; delta was not accepted.
+//		}
+//	}
+//	return s.Close(ctx) // the rest of the text, then `\ok`
+//
+// [Pump] does the same from a [DeltaSource], such as an OpenAI-compatible
+// chat completion stream, waiting for room instead of failing.
+//
+// What the stream guarantees: concatenating the bodies of its messages in
+// seq order, without the end marker, gives exactly the text that
+// PublishChunk accepted; a flush whose text does not fit in one message
+// ([Options.MaxMessageBytes], at most [realtime.MaxEnvelopeBytes]) becomes
+// several, cut between characters, and happens early once a message is
+// full; a character split between two deltas is published whole; a text
+// message never has a body equal to the end marker (text that would is cut
+// in two: `\o`, then `k`). A message is created once and never changes: a
+// retry sends the same text with the same seq.
+//
+// The flag decision is taken once per stream: when the provider implements
+// [realtime.Pinner] (broadcast.Broadcast does), New pins it, so the
+// transport chosen at the start carries the whole response even if the flag
+// flips meanwhile.
+//
+// # Text-stream mode
+//
+// With [Options.TextStream], and a provider that implements
+// [realtime.StreamPublisher] once pinned (a [*realtime.Inngest] used
+// directly), the text goes through Inngest Realtime's streaming publish
+// instead: one request whose body grows as the response does, delivered to
+// subscribers as "datastream-start", "chunk" and "datastream-end" messages
+// (several streams, one after the other, for a long response: see
+// [realtime.Inngest.PublishStream]). The Inngest server cuts a stream at its
+// own read boundaries and would damage a multi-byte character cut in two, so
+// the text is sent escaped to ASCII, as the inside of a JSON string literal;
+// [DecodeStreamText] (or JSON.parse in a browser) turns the concatenated
+// chunks back into the text. The end marker is still an ordinary message
+// after the streams, with seq 1. A stream cannot be retried: a failure
+// fails the Stream.
+//
+// # Errors
+//
+// [Stream.PublishChunk] fails with [ErrBufferFull] when the stream already
+// holds [Options.MaxBuffered] bytes not yet published (the text is not
+// accepted; offer it again later), with [ErrClosed] after Close, and with
+// the stream's [*FailedError] once it gave up. New fails with a
+// [*realtime.ValidationError] for a room, name or request id that cannot be
+// published.
+//
+// A publish that fails with a retryable error ([DefaultRetryable]: a
+// transport that was unavailable and did not get the request) leaves its
+// message at the head of the queue; the next flush, an interval later,
+// publishes it again with the same seq, then the messages after it, in
+// order. After [Options.MaxAttempts] attempts, or at once for any other
+// error (a rejected message, an error matching [realtime.ErrMaybeDelivered],
+// a provider's panic), the stream gives up: nothing more is published, not
+// even the end marker, and [Stream.Err], Close and PublishChunk return a
+// [*FailedError] that matches [ErrFailed] and the provider's error and says
+// from which seq text is missing. The end of New's context, or of Close's
+// before Close is done, fails the stream the same way with the context's
+// error.
+//
+// # Concurrency
+//
+// A Stream is safe for concurrent use, though deltas of one response are
+// naturally published from one goroutine: concurrent PublishChunk calls are
+// ordered as they take the mutex. PublishChunk never waits for the
+// provider: it appends to a buffer under a mutex, so its cost is that of
+// copying the text. One goroutine per Stream flushes, so at most one
+// publish is in flight and messages are published in seq order; in
+// text-stream mode a second goroutine runs the streaming request. Close
+// waits for both to end, or ends them when its context does. A provider
+// that ignores its context's cancellation (none in this module does) could
+// hold Close until it returns.
+package chunkstream

@@ -1,0 +1,525 @@
+package chunkstream_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/coursebuilder/realtime-go/chunkstream"
+	"github.com/coursebuilder/realtime-go/chunkstream/chunkstreamtest"
+	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
+)
+
+// unavailable is a transient failure: DefaultRetryable retries it.
+func unavailable() error { return realtime.NewStatusError("test", 503, "", 0) }
+
+// rejected is a permanent failure.
+func rejected() error { return realtime.NewStatusError("test", 400, "bad", 0) }
+
+// waitCalls waits until f was called at least n times.
+func waitCalls(t testing.TB, f *realtimetest.Faulty, n int) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for f.Calls() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("provider called %d times, want %d", f.Calls(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitErr waits until the stream failed and returns its error.
+func waitErr(t testing.TB, s *chunkstream.Stream) error {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for s.Err() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream did not fail")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return s.Err()
+}
+
+func TestFlushesEveryTick(t *testing.T) {
+	rec := realtimetest.NewRecorder()
+	s, clock := newStream(t, rec, nil)
+
+	require.NoError(t, s.PublishChunk("Hello, "))
+	require.NoError(t, s.PublishChunk("world"))
+	assert.Equal(t, 0, rec.Len(), "published before the interval was over")
+	clock.Tick()
+	recs, err := rec.WaitFor(ctxT(t), 1)
+	require.NoError(t, err)
+	assert.Equal(t, "Hello, world", body(t, recs[0].Message))
+	assert.Equal(t, uint64(1), recs[0].Message.Seq)
+	assert.JSONEq(t, `{"body":"Hello, world","requestId":"chat-1","name":"ai.message","seq":1}`, string(recs[0].Envelope))
+
+	require.NoError(t, s.PublishChunk("!"))
+	clock.Tick()
+	_, err = rec.WaitFor(ctxT(t), 2)
+	require.NoError(t, err)
+
+	require.NoError(t, s.Close(ctxT(t)))
+	recs = rec.Records()
+	require.Len(t, recs, 3)
+	assert.Equal(t, "Hello, world!", reassemble(t, recs, true, 0))
+	assert.JSONEq(t, `{"body":"\\ok","requestId":"chat-1","name":"ai.message","seq":3}`, string(recs[2].Envelope))
+}
+
+func TestAdvanceFollowsTheInterval(t *testing.T) {
+	rec := realtimetest.NewRecorder()
+	s, clock := newStream(t, rec, &chunkstream.Options{Interval: 100 * time.Millisecond})
+	require.NoError(t, s.PublishChunk("a"))
+	clock.Advance(99 * time.Millisecond)
+	clock.Advance(time.Millisecond)
+	_, err := rec.WaitFor(ctxT(t), 1)
+	require.NoError(t, err)
+	require.NoError(t, s.Close(ctxT(t)))
+	assert.Equal(t, "a", reassemble(t, rec.Records(), true, 0))
+}
+
+func TestEmptyStreamPublishesOnlyTheEndMarker(t *testing.T) {
+	rec := realtimetest.NewRecorder()
+	s, clock := newStream(t, rec, nil)
+	require.NoError(t, s.PublishChunk(""))
+	clock.Tick()
+	clock.Tick()
+	require.NoError(t, s.Close(ctxT(t)))
+	recs := rec.Records()
+	require.Len(t, recs, 1)
+	assert.Equal(t, "", reassemble(t, recs, true, 0))
+}
+
+func TestSplitsWhatDoesNotFitInOneMessage(t *testing.T) {
+	const limit = 200
+	rec := realtimetest.NewRecorder()
+	s, _ := newStream(t, rec, &chunkstream.Options{MaxMessageBytes: limit})
+	// Characters that grow when encoded, and some that take several bytes.
+	text := strings.Repeat(`<a href="x">&amp;</a> é中😀`+"\u2028\x01\n", 40)
+	require.NoError(t, s.PublishChunk(text))
+	// No tick: a full buffer flushes on its own.
+	_, err := rec.WaitFor(ctxT(t), 1)
+	require.NoError(t, err)
+	require.NoError(t, s.Close(ctxT(t)))
+	recs := rec.Records()
+	assert.Greater(t, len(recs), 10)
+	assert.Equal(t, text, reassemble(t, recs, true, limit))
+}
+
+func TestLargeTextStaysUnderTheEnvelopeLimit(t *testing.T) {
+	rec := realtimetest.NewRecorder()
+	s, _ := newStream(t, rec, nil)
+	// 2 MiB that encode to 6 times their size.
+	text := strings.Repeat("<", 2<<20)
+	require.NoError(t, s.PublishChunk(text))
+	require.NoError(t, s.Close(ctxT(t)))
+	recs := rec.Records()
+	assert.Greater(t, len(recs), 24)
+	assert.Equal(t, text, reassemble(t, recs, true, realtime.MaxEnvelopeBytes))
+}
+
+func TestCharacterSplitBetweenDeltasIsPublishedWhole(t *testing.T) {
+	rec := realtimetest.NewRecorder()
+	s, clock := newStream(t, rec, nil)
+	emoji := "😀"
+	require.NoError(t, s.PublishChunk("a"+emoji[:2]))
+	clock.Tick()
+	_, err := rec.WaitFor(ctxT(t), 1)
+	require.NoError(t, err)
+	require.NoError(t, s.PublishChunk(emoji[2:]+"b"))
+	require.NoError(t, s.Close(ctxT(t)))
+	recs := rec.Records()
+	require.Len(t, recs, 3)
+	assert.Equal(t, "a", body(t, recs[0].Message))
+	assert.Equal(t, emoji+"b", body(t, recs[1].Message))
+}
+
+func TestTextNeverReadsAsTheEndMarker(t *testing.T) {
+	rec := realtimetest.NewRecorder()
+	s, clock := newStream(t, rec, nil)
+	require.NoError(t, s.PublishChunk(chunkstream.EndMarker))
+	clock.Tick()
+	_, err := rec.WaitFor(ctxT(t), 2)
+	require.NoError(t, err)
+	require.NoError(t, s.PublishChunk(chunkstream.EndMarker))
+	require.NoError(t, s.Close(ctxT(t)))
+	recs := rec.Records()
+	assert.Equal(t, `\ok\ok`, reassemble(t, recs, true, 0))
+	assert.Len(t, recs, 5, `\o, k, \o, k, end`)
+}
+
+func TestOptions(t *testing.T) {
+	rec := realtimetest.NewRecorder()
+	s, _ := newStream(t, rec, &chunkstream.Options{Room: "video-7", Name: "ai.reply"})
+	require.NoError(t, s.PublishChunk("x"))
+	require.NoError(t, s.Close(ctxT(t)))
+	for _, m := range rec.Messages() {
+		assert.Equal(t, "video-7", m.Room)
+		assert.Equal(t, "ai.reply", m.Name)
+		assert.Equal(t, "chat-1", m.RequestID)
+	}
+}
+
+func TestNewRefuses(t *testing.T) {
+	rec := realtimetest.NewRecorder()
+	_, err := chunkstream.New(context.Background(), rec, "", nil)
+	assert.ErrorIs(t, err, realtime.ErrInvalidMessage, "empty request id, so empty room")
+	_, err = chunkstream.New(context.Background(), rec, "chat\n1", nil)
+	assert.ErrorIs(t, err, realtime.ErrControlCharacter)
+	_, err = chunkstream.New(context.Background(), rec, "chat-1", &chunkstream.Options{MaxMessageBytes: 60})
+	assert.ErrorContains(t, err, "no room for text")
+	_, err = chunkstream.New(context.Background(), nil, "chat-1", nil)
+	assert.Error(t, err)
+}
+
+// pinner records how it is pinned and publishes through a Recorder.
+type pinner struct {
+	realtimetest.Recorder
+	mu     sync.Mutex
+	pins   []string
+	direct atomic.Int32
+}
+
+func (p *pinner) Publish(context.Context, realtime.Message) error {
+	p.direct.Add(1)
+	return errors.New("not pinned")
+}
+
+func (p *pinner) Pin(_ context.Context, room, name string) realtime.Provider {
+	p.mu.Lock()
+	p.pins = append(p.pins, room+"/"+name)
+	p.mu.Unlock()
+	return &p.Recorder
+}
+
+func TestPinsOnceAtNew(t *testing.T) {
+	p := &pinner{}
+	s, clock := newStream(t, p, nil)
+	for range 5 {
+		require.NoError(t, s.PublishChunk("x"))
+		clock.Tick()
+	}
+	require.NoError(t, s.Close(ctxT(t)))
+	assert.Equal(t, []string{"chat-1/ai.message"}, p.pins)
+	assert.Zero(t, p.direct.Load())
+	assert.Equal(t, "xxxxx", reassemble(t, p.Records(), true, 0))
+}
+
+func TestCloseIsIdempotent(t *testing.T) {
+	rec := realtimetest.NewRecorder()
+	s, _ := newStream(t, rec, nil)
+	require.NoError(t, s.PublishChunk("rest"))
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() { assert.NoError(t, s.Close(ctxT(t))) })
+	}
+	wg.Wait()
+	require.NoError(t, s.Close(ctxT(t)))
+	assert.Equal(t, "rest", reassemble(t, rec.Records(), true, 0))
+	assert.Len(t, rec.Records(), 2)
+	assert.ErrorIs(t, s.PublishChunk("late"), chunkstream.ErrClosed)
+	assert.NoError(t, s.Err())
+}
+
+func TestCloseIncomplete(t *testing.T) {
+	rec := realtimetest.NewRecorder()
+	s, _ := newStream(t, rec, nil)
+	require.NoError(t, s.PublishChunk("half an ans"))
+	require.NoError(t, s.CloseIncomplete(ctxT(t)))
+	require.NoError(t, s.Close(ctxT(t)), "the first close decides")
+	assert.Equal(t, "half an ans", reassemble(t, rec.Records(), false, 0))
+	assert.Len(t, rec.Records(), 1)
+}
+
+// TestSlowProviderNeverBlocksPublishChunk proves the bound on PublishChunk:
+// while a publish is stuck in the provider, many PublishChunk calls
+// complete.
+func TestSlowProviderNeverBlocksPublishChunk(t *testing.T) {
+	for name, outcome := range map[string]realtimetest.Outcome{
+		"hang":  realtimetest.Hang(),
+		"delay": realtimetest.Delay(time.Hour, realtimetest.Succeed()),
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := realtimetest.NewFaulty(outcome)
+			s, clock := newStream(t, f, nil)
+			require.NoError(t, s.PublishChunk("first"))
+			clock.Tick()
+			waitCalls(t, f, 1) // the flush is inside Publish, and stays there
+
+			for i := range 10000 {
+				clock.Tick()
+				require.NoError(t, s.PublishChunk("more text "), "call %d", i)
+			}
+			assert.Equal(t, 1, f.Calls(), "one publish in flight at most")
+
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			defer cancel()
+			err := s.Close(ctx)
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.ErrorIs(t, err, chunkstream.ErrFailed)
+			var fe *chunkstream.FailedError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, uint64(1), fe.Seq)
+			assert.Equal(t, err, s.Err())
+			assert.Zero(t, f.Len())
+		})
+	}
+}
+
+// gate is a provider that holds every publish until it is opened.
+type gate struct {
+	realtimetest.Recorder
+	open    chan struct{}
+	waiting atomic.Int32
+}
+
+func newGate() *gate { return &gate{open: make(chan struct{})} }
+
+func (g *gate) Publish(ctx context.Context, msg realtime.Message) error {
+	g.waiting.Add(1)
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Recorder.Publish(ctx, msg)
+}
+
+func (g *gate) waitBlocked(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for g.waiting.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing was published")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestBufferFullRefusesText(t *testing.T) {
+	g := newGate()
+	s, clock := newStream(t, g, &chunkstream.Options{MaxBuffered: 10})
+	require.NoError(t, s.PublishChunk("12345"))
+	clock.Tick()
+	g.waitBlocked(t) // "12345" is in flight, still held
+
+	require.NoError(t, s.PublishChunk("abcd"))
+	err := s.PublishChunk("XY")
+	require.ErrorIs(t, err, chunkstream.ErrBufferFull)
+	require.NoError(t, s.PublishChunk("e"), "what fits is accepted")
+
+	close(g.open)
+	_, err = g.WaitFor(ctxT(t), 1)
+	require.NoError(t, err)
+	// The caller kept "XY" and offers it again once there is room.
+	for {
+		err = s.PublishChunk("XY")
+		if !errors.Is(err, chunkstream.ErrBufferFull) {
+			break
+		}
+		clock.Tick()
+		time.Sleep(time.Millisecond)
+	}
+	require.NoError(t, err)
+	require.NoError(t, s.Close(ctxT(t)))
+	assert.Equal(t, "12345abcdeXY", reassemble(t, g.Records(), true, 0))
+}
+
+// attempts wraps a provider and records every message offered to it.
+type attempts struct {
+	realtime.Provider
+	mu   sync.Mutex
+	msgs []realtime.Message
+}
+
+func (a *attempts) Publish(ctx context.Context, msg realtime.Message) error {
+	a.mu.Lock()
+	a.msgs = append(a.msgs, msg)
+	a.mu.Unlock()
+	return a.Provider.Publish(ctx, msg)
+}
+
+func TestTransientFailureIsRetriedWithTheSameSeq(t *testing.T) {
+	f := realtimetest.NewFaulty(realtimetest.Fail(unavailable()), realtimetest.Fail(unavailable()), realtimetest.Succeed())
+	a := &attempts{Provider: f}
+	s, clock := newStream(t, a, nil)
+
+	require.NoError(t, s.PublishChunk("a"))
+	clock.Tick()
+	waitCalls(t, f, 1)
+	require.NoError(t, s.PublishChunk("b"))
+	clock.Tick()
+	waitCalls(t, f, 2)
+	require.NoError(t, s.Err(), "two attempts of three: still healthy")
+	clock.Tick()
+	_, err := f.WaitFor(ctxT(t), 2)
+	require.NoError(t, err)
+	require.NoError(t, s.Close(ctxT(t)))
+
+	assert.Equal(t, "ab", reassemble(t, f.Records(), true, 0))
+	var seen []string
+	for _, m := range a.msgs {
+		seen = append(seen, body(t, m)+"#"+string(rune('0'+m.Seq)))
+	}
+	assert.Equal(t, []string{"a#1", "a#1", "a#1", "b#2", `\ok#3`}, seen)
+}
+
+func TestRetriesAtClose(t *testing.T) {
+	f := realtimetest.NewFaulty(realtimetest.Fail(unavailable()), realtimetest.Succeed())
+	s, clock := newStream(t, f, nil)
+	require.NoError(t, s.PublishChunk("last words"))
+	require.NoError(t, closeTicking(t, s, clock))
+	assert.Equal(t, "last words", reassemble(t, f.Records(), true, 0))
+}
+
+func TestGivesUpAfterMaxAttempts(t *testing.T) {
+	f := realtimetest.NewFaulty(realtimetest.Fail(unavailable()))
+	s, clock := newStream(t, f, &chunkstream.Options{MaxAttempts: 3})
+	require.NoError(t, s.PublishChunk("a"))
+	for i := 1; i <= 3; i++ {
+		clock.Tick()
+		waitCalls(t, f, i)
+	}
+	err := waitErr(t, s)
+	var fe *chunkstream.FailedError
+	require.ErrorAs(t, err, &fe)
+	assert.Equal(t, uint64(1), fe.Seq)
+	assert.Equal(t, 3, fe.Attempts)
+	assert.ErrorIs(t, err, chunkstream.ErrFailed)
+	assert.ErrorIs(t, err, realtime.ErrUnavailable)
+
+	assert.Equal(t, err, s.PublishChunk("b"), "PublishChunk reports the failure")
+	assert.Equal(t, err, s.Close(ctxT(t)))
+	assert.Equal(t, 3, f.Calls(), "nothing published after giving up, not even the end marker")
+	assert.Zero(t, f.Len())
+}
+
+func TestNonRetryableFailureGivesUpAtOnce(t *testing.T) {
+	maybe := &realtime.PublishError{Transport: "test", Err: errors.Join(realtime.ErrUnavailable, realtime.ErrMaybeDelivered)}
+	for name, c := range map[string]struct {
+		outcome realtimetest.Outcome
+		is      error
+	}{
+		"rejected":        {realtimetest.Fail(rejected()), realtime.ErrRejected},
+		"maybe delivered": {realtimetest.Fail(maybe), realtime.ErrMaybeDelivered},
+		"plain error":     {realtimetest.Fail(io.ErrUnexpectedEOF), io.ErrUnexpectedEOF},
+		"panic":           {realtimetest.Panic("boom"), chunkstream.ErrFailed},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := realtimetest.NewFaulty(realtimetest.Succeed(), c.outcome, realtimetest.Succeed())
+			s, clock := newStream(t, f, nil)
+			require.NoError(t, s.PublishChunk("a"))
+			clock.Tick()
+			_, err := f.WaitFor(ctxT(t), 1)
+			require.NoError(t, err)
+			require.NoError(t, s.PublishChunk("b"))
+			clock.Tick()
+			err = waitErr(t, s)
+			assert.ErrorIs(t, err, c.is)
+			var fe *chunkstream.FailedError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, uint64(2), fe.Seq)
+			assert.Equal(t, err, s.Close(ctxT(t)))
+			assert.Equal(t, 2, f.Calls())
+			assert.Equal(t, "a", reassemble(t, f.Records(), false, 0))
+		})
+	}
+}
+
+func TestCustomRetryable(t *testing.T) {
+	f := realtimetest.NewFaulty(realtimetest.Fail(io.ErrUnexpectedEOF), realtimetest.Succeed())
+	s, clock := newStream(t, f, &chunkstream.Options{Retryable: func(error) bool { return true }})
+	require.NoError(t, s.PublishChunk("a"))
+	require.NoError(t, closeTicking(t, s, clock))
+	assert.Equal(t, "a", reassemble(t, f.Records(), true, 0))
+}
+
+func TestNewContextEndsTheStream(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := realtimetest.NewFaulty(realtimetest.Hang())
+	clock := chunkstreamtest.NewClock(time.Time{})
+	s, err := chunkstream.New(ctx, f, "chat-1", &chunkstream.Options{Clock: clock})
+	require.NoError(t, err)
+	require.NoError(t, s.PublishChunk("a"))
+	clock.Tick()
+	waitCalls(t, f, 1)
+	cancel()
+	err = waitErr(t, s)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.ErrorIs(t, s.PublishChunk("b"), context.Canceled)
+	assert.ErrorIs(t, s.Close(ctxT(t)), context.Canceled)
+}
+
+// streamer is a provider that implements realtime.StreamPublisher: it keeps
+// the bytes of every stream, and publishes messages to its Recorder.
+type streamer struct {
+	realtimetest.Recorder
+	mu      sync.Mutex
+	streams []string
+	fail    error
+}
+
+func (p *streamer) PublishStream(ctx context.Context, room, name string, r io.Reader) error {
+	if room != "chat-1" || name != "ai.message" {
+		return errors.New("wrong room or name")
+	}
+	if p.fail != nil {
+		return p.fail
+	}
+	b, err := io.ReadAll(r)
+	p.mu.Lock()
+	p.streams = append(p.streams, string(b))
+	p.mu.Unlock()
+	return err
+}
+
+func TestTextStream(t *testing.T) {
+	p := &streamer{}
+	s, clock := newStream(t, p, &chunkstream.Options{TextStream: true})
+	text := "Voilà: \"quotes\", \\backslash\\, 中文, 😀, <tags> & \u2028 \x00 \\ok"
+	for i := 0; i < len(text); i += 3 {
+		require.NoError(t, s.PublishChunk(text[i:min(i+3, len(text))]))
+		clock.Tick()
+	}
+	require.NoError(t, s.Close(ctxT(t)))
+
+	require.Len(t, p.streams, 1)
+	for _, c := range p.streams[0] {
+		require.Less(t, c, rune(0x80), "the stream is ASCII")
+	}
+	got, err := chunkstream.DecodeStreamText(p.streams[0])
+	require.NoError(t, err)
+	assert.Equal(t, text, got)
+	recs := p.Records()
+	require.Len(t, recs, 1, "only the end marker is a message")
+	assert.Equal(t, "", reassemble(t, recs, true, 0))
+}
+
+func TestTextStreamNeedsAStreamPublisher(t *testing.T) {
+	rec := realtimetest.NewRecorder()
+	s, _ := newStream(t, rec, &chunkstream.Options{TextStream: true})
+	require.NoError(t, s.PublishChunk("plain"))
+	require.NoError(t, s.Close(ctxT(t)))
+	assert.Equal(t, "plain", reassemble(t, rec.Records(), true, 0))
+}
+
+func TestTextStreamFailure(t *testing.T) {
+	p := &streamer{fail: unavailable()}
+	s, clock := newStream(t, p, &chunkstream.Options{TextStream: true})
+	require.NoError(t, s.PublishChunk("lost"))
+	clock.Tick()
+	err := s.Close(ctxT(t))
+	assert.ErrorIs(t, err, chunkstream.ErrFailed)
+	assert.ErrorIs(t, err, realtime.ErrUnavailable)
+	assert.Zero(t, p.Len(), "no end marker after a failed stream")
+}

@@ -1,0 +1,153 @@
+package chunkstream
+
+import (
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+)
+
+// encodedLen returns an upper bound of the size of s once encoding/json has
+// encoded it as a string, quotes excluded: what it adds to an envelope.
+func encodedLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			n += asciiLen(c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		n += runeLen(r, size)
+		i += size
+	}
+	return n
+}
+
+// asciiLen is the encoded size of an ASCII byte: encoding/json escapes
+// quotes, backslashes, control characters and, by default, <, > and &.
+func asciiLen(c byte) int {
+	switch {
+	case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+		return 2
+	case c < 0x20 || c == '<' || c == '>' || c == '&':
+		return 6 // \u00XX
+	}
+	return 1
+}
+
+// runeLen is the encoded size of a decoded non-ASCII character: an invalid
+// byte becomes \ufffd, and U+2028 and U+2029 are escaped.
+func runeLen(r rune, size int) int {
+	if (r == utf8.RuneError && size == 1) || r == '\u2028' || r == '\u2029' {
+		return 6
+	}
+	return size
+}
+
+// cutLen returns how many bytes of b, at most, fit in limit once encoded,
+// cut at a character boundary, and at least one character.
+func cutLen(b []byte, limit int) int {
+	n := 0
+	for i := 0; i < len(b); {
+		size, enc := 1, 0
+		if c := b[i]; c < utf8.RuneSelf {
+			enc = asciiLen(c)
+		} else {
+			var r rune
+			r, size = utf8.DecodeRune(b[i:])
+			enc = runeLen(r, size)
+		}
+		if n+enc > limit && i > 0 {
+			return i
+		}
+		n += enc
+		i += size
+	}
+	return len(b)
+}
+
+// completeRunes returns the length of the longest prefix of b that does not
+// end inside a UTF-8 character, so that a character split between two
+// deltas is published whole. A tail that cannot start a valid character is
+// left where it is.
+func completeRunes(b []byte) int {
+	n := len(b)
+	for i := n - 1; i >= 0 && i > n-utf8.UTFMax; i-- {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			return n
+		}
+		if utf8.RuneStart(c) {
+			if utf8.FullRune(b[i:]) {
+				return n
+			}
+			return i
+		}
+	}
+	return n
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendStreamText appends b to dst as the contents of a JSON string
+// literal that is pure ASCII: quotes, backslashes and control characters
+// escaped, every other non-ASCII character as \uXXXX (a surrogate pair above
+// U+FFFF), an invalid byte as \ufffd. See [DecodeStreamText].
+func appendStreamText(dst, b []byte) []byte {
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c == '\n':
+				dst = append(dst, '\\', 'n')
+			case c == '\r':
+				dst = append(dst, '\\', 'r')
+			case c == '\t':
+				dst = append(dst, '\\', 't')
+			case c < 0x20 || c == 0x7f:
+				dst = appendU(dst, rune(c))
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		if r > 0xffff {
+			r -= 0x10000
+			dst = appendU(dst, 0xd800+(r>>10))
+			dst = appendU(dst, 0xdc00+(r&0x3ff))
+		} else {
+			dst = appendU(dst, r) // an invalid byte is RuneError, U+FFFD
+		}
+		i += size
+	}
+	return dst
+}
+
+func appendU(dst []byte, r rune) []byte {
+	return append(dst, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
+}
+
+// DecodeStreamText returns the text that a [Stream] in text-stream mode
+// ([Options.TextStream]) published, from the data of its chunk messages
+// concatenated in order (the chunks of every datastream, the streams in the
+// order they started).
+//
+// Such a Stream sends its text escaped to ASCII, as the inside of a JSON
+// string literal, because the Inngest server cuts a stream wherever its reads
+// end and would damage a multi-byte character cut in two. In a browser the
+// same decoding is JSON.parse('"' + chunks.join("") + '"').
+func DecodeStreamText(data string) (string, error) {
+	b := make([]byte, 0, len(data)+2)
+	b = append(b, '"')
+	b = append(b, data...)
+	b = append(b, '"')
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return "", fmt.Errorf("chunkstream: decode stream text: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,353 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/coursebuilder/realtime-go/internal/httpx"
+)
+
+// Limits of Inngest Realtime's streaming publish (POST /v1/realtime/publish
+// with Content-Type: text/stream), as the server (inngest v1.19.3,
+// pkg/consts) enforces them.
+const (
+	// StreamChunkBytes is the most the server reads from a stream at once:
+	// every read becomes one "chunk" message of at most this many bytes.
+	StreamChunkBytes = 1024
+	// StreamMaxChunks is how many reads the server makes of one stream. It
+	// then answers 200 and ignores the rest of the body, without an error.
+	StreamMaxChunks = 1000
+	// StreamChunkBudget is how many writes of at most StreamChunkBytes
+	// [Inngest.PublishStream] sends in one stream before it starts the next
+	// one: half of StreamMaxChunks. The server's reads return what has
+	// arrived, so one write may cost it more than one read; the other half
+	// is the margin for that.
+	StreamChunkBudget = StreamMaxChunks / 2
+)
+
+// ErrStreamTruncated matches the error of a streaming publish that the
+// server answered before the stream ended: it stopped reading, so text
+// written after that point was not published.
+var ErrStreamTruncated = errors.New("realtime: stream cut short by the server")
+
+// StreamPublisher is implemented by providers that can publish text as a
+// stream as it is produced, rather than as separate messages: [*Inngest]
+// does, with Inngest Realtime's streaming publish. Callers check for it with
+// a type assertion, as for [Pinner].
+//
+// PublishStream reads r until io.EOF and publishes what it reads to the
+// subscribers of room and name, in order, without an envelope. It returns
+// nil once everything was accepted, or the first error; a failed stream may
+// have been delivered in part, and is not retried.
+type StreamPublisher interface {
+	PublishStream(ctx context.Context, room, name string, r io.Reader) error
+}
+
+var _ StreamPublisher = (*Inngest)(nil)
+
+// errSegmentEnded unblocks a writer whose request already ended; callers
+// never see it, they get the request's result instead.
+var errSegmentEnded = errors.New("realtime: stream request ended")
+
+// PublishStream streams what it reads from r to Inngest Realtime, as the
+// server's streaming publish (Content-Type: text/stream) delivers it:
+// subscribers of the channel and topic that room and name map to receive a
+// "datastream-start" message carrying a stream id, then "chunk" messages
+// with that stream id and the text, then "datastream-end".
+//
+// Each read of r, at most [StreamChunkBytes] and cut back to the last whole
+// UTF-8 character when possible, is sent at once as its own piece of the
+// request body, so subscribers see text while r still produces it. The
+// server reads at most [StreamMaxChunks] times per stream and then silently
+// drops the rest, so after [StreamChunkBudget] writes PublishStream ends the
+// stream and starts another one for what follows: a long text arrives as
+// several streams, one after the other, each with its own stream id.
+// Subscribers concatenate the chunks of the streams in the order the
+// streams started. An empty r publishes nothing.
+//
+// The server cuts the bytes at its own read boundaries and encodes each
+// chunk as a JSON string, so a multi-byte character split between two
+// reads reaches subscribers as U+FFFD. Writing whole characters makes that
+// unlikely, not impossible; send ASCII (package chunkstream escapes its
+// text) when every character matters.
+//
+// A stream cannot be sent twice without showing its text twice, so unlike
+// [Inngest.Publish] nothing is retried and the attempt timeout does not
+// apply: ctx bounds the whole stream (and so does the Timeout of an
+// InngestOptions.HTTPClient, if it has one: leave it zero for streams).
+// ctx does not interrupt a Read of r that blocks: the owner of r unblocks
+// it, for instance by closing the pipe it comes from. The one exception is a signing key the
+// server refuses (401 or 403), which it does before publishing anything:
+// PublishStream then sends the same stream again with the fallback key. The
+// server answers only once it has read the whole stream, so that can delay
+// the stream's text until its end. A failure once text was published
+// matches [ErrMaybeDelivered]; an answer before the stream ended,
+// [ErrStreamTruncated]. PublishStream does not close r.
+func (p *Inngest) PublishStream(ctx context.Context, room, name string, r io.Reader) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := (Message{Room: room, Name: name}).Validate(); err != nil {
+		return err
+	}
+	target, err := p.PublishURL(room, name)
+	if err != nil {
+		return err
+	}
+	st := &stream{p: p, ctx: ctx, target: target}
+	defer st.abort()
+
+	buf := make([]byte, StreamChunkBytes)
+	carry := 0 // bytes of an incomplete character kept from the last read
+	for {
+		n, rerr := r.Read(buf[carry:])
+		n += carry
+		cut := n
+		if rerr == nil {
+			cut = completeRunes(buf[:n])
+		}
+		if cut > 0 {
+			if err := st.write(buf[:cut]); err != nil {
+				return err
+			}
+		}
+		carry = copy(buf, buf[cut:n])
+		switch {
+		case errors.Is(rerr, io.EOF):
+			return st.finish()
+		case rerr != nil:
+			// Publish what was read before the failure, then report it.
+			return errors.Join(fmt.Errorf("realtime: read stream: %w", rerr), st.finish())
+		}
+	}
+}
+
+// completeRunes returns the length of the longest prefix of b that does not
+// end inside a UTF-8 character. A tail that cannot start a valid character
+// is left where it is.
+func completeRunes(b []byte) int {
+	n := len(b)
+	for i := n - 1; i >= 0 && i > n-utf8.UTFMax; i-- {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			return n
+		}
+		if utf8.RuneStart(c) {
+			if utf8.FullRune(b[i:]) {
+				return n
+			}
+			return i
+		}
+	}
+	return n
+}
+
+// stream is one call to PublishStream: a sequence of segments, each one
+// streaming request.
+type stream struct {
+	p      *Inngest
+	ctx    context.Context
+	target string
+	seg    *segment
+}
+
+// write sends b (at most StreamChunkBytes) in the current segment, starting
+// a new one first when the current one used its budget.
+func (st *stream) write(b []byte) error {
+	if st.seg != nil && st.seg.writes >= StreamChunkBudget {
+		if err := st.finish(); err != nil {
+			return err
+		}
+	}
+	if st.seg == nil {
+		st.seg = st.p.startSegment(st.ctx, st.target, st.p.firstKey())
+	}
+	err := st.seg.write(b)
+	if err == nil {
+		return nil
+	}
+	return st.fallback(err, false)
+}
+
+// finish ends the current segment, if any, and waits for its answer.
+func (st *stream) finish() error {
+	if st.seg == nil {
+		return nil
+	}
+	err := st.seg.finish()
+	if err == nil {
+		st.seg = nil
+		return nil
+	}
+	return st.fallback(err, true)
+}
+
+// fallback handles the failure of the current segment: when the server
+// refused the key, it replays the segment with the other key (which
+// finishes it too when done is set); otherwise it returns err.
+func (st *stream) fallback(err error, done bool) error {
+	seg := st.seg
+	if !errors.Is(err, ErrUnauthorized) || seg.key < 0 || len(st.p.keys.hashed) < 2 || seg.replayed {
+		return err
+	}
+	other := 1 - seg.key
+	st.p.log.Debug("realtime: inngest refused the signing key of a stream; sending it again with the other key")
+	next := st.p.startSegment(st.ctx, st.target, other)
+	next.replayed = true
+	st.seg = next
+	for _, n := range seg.lens {
+		if werr := next.write(seg.sent[:n]); werr != nil {
+			return werr
+		}
+		seg.sent = seg.sent[n:]
+	}
+	if done {
+		if ferr := next.finish(); ferr != nil {
+			return ferr
+		}
+		st.seg = nil
+	}
+	if st.p.keys.preferred.CompareAndSwap(int32(seg.key), int32(other)) {
+		st.p.log.Warn("realtime: inngest refused one signing key and accepted the other; using the accepted one first",
+			zap.Bool("fallback_preferred", other == 1))
+	}
+	return nil
+}
+
+// abort ends a segment left open by an error, and waits for its request.
+func (st *stream) abort() {
+	if st.seg != nil {
+		st.seg.cancel()
+		st.seg.pw.CloseWithError(errSegmentEnded)
+		<-st.seg.done
+		st.seg = nil
+	}
+}
+
+// firstKey returns the index of the key to try first, -1 without keys.
+func (p *Inngest) firstKey() int {
+	if len(p.keys.hashed) == 0 {
+		return -1
+	}
+	return int(p.keys.preferred.Load())
+}
+
+// segment is one streaming request: one datastream for subscribers.
+type segment struct {
+	p      *Inngest
+	key    int // index of the signing key, -1 for none
+	pw     *io.PipeWriter
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// Set by the request goroutine before done is closed.
+	ans   httpx.Answer
+	err   error
+	early bool
+
+	closing  atomic.Bool // set before the body is closed: answers after it are not early
+	writes   int
+	sent     []byte // what was written, kept for a replay with the other key
+	lens     []int  // the size of each write in sent
+	replayed bool
+}
+
+func (p *Inngest) startSegment(ctx context.Context, target string, key int) *segment {
+	ctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	s := &segment{p: p, key: key, pw: pw, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		s.ans, s.early, s.err = p.streamRequest(ctx, target, key, pr, &s.closing)
+		// Unblock a write the server will never read.
+		pr.CloseWithError(errSegmentEnded)
+	}()
+	return s
+}
+
+// write sends b as one piece of the body. It returns the segment's result
+// if the request ended before the body did.
+func (s *segment) write(b []byte) error {
+	if s.key >= 0 && len(s.p.keys.hashed) > 1 && !s.replayed {
+		s.sent = append(s.sent, b...)
+		s.lens = append(s.lens, len(b))
+	}
+	s.writes++
+	if _, err := s.pw.Write(b); err != nil {
+		<-s.done
+		s.cancel()
+		if err := s.result(); err != nil {
+			return err
+		}
+		return &PublishError{Transport: "inngest", StatusCode: s.ans.Status, Err: ErrStreamTruncated}
+	}
+	return nil
+}
+
+// finish closes the body and waits for the answer.
+func (s *segment) finish() error {
+	s.closing.Store(true)
+	_ = s.pw.Close()
+	<-s.done
+	s.cancel()
+	return s.result()
+}
+
+// result turns the request's outcome into an error, nil for an answer
+// that accepted the whole stream.
+func (s *segment) result() error {
+	switch {
+	case s.ans.Status == 0:
+		if s.writes > 0 {
+			return &PublishError{Transport: "inngest", Err: errors.Join(ErrUnavailable, ErrMaybeDelivered, s.err)}
+		}
+		return NewNetworkError("inngest", s.err)
+	case s.ans.Status < 200 || s.ans.Status >= 300:
+		detail := ""
+		if s.ans.Status != http.StatusUnauthorized && s.ans.Status != http.StatusForbidden {
+			detail = s.p.redact(httpx.Snippet(s.ans.Body, 200))
+		}
+		return NewStatusError("inngest", s.ans.Status, detail, s.ans.RetryAfter)
+	case s.early:
+		return &PublishError{Transport: "inngest", StatusCode: s.ans.Status, Err: ErrStreamTruncated}
+	}
+	return nil
+}
+
+// streamRequest posts body as a text/stream publish and reports the answer,
+// and whether it came before closing was set.
+func (p *Inngest) streamRequest(ctx context.Context, target string, key int, body io.Reader, closing *atomic.Bool) (httpx.Answer, bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, body)
+	if err != nil {
+		return httpx.Answer{}, false, err
+	}
+	req.Header.Set("Content-Type", "text/stream")
+	req.Header.Set("User-Agent", userAgent)
+	if key >= 0 {
+		req.Header.Set("Authorization", "Bearer "+p.keys.hashed[key])
+	}
+	if p.env != "" {
+		req.Header.Set("X-Inngest-Env", p.env)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		p.log.Debug("realtime: inngest stream failed", zap.Error(err))
+		return httpx.Answer{}, false, err
+	}
+	early := !closing.Load()
+	ans := httpx.Answer{Status: resp.StatusCode}
+	ans.RetryAfter, _ = httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	ans.Body, _ = httpx.ReadBody(resp, errorDetailLimit)
+	if ans.Status < 200 || ans.Status >= 300 {
+		p.log.Debug("realtime: inngest stream failed", zap.Int("status", ans.Status))
+	}
+	return ans, early, nil
+}
