@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -179,10 +180,14 @@ func (b *Broadcast) Publish(ctx context.Context, msg realtime.Message) error {
 // Provider that publishes every message in that mode, whatever the flags say
 // later: a stream that started on PartyKit ends on PartyKit. It implements
 // [realtime.Pinner].
+//
+// In realtime mode without FallbackToLegacy, when the realtime provider
+// implements [realtime.StreamPublisher], so does the pinned Provider, so
+// that package chunkstream can use Inngest's native streaming publish.
 func (b *Broadcast) Pin(ctx context.Context, room, name string) realtime.Provider {
 	scope := b.scope(name)
 	mode := b.effective(b.resolver.Mode(ctx, scope, room))
-	return realtime.ProviderFunc(func(ctx context.Context, msg realtime.Message) error {
+	pinned := realtime.ProviderFunc(func(ctx context.Context, msg realtime.Message) error {
 		if b.closed.Load() {
 			return ErrClosed
 		}
@@ -191,6 +196,28 @@ func (b *Broadcast) Pin(ctx context.Context, room, name string) realtime.Provide
 		}
 		return b.publishIn(ctx, msg, b.scope(msg.Name), mode)
 	})
+	if sp, ok := b.rt.(realtime.StreamPublisher); ok && mode == flags.Realtime && !b.fallback {
+		return pinnedStream{ProviderFunc: pinned, b: b, sp: sp}
+	}
+	return pinned
+}
+
+// pinnedStream is a pinned realtime-only Provider that can also stream.
+type pinnedStream struct {
+	realtime.ProviderFunc
+	b  *Broadcast
+	sp realtime.StreamPublisher
+}
+
+// PublishStream streams r to the realtime provider.
+func (p pinnedStream) PublishStream(ctx context.Context, room, name string, r io.Reader) error {
+	if p.b.closed.Load() {
+		return ErrClosed
+	}
+	if err := p.sp.PublishStream(ctx, room, name, r); err != nil {
+		return &TransportError{Transport: TransportInngest, Mode: flags.Realtime, Err: err}
+	}
+	return nil
 }
 
 var _ realtime.Pinner = (*Broadcast)(nil)

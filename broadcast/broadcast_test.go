@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -342,4 +344,31 @@ func TestPinKeepsTheModeForAWholeStream(t *testing.T) {
 	assert.Zero(t, rt.Len())
 	require.NoError(t, b.Publish(context.Background(), chunk))
 	assert.Equal(t, 1, rt.Len(), "an unpinned publish follows the flag")
+}
+
+type streamer struct {
+	*realtimetest.Recorder
+	streamed atomic.Int32
+}
+
+func (s *streamer) PublishStream(context.Context, string, string, io.Reader) error {
+	s.streamed.Add(1)
+	return nil
+}
+
+func TestPinStreamsOnlyInRealtimeModeWithoutFallback(t *testing.T) {
+	for _, c := range []struct {
+		mode     flags.Mode
+		fallback bool
+		streams  bool
+	}{{flags.Realtime, false, true}, {flags.Realtime, true, false}, {flags.Shadow, false, false}, {flags.Legacy, false, false}} {
+		rt := &streamer{Recorder: realtimetest.NewRecorder()}
+		b := newBroadcast(t, realtimetest.NewRecorder(), rt, broadcast.Options{Resolver: flags.Fixed(c.mode), FallbackToLegacy: c.fallback})
+		sp, ok := b.Pin(context.Background(), "chat", "ai.message").(realtime.StreamPublisher)
+		require.Equal(t, c.streams, ok, "mode %s, fallback %v", c.mode, c.fallback)
+		if ok {
+			require.NoError(t, sp.PublishStream(context.Background(), "chat", "ai.message", strings.NewReader("x")))
+			assert.Equal(t, int32(1), rt.streamed.Load())
+		}
+	}
 }
