@@ -9,6 +9,10 @@
 //
 // [Inngest] publishes it to Inngest Realtime (POST /v1/realtime/publish),
 // on the channel and topic that a [Mapping] derives from the room and name.
+// [Inngest.SubscriptionToken] mints the short-lived tokens browsers and Go
+// subscribers need (package tokens serves them), and [Inngest.PublishStream]
+// uses Inngest's native streaming publish ([StreamPublisher]; package
+// chunkstream builds on it).
 // [Noop] validates and drops, for apps where realtime is not configured.
 // [Middleware] puts a Provider into every inngestgo function's context, where
 // [FromContext] finds it.
