@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,20 +22,14 @@ import (
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
-// One PartyKit dev server for every replay: it takes seconds to start.
-var shared struct {
-	once sync.Once
-	srv  *partykit.Server
-	err  error
-}
+// One PartyKit dev server for the test binary: it takes seconds to start.
+var shared partykit.Shared
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared.srv != nil {
-		if err := shared.srv.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
+	if err := shared.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
 	}
 	if code == 0 {
 		var opts []goleak.Option
@@ -56,17 +49,7 @@ func TestMain(m *testing.M) {
 // set, as partykit.NewTest.
 func partyKit(t *testing.T) *partykit.Server {
 	t.Helper()
-	if err := partykit.Available(""); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%v (CI is set, so this is a failure, not a skip)", err)
-		}
-		t.Skip(err)
-	}
-	shared.once.Do(func() { shared.srv, shared.err = partykit.Start(context.Background(), partykit.Options{}) })
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	return shared.srv
+	return shared.Get(t)
 }
 
 func ctxT(t *testing.T) context.Context {

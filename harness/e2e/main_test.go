@@ -111,10 +111,6 @@ var shared struct {
 	inngest     *inngestrt.Server
 	inngestKey  string
 	inngestErr  error
-
-	partyOnce sync.Once
-	party     *partykit.Server
-	partyErr  error
 }
 
 // sharedInngest returns the binary's Inngest endpoint, which accepts one
@@ -137,32 +133,20 @@ func sharedInngest(t testing.TB) (*inngestrt.Server, string) {
 	return shared.inngest, shared.inngestKey
 }
 
-// sharedParty returns the binary's PartyKit dev server. Like
+// sharedParty returns the binary's PartyKit dev server; like
 // partykit.NewTest, it skips the test when the dev server cannot run here,
 // unless CI is set.
 func sharedParty(t testing.TB) *partykit.Server {
 	t.Helper()
-	if err := partykit.Available(""); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%v (CI is set, so this is a failure, not a skip)", err)
-		}
-		t.Skip(err)
-	}
 	logs.attach(t)
-	shared.partyOnce.Do(func() {
-		shared.party, shared.partyErr = partykit.Start(context.Background(), partykit.Options{Logf: logs.Logf})
-	})
-	if shared.partyErr != nil {
-		t.Fatal(shared.partyErr)
-	}
-	return shared.party
+	return sharedPartyKit.Get(t)
 }
+
+var sharedPartyKit = partykit.Shared{Options: partykit.Options{Logf: logs.Logf}}
 
 func closeShared() error {
 	var errs []error
-	if shared.party != nil {
-		errs = append(errs, shared.party.Close())
-	}
+	errs = append(errs, sharedPartyKit.Close())
 	if shared.inngest != nil {
 		errs = append(errs, shared.inngest.Close())
 	}

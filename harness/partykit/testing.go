@@ -3,22 +3,29 @@ package partykit
 import (
 	"context"
 	"os"
+	"sync"
 	"testing"
 )
 
-// NewTest starts a dev server for the test t and closes it in t.Cleanup.
-// Unless opts.Logf is set, the server's output goes to t.Logf. When the
-// server cannot run here (see Available), the test is skipped, except when
-// the environment variable CI is set: then it fails, so CI never skips
-// silently.
-func NewTest(t testing.TB, opts Options) *Server {
+// RequireAvailable skips t when the dev server cannot run here (see
+// Available), except when the environment variable CI is set: then it fails
+// t, so CI never skips silently.
+func RequireAvailable(t testing.TB, dir string) {
 	t.Helper()
-	if err := Available(opts.Dir); err != nil {
+	if err := Available(dir); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("%v (CI is set, so this is a failure, not a skip)", err)
 		}
 		t.Skip(err)
 	}
+}
+
+// NewTest starts a dev server for the test t and closes it in t.Cleanup.
+// Unless opts.Logf is set, the server's output goes to t.Logf. It calls
+// RequireAvailable first.
+func NewTest(t testing.TB, opts Options) *Server {
+	t.Helper()
+	RequireAvailable(t, opts.Dir)
 	if opts.Logf == nil {
 		opts.Logf = t.Logf
 	}
@@ -32,4 +39,36 @@ func NewTest(t testing.TB, opts Options) *Server {
 		}
 	})
 	return s
+}
+
+// Shared is one dev server for a whole test binary, started on first use:
+// it takes seconds to start. Declare it as a package variable and Close it
+// in TestMain after m.Run.
+type Shared struct {
+	// Options are used for the start.
+	Options Options
+
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+// Get returns the shared server, starting it on the first call. It calls
+// RequireAvailable first.
+func (s *Shared) Get(t testing.TB) *Server {
+	t.Helper()
+	RequireAvailable(t, s.Options.Dir)
+	s.once.Do(func() { s.srv, s.err = Start(context.Background(), s.Options) })
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	return s.srv
+}
+
+// Close stops the shared server if it was started.
+func (s *Shared) Close() error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Close()
 }
