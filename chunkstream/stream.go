@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/coursebuilder/realtime-go/internal/textutil"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
@@ -438,7 +439,7 @@ func (s *Stream) take(final bool) []byte {
 	defer s.mu.Unlock()
 	n := len(s.buf)
 	if !final {
-		n = completeRunes(s.buf)
+		n = textutil.CompleteRunes(s.buf)
 	}
 	taken := s.buf[:n]
 	s.buf = append(s.spare[:0], s.buf[n:]...)

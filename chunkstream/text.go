@@ -66,27 +66,6 @@ func cutLen(b []byte, limit int) int {
 	return len(b)
 }
 
-// completeRunes returns the length of the longest prefix of b that does not
-// end inside a UTF-8 character, so that a character split between two
-// deltas is published whole. A tail that cannot start a valid character is
-// left where it is.
-func completeRunes(b []byte) int {
-	n := len(b)
-	for i := n - 1; i >= 0 && i > n-utf8.UTFMax; i-- {
-		c := b[i]
-		if c < utf8.RuneSelf {
-			return n
-		}
-		if utf8.RuneStart(c) {
-			if utf8.FullRune(b[i:]) {
-				return n
-			}
-			return i
-		}
-	}
-	return n
-}
-
 const hexDigits = "0123456789abcdef"
 
 // appendStreamText appends b to dst as the contents of a JSON string

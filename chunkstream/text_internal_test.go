@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/coursebuilder/realtime-go/internal/textutil"
 )
 
 var textSeeds = []string{
@@ -93,8 +95,8 @@ func TestCompleteRunes(t *testing.T) {
 		{"", 0}, {"abc", 3}, {"a" + e, 5}, {"a" + e[:1], 1}, {"a" + e[:2], 1}, {"a" + e[:3], 1},
 		{"é"[:1], 0}, {"\xff", 1}, {"a\x80\x80\x80", 4},
 	} {
-		if got := completeRunes([]byte(c.in)); got != c.want {
-			t.Errorf("completeRunes(%q) = %d, want %d", c.in, got, c.want)
+		if got := textutil.CompleteRunes([]byte(c.in)); got != c.want {
+			t.Errorf("textutil.CompleteRunes(%q) = %d, want %d", c.in, got, c.want)
 		}
 	}
 }

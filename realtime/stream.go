@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 
 	"github.com/coursebuilder/realtime-go/internal/httpx"
+	"github.com/coursebuilder/realtime-go/internal/textutil"
 )
 
 // Limits of Inngest Realtime's streaming publish (POST /v1/realtime/publish
@@ -112,7 +112,7 @@ func (p *Inngest) PublishStream(ctx context.Context, room, name string, r io.Rea
 		n += carry
 		cut := n
 		if rerr == nil {
-			cut = completeRunes(buf[:n])
+			cut = textutil.CompleteRunes(buf[:n])
 		}
 		if cut > 0 {
 			if err := st.write(buf[:cut]); err != nil {
@@ -128,26 +128,6 @@ func (p *Inngest) PublishStream(ctx context.Context, room, name string, r io.Rea
 			return errors.Join(fmt.Errorf("realtime: read stream: %w", rerr), st.finish())
 		}
 	}
-}
-
-// completeRunes returns the length of the longest prefix of b that does not
-// end inside a UTF-8 character. A tail that cannot start a valid character
-// is left where it is.
-func completeRunes(b []byte) int {
-	n := len(b)
-	for i := n - 1; i >= 0 && i > n-utf8.UTFMax; i-- {
-		c := b[i]
-		if c < utf8.RuneSelf {
-			return n
-		}
-		if utf8.RuneStart(c) {
-			if utf8.FullRune(b[i:]) {
-				return n
-			}
-			return i
-		}
-	}
-	return n
 }
 
 // stream is one call to PublishStream: a sequence of segments, each one
