@@ -77,7 +77,7 @@ func (m Message) Validate() error {
 
 // Encode validates m and returns its envelope, or a typed error: a
 // [*ValidationError], an error matching [ErrEncode] when Body cannot be
-// encoded, or a [*TooLargeError] when the envelope exceeds
+// encoded (or is a json.RawMessage that is not valid UTF-8), or a [*TooLargeError] when the envelope exceeds
 // [MaxEnvelopeBytes]. Every provider sends exactly these bytes.
 //
 // The encoding is encoding/json's, HTML-sensitive characters escaped
@@ -93,6 +93,12 @@ func (m Message) Encode() ([]byte, error) {
 	b, err := marshal(envelope{Body: m.Body, RequestID: m.RequestID, Name: m.Name, Seq: m.Seq})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
+	}
+	if !utf8.Valid(b) {
+		// Only a json.RawMessage body can get here (encoding/json turns
+		// invalid UTF-8 in Go strings into U+FFFD): the transports would
+		// deliver it differently, or replace it.
+		return nil, fmt.Errorf("%w: the body's JSON is not valid UTF-8", ErrEncode)
 	}
 	if len(b) > MaxEnvelopeBytes {
 		return nil, &TooLargeError{Size: len(b), Limit: MaxEnvelopeBytes}

@@ -68,6 +68,14 @@ type boom struct{}
 
 func (boom) MarshalJSON() ([]byte, error) { panic(errors.New("kaboom")) }
 
+func TestEncodeRefusesRawJSONThatIsNotUTF8(t *testing.T) {
+	_, err := realtime.Message{Room: "r", Name: "n", Body: json.RawMessage("\"\x80\"")}.Encode()
+	assert.ErrorIs(t, err, realtime.ErrEncode)
+	b, err := realtime.Message{Room: "r", Name: "n", Body: "\x80"}.Encode()
+	require.NoError(t, err, "a Go string with invalid UTF-8 is encoded with U+FFFD")
+	assert.Equal(t, `{"body":"\ufffd","requestId":"","name":"n"}`, string(b))
+}
+
 func TestDecodeEnvelopeRoundTrip(t *testing.T) {
 	in := realtime.Message{Room: "r", Name: "video.asset.errored", RequestID: "q", Body: map[string]int{"code": 3}}
 	b, err := in.Encode()

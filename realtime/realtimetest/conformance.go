@@ -221,10 +221,11 @@ func (failing) MarshalJSON() ([]byte, error) { return nil, errors.New("cannot") 
 func testUnencodable(t *testing.T, target Target) {
 	w := newWatch(t, target)
 	for name, body := range map[string]any{
-		"channel":           make(chan int),
-		"function":          func() {},
-		"invalid raw JSON":  json.RawMessage(`{"a":`),
-		"failing marshaler": failing{},
+		"channel":            make(chan int),
+		"function":           func() {},
+		"invalid raw JSON":   json.RawMessage(`{"a":`),
+		"raw JSON not UTF-8": json.RawMessage("\"\x80\""),
+		"failing marshaler":  failing{},
 		"panicking marshaler": map[string]any{
 			"nested": panicky{},
 		},
