@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -89,6 +90,8 @@ type Inngest struct {
 	timeout    time.Duration
 	retry      RetryPolicy
 	log        *zap.Logger
+
+	jsonHeaders sync.Map // hashed key → http.Header, read-only once stored
 }
 
 // keyring holds the hashed signing keys behind a pointer, so that printing an
@@ -312,14 +315,29 @@ func (p *Inngest) call(ctx context.Context, req request) (httpx.Answer, error) {
 // PublishError.Detail.
 const errorDetailLimit = 512
 
-func (p *Inngest) sendWith(ctx context.Context, req request, hashedKey string) (httpx.Answer, error) {
-	h := http.Header{"Content-Type": {req.contentType}, "User-Agent": {userAgent}}
+// header returns the request headers for a key; httpx.Post only reads them,
+// so the JSON ones are built once per key instead of on every publish.
+func (p *Inngest) header(contentType, hashedKey string) http.Header {
+	if contentType == "application/json" {
+		if h, ok := p.jsonHeaders.Load(hashedKey); ok {
+			return h.(http.Header)
+		}
+	}
+	h := http.Header{"Content-Type": {contentType}, "User-Agent": {userAgent}}
 	if hashedKey != "" {
 		h.Set("Authorization", "Bearer "+hashedKey)
 	}
 	if p.env != "" {
 		h.Set("X-Inngest-Env", p.env)
 	}
+	if contentType == "application/json" {
+		p.jsonHeaders.Store(hashedKey, h)
+	}
+	return h
+}
+
+func (p *Inngest) sendWith(ctx context.Context, req request, hashedKey string) (httpx.Answer, error) {
+	h := p.header(req.contentType, hashedKey)
 	ans, err := httpx.Post(ctx, p.client, req.url, h, req.body, max(req.limit, errorDetailLimit), p.timeout)
 	if ans.Status == 0 {
 		p.log.Debug("realtime: inngest request failed", zap.Error(err))
