@@ -119,13 +119,11 @@ type Options struct {
 // [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
 // migration completes.
 type Provider struct {
-	baseURL   string
-	partyURL  string // baseURL + "/party/"
-	client    *http.Client
-	ownClient bool
-	timeout   time.Duration
-	retry     realtime.RetryPolicy
-	log       *zap.Logger
+	baseURL  string
+	partyURL string       // baseURL + "/party/"
+	http     httpx.Sender // the client and the attempt timeout
+	retry    realtime.RetryPolicy
+	log      *zap.Logger
 }
 
 var (
@@ -167,16 +165,9 @@ func New(opts *Options) (*Provider, error) {
 	p := &Provider{
 		baseURL:  base,
 		partyURL: base + "/party/",
-		client:   o.HTTPClient,
-		timeout:  o.AttemptTimeout,
+		http:     httpx.NewSender(o.HTTPClient, o.AttemptTimeout, DefaultAttemptTimeout),
 		retry:    o.Retry.WithDefaults(),
 		log:      o.Logger,
-	}
-	if p.client == nil {
-		p.client, p.ownClient = httpx.NewClient(), true
-	}
-	if p.timeout <= 0 {
-		p.timeout = DefaultAttemptTimeout
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
@@ -264,9 +255,7 @@ func (p *Provider) GoString() string { return p.String() }
 // [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
 // migration completes.
 func (p *Provider) Close() error {
-	if p.ownClient {
-		p.client.CloseIdleConnections()
-	}
+	p.http.Close()
 	return nil
 }
 
@@ -347,7 +336,7 @@ func (p *Provider) publish(ctx context.Context, msg realtime.Message, limit int6
 // send makes one attempt and returns the start of a successful answer.
 func (p *Provider) send(ctx context.Context, target string, body []byte, limit int64, room string) ([]byte, error) {
 	h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {userAgent}}
-	ans, err := httpx.Post(ctx, p.client, target, h, body, limit, p.timeout)
+	ans, err := p.http.Post(ctx, target, h, body, limit)
 	if ans.Status == 0 {
 		p.log.Debug("legacyparty: partykit publish attempt failed", zap.String("room", room), zap.Error(err))
 		return nil, realtime.NewNetworkError(transport, err)

@@ -85,9 +85,7 @@ type Inngest struct {
 	env        string
 	keys       *keyring
 	mapping    Mapping
-	client     *http.Client
-	ownClient  bool
-	timeout    time.Duration
+	http       httpx.Sender // the client and the attempt timeout
 	retry      RetryPolicy
 	log        *zap.Logger
 
@@ -148,16 +146,9 @@ func NewInngest(opts *InngestOptions) (*Inngest, error) {
 		env:        firstNonEmpty(o.Env, getenv("INNGEST_ENV")),
 		keys:       keys,
 		mapping:    o.Mapping,
-		client:     o.HTTPClient,
-		timeout:    o.AttemptTimeout,
+		http:       httpx.NewSender(o.HTTPClient, o.AttemptTimeout, DefaultAttemptTimeout),
 		retry:      o.Retry.WithDefaults(),
 		log:        o.Logger,
-	}
-	if p.client == nil {
-		p.client, p.ownClient = httpx.NewClient(), true
-	}
-	if p.timeout <= 0 {
-		p.timeout = DefaultAttemptTimeout
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
@@ -225,9 +216,7 @@ func (p *Inngest) GoString() string { return p.String() }
 // Close releases idle connections of the provider's own HTTP client. The
 // provider stays usable; Close is safe to call more than once.
 func (p *Inngest) Close() error {
-	if p.ownClient {
-		p.client.CloseIdleConnections()
-	}
+	p.http.Close()
 	return nil
 }
 
@@ -338,7 +327,7 @@ func (p *Inngest) header(contentType, hashedKey string) http.Header {
 
 func (p *Inngest) sendWith(ctx context.Context, req request, hashedKey string) (httpx.Answer, error) {
 	h := p.header(req.contentType, hashedKey)
-	ans, err := httpx.Post(ctx, p.client, req.url, h, req.body, max(req.limit, errorDetailLimit), p.timeout)
+	ans, err := p.http.Post(ctx, req.url, h, req.body, max(req.limit, errorDetailLimit))
 	if ans.Status == 0 {
 		p.log.Debug("realtime: inngest request failed", zap.Error(err))
 		return ans, NewNetworkError("inngest", err)

@@ -317,7 +317,7 @@ func (p *Inngest) streamRequest(ctx context.Context, target string, key int, bod
 	if p.env != "" {
 		req.Header.Set("X-Inngest-Env", p.env)
 	}
-	resp, err := p.client.Do(req)
+	resp, err := p.http.Client.Do(req)
 	if err != nil {
 		p.log.Debug("realtime: inngest stream failed", zap.Error(err))
 		return httpx.Answer{}, false, err

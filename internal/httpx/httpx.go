@@ -183,3 +183,40 @@ func post(ctx context.Context, client *http.Client, url string, header http.Head
 	ans.Body, err = ReadBody(resp, limit)
 	return ans, err
 }
+
+// Sender is the HTTP side every provider has: a client, which is its own
+// (and closed by Close) unless the user gave one, and a timeout for each
+// attempt.
+type Sender struct {
+	// Client sends the requests.
+	Client  *http.Client
+	own     bool
+	timeout time.Duration
+}
+
+// NewSender returns a Sender over client, or over a [NewClient] of its own
+// when client is nil, bounding each attempt by timeout, or by
+// defaultTimeout when timeout is not positive.
+func NewSender(client *http.Client, timeout, defaultTimeout time.Duration) Sender {
+	s := Sender{Client: client, timeout: timeout}
+	if s.Client == nil {
+		s.Client, s.own = NewClient(), true
+	}
+	if s.timeout <= 0 {
+		s.timeout = defaultTimeout
+	}
+	return s
+}
+
+// Post is [Post] with the Sender's client and attempt timeout.
+func (s Sender) Post(ctx context.Context, url string, header http.Header, body []byte, limit int64) (Answer, error) {
+	return Post(ctx, s.Client, url, header, body, limit, s.timeout)
+}
+
+// Close releases the idle connections of a client of the Sender's own; a
+// user's client is left alone. It is safe to call more than once.
+func (s Sender) Close() {
+	if s.own {
+		s.Client.CloseIdleConnections()
+	}
+}
