@@ -32,10 +32,7 @@ func TestMain(m *testing.M) {
 		code = 1
 	}
 	if code == 0 {
-		var opts []goleak.Option
-		for _, f := range inngestrt.IgnoredGoroutines {
-			opts = append(opts, goleak.IgnoreAnyFunction(f))
-		}
+		opts := inngestrt.LeakOptions()
 		if err := goleak.Find(opts...); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
 			code = 1

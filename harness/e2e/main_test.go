@@ -33,10 +33,7 @@ const quiet = 300 * time.Millisecond
 const wait = 15 * time.Second
 
 func TestMain(m *testing.M) {
-	var opts []goleak.Option
-	for _, f := range inngestrt.IgnoredGoroutines {
-		opts = append(opts, goleak.IgnoreAnyFunction(f))
-	}
+	opts := inngestrt.LeakOptions()
 	// The shared servers are closed after the tests and before the leak
 	// check.
 	goleak.VerifyTestMain(shutdownAfter{m}, opts...)

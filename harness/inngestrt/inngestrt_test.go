@@ -19,10 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	opts := []goleak.Option{}
-	for _, f := range inngestrt.IgnoredGoroutines {
-		opts = append(opts, goleak.IgnoreAnyFunction(f))
-	}
+	opts := inngestrt.LeakOptions()
 	goleak.VerifyTestMain(m, opts...)
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // NewTest starts a server for the test t and closes it in t.Cleanup. Unless
@@ -26,4 +28,15 @@ func NewTest(t testing.TB, opts Options) *Server {
 		}
 	})
 	return s
+}
+
+// LeakOptions are the go.uber.org/goleak options that ignore the goroutines
+// the Inngest server code leaves running for a while after Close
+// ([IgnoredGoroutines]), followed by extra.
+func LeakOptions(extra ...goleak.Option) []goleak.Option {
+	opts := make([]goleak.Option, 0, len(IgnoredGoroutines)+len(extra))
+	for _, f := range IgnoredGoroutines {
+		opts = append(opts, goleak.IgnoreAnyFunction(f))
+	}
+	return append(opts, extra...)
 }

@@ -32,10 +32,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	var opts []goleak.Option
-	for _, f := range inngestrt.IgnoredGoroutines {
-		opts = append(opts, goleak.IgnoreAnyFunction(f))
-	}
+	opts := inngestrt.LeakOptions()
 	goleak.VerifyTestMain(m, opts...)
 }
 
@@ -228,10 +225,7 @@ func runLoad(t *testing.T, failing bool) {
 	// Goroutines and memory return to where they started: nothing the
 	// library or the servers started outlives Close (the Inngest server's
 	// own lingering keepalives aside, see inngestrt.IgnoredGoroutines).
-	leakOpts := []goleak.Option{baseline}
-	for _, f := range inngestrt.IgnoredGoroutines {
-		leakOpts = append(leakOpts, goleak.IgnoreAnyFunction(f))
-	}
+	leakOpts := inngestrt.LeakOptions(baseline)
 	var leakErr error
 	for range 10 { // goleak retries for about a second; closing sockets may take longer
 		if leakErr = goleak.Find(leakOpts...); leakErr == nil {
