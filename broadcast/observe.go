@@ -91,15 +91,26 @@ func (in *instruments) options(k attrKey) *attrOpts {
 	if o != nil {
 		return o
 	}
+	return in.build(k)
+}
+
+// build makes and stores the options of a new attribute combination. It is
+// apart from options to keep options' frame small: a shadow leg's goroutine
+// calls it on its first, small stack.
+func (in *instruments) build(k attrKey) *attrOpts {
 	set := metric.WithAttributeSet(attribute.NewSet(
 		attribute.String("transport", k.transport),
 		attribute.String("mode", k.mode.String()),
 		attribute.String("scope", string(k.scope)),
 		attribute.String("outcome", k.outcome),
 	))
-	o = &attrOpts{add: []metric.AddOption{set}, record: []metric.RecordOption{set}}
+	o := &attrOpts{add: []metric.AddOption{set}, record: []metric.RecordOption{set}}
 	in.mu.Lock()
-	in.attrs[k] = o
+	if prev := in.attrs[k]; prev != nil {
+		o = prev
+	} else {
+		in.attrs[k] = o
+	}
 	in.mu.Unlock()
 	return o
 }
@@ -123,6 +134,16 @@ func (p *publish) record(ctx context.Context, transport string, start time.Time,
 	if err != nil {
 		level = zapcore.WarnLevel
 	}
+	// Asking the core first keeps zap's large Check frame, and the fields,
+	// off the stack when the line is not written: the goroutine of a shadow
+	// leg then runs on its first small stack and never has to grow it.
+	if p.b.log.Core().Enabled(level) {
+		p.log(level, transport, elapsed, outcome, err, detached)
+	}
+}
+
+// log writes the line of one transport's publish.
+func (p *publish) log(level zapcore.Level, transport string, elapsed time.Duration, outcome string, err error, detached bool) {
 	ce := p.b.log.Check(level, "realtime: publish")
 	if ce == nil {
 		return
