@@ -74,7 +74,8 @@ type Options struct {
 	// https. A URL with user info, a query or a fragment is refused.
 	BaseURL string
 	// HTTPClient sends the requests. Defaults to a client of this provider's
-	// own with dial, TLS and header timeouts and keep-alive connections.
+	// own with dial and TLS handshake timeouts and keep-alive connections;
+	// AttemptTimeout bounds each request as a whole.
 	HTTPClient *http.Client
 	// AttemptTimeout bounds each request, retries excluded; the caller's
 	// context bounds the whole publish. An attempt that runs out of time

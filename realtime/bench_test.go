@@ -60,6 +60,17 @@ func BenchmarkBareHTTPPost(b *testing.B) {
 	}
 }
 
+// BenchmarkEncodeJSON is the baseline for BenchmarkEncode: the same envelope
+// through json.Marshal, which Encode matches byte for byte.
+func BenchmarkEncodeJSON(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := reference(benchMsg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkEncode is the envelope encoding alone.
 func BenchmarkEncode(b *testing.B) {
 	b.ReportAllocs()

@@ -50,14 +50,6 @@ type Message struct {
 	Seq uint64
 }
 
-// envelope fixes the field order of the wire format.
-type envelope struct {
-	Body      any    `json:"body"`
-	RequestID string `json:"requestId"`
-	Name      string `json:"name"`
-	Seq       uint64 `json:"seq,omitempty"`
-}
-
 // Validate reports the first invalid field as a [*ValidationError]: Room and
 // Name must be non-empty, valid UTF-8, free of control characters and within
 // [MaxRoomBytes] and [MaxNameBytes]; RequestID may be empty but obeys the same
@@ -90,20 +82,24 @@ func (m Message) Encode() ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := marshal(envelope{Body: m.Body, RequestID: m.RequestID, Name: m.Name, Seq: m.Seq})
+	b, err := appendEnvelope(make([]byte, 0, envelopeSizeHint(m)), m)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
-	}
-	if !utf8.Valid(b) {
-		// Only a json.RawMessage body can get here (encoding/json turns
-		// invalid UTF-8 in Go strings into U+FFFD): the transports would
-		// deliver it differently, or replace it.
-		return nil, fmt.Errorf("%w: the body's JSON is not valid UTF-8", ErrEncode)
 	}
 	if len(b) > MaxEnvelopeBytes {
 		return nil, &TooLargeError{Size: len(b), Limit: MaxEnvelopeBytes}
 	}
 	return b, nil
+}
+
+// envelopeSizeHint guesses the size of m's envelope so that encoding it
+// usually allocates once.
+func envelopeSizeHint(m Message) int {
+	n := len(`{"body":,"requestId":"","name":"","seq":18446744073709551615}`) + len(m.RequestID) + len(m.Name)
+	if s, ok := m.Body.(string); ok {
+		return n + min(len(s)+len(s)/8+2, MaxEnvelopeBytes)
+	}
+	return n + 256
 }
 
 // marshal encodes v, turning a panicking MarshalJSON into an error so that no

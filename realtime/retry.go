@@ -55,16 +55,17 @@ func (p *RetryPolicy) WithDefaults() RetryPolicy {
 func (p RetryPolicy) Do(ctx context.Context, send func(ctx context.Context) error) error {
 	pol := retry.Policy{Attempts: p.Attempts, BaseDelay: p.BaseDelay, MaxDelay: p.MaxDelay}
 	attempts, last, stop := pol.Do(ctx, func(ctx context.Context, _ int) error { return send(ctx) })
+	if last == nil {
+		return stop
+	}
+	// Declared here, not above: its address escapes, and the happy path
+	// should not pay for the allocation.
 	var pe *PublishError
-	if last != nil && errors.As(last, &pe) {
+	if errors.As(last, &pe) {
 		pe.Attempts = attempts
 		if stop != nil && !errors.Is(pe.Err, stop) {
 			pe.Err = errors.Join(pe.Err, stop)
 		}
-		return last
 	}
-	if last != nil {
-		return last
-	}
-	return stop
+	return last
 }

@@ -20,18 +20,18 @@ import (
 
 // Defaults for [NewClient].
 const (
-	DialTimeout           = 3 * time.Second
-	TLSHandshakeTimeout   = 5 * time.Second
-	ResponseHeaderTimeout = 10 * time.Second
-	IdleConnTimeout       = 90 * time.Second
+	DialTimeout         = 3 * time.Second
+	TLSHandshakeTimeout = 5 * time.Second
+	IdleConnTimeout     = 90 * time.Second
 	// MaxIdleConnsPerHost lets concurrent publishers keep their connections
 	// alive instead of the standard library's 2.
 	MaxIdleConnsPerHost = 64
 )
 
-// NewClient returns a client with its own transport: bounded dial, TLS and
-// header timeouts, and enough idle connections per host for concurrent
-// publishers. Per-request deadlines come from the caller's context.
+// NewClient returns a client with its own transport: bounded dial and TLS
+// handshake, and enough idle connections per host for concurrent publishers.
+// It has no response header timeout: each attempt is bounded as a whole by a
+// [Sender]'s timeout, which a shorter header timeout would silently undercut.
 func NewClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -41,7 +41,6 @@ func NewClient() *http.Client {
 		MaxIdleConnsPerHost:   MaxIdleConnsPerHost,
 		IdleConnTimeout:       IdleConnTimeout,
 		TLSHandshakeTimeout:   TLSHandshakeTimeout,
-		ResponseHeaderTimeout: ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 	}}
 }
@@ -141,19 +140,32 @@ var ErrSent = errors.New("the request was sent but no answer came")
 // A non-zero Answer.Status means the server answered, even when err reports
 // that reading the rest of the answer failed; a zero Status means no answer
 // came, and err says why (an [*AttemptTimeoutError] when timeout ran out
-// before ctx did).
+// before ctx did), joined with [ErrSent] when the whole request had been
+// written.
 func Post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte, limit int64, timeout time.Duration) (Answer, error) {
 	parent := ctx
-	if timeout > 0 {
+	if deadline, ok := ctx.Deadline(); timeout > 0 && (!ok || time.Until(deadline) > timeout) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	// The trace tells a request that never fully left from one the server
+	// may have acted on. A body of a type of our own would be cheaper to
+	// watch, but the transport then flushes the headers in a packet of
+	// their own (it only trusts *bytes.Reader and friends to be in memory),
+	// which costs far more.
 	var sent atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		WroteRequest: func(info httptrace.WroteRequestInfo) { sent.Store(info.Err == nil) },
 	})
-	ans, err := post(ctx, client, url, header, body, limit)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return Answer{}, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	ans, err := do(client, req, limit)
 	if err == nil || ans.Status != 0 {
 		return ans, err
 	}
@@ -166,14 +178,7 @@ func Post(ctx context.Context, client *http.Client, url string, header http.Head
 	return ans, err
 }
 
-func post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte, limit int64) (Answer, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return Answer{}, err
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
+func do(client *http.Client, req *http.Request, limit int64) (Answer, error) {
 	resp, err := client.Do(req)
 	if err != nil {
 		return Answer{}, err

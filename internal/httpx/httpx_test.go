@@ -1,6 +1,11 @@
 package httpx
 
 import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -62,4 +67,44 @@ func FuzzSnippet(f *testing.F) {
 			t.Fatalf("Snippet(%q, %d) = %q", b, n, s)
 		}
 	})
+}
+
+func TestPostSendsTheBodyWithItsLength(t *testing.T) {
+	var got []byte
+	var length int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		length = r.ContentLength
+		got, _ = io.ReadAll(r.Body)
+		w.Header().Set("Retry-After", "2")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = io.WriteString(w, "slow down")
+	}))
+	defer srv.Close()
+	ans, err := Post(context.Background(), srv.Client(), srv.URL, http.Header{"X-A": {"1"}}, []byte(`{"a":1}`), 4, time.Second)
+	if err != nil || ans.Status != http.StatusTooManyRequests || string(ans.Body) != "slow" || ans.RetryAfter != 2*time.Second {
+		t.Fatalf("Post = %+v, %v", ans, err)
+	}
+	if string(got) != `{"a":1}` || length != 7 {
+		t.Fatalf("server got %q with Content-Length %d", got, length)
+	}
+}
+
+func TestPostKeepsTheCallersEarlierDeadline(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then the server notices the client leave
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := Post(ctx, srv.Client(), srv.URL, nil, []byte("x"), 0, time.Hour)
+	var ate *AttemptTimeoutError
+	if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ate) || !errors.Is(err, ErrSent) {
+		t.Fatalf("err = %v; want the caller's deadline, sent, and no attempt timeout", err)
+	}
+	ctx2 := context.Background()
+	_, err = Post(ctx2, srv.Client(), srv.URL, nil, []byte("x"), 0, 50*time.Millisecond)
+	if !errors.As(err, &ate) || !errors.Is(err, ErrSent) {
+		t.Fatalf("err = %v; want the attempt timeout, sent", err)
+	}
 }
