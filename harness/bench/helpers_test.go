@@ -1,10 +1,5 @@
 package bench_test
 
-import (
-	"net"
-	"runtime"
-)
-
-func testingGOMAXPROCS() int { return runtime.GOMAXPROCS(0) }
+import "net"
 
 func newLoopbackListener() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
