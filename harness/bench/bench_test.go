@@ -344,42 +344,153 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// BenchmarkShadowEndToEnd publishes through Broadcast in shadow mode to both
-// real servers and reports the call's latency; compare with the single
-// transports of BenchmarkDeliveryLatency's publish legs. The hang case
-// points the realtime side at a server that never answers: every call is
-// then bounded by the 50ms shadow budget.
+// shadowCase is one way of publishing in BenchmarkShadowEndToEnd.
+type shadowCase struct {
+	name  string
+	pub   realtime.Provider
+	party bool // a PartyKit subscriber measures delivery
+	limit int  // messages at most; 0 for b.N
+	room  string
+	sub   *partykit.Subscription
+	call  latency // until Publish returns
+	deliv latency // until the PartyKit subscriber has the message
+}
+
+// hangLimit caps the messages of the case whose calls each take the whole
+// budget.
+const hangLimit = 200
+
+// BenchmarkShadowEndToEnd publishes through Broadcast in shadow mode to the
+// real servers and compares, message by message in turns, with each
+// transport alone: Inngest healthy, Inngest answering 503 to every other
+// publish, and Inngest never answering (a 50ms budget). It reports each
+// case's call latency, the PartyKit subscriber's delivery latency where
+// there is one, what shadow mode adds to the slower transport's call, and
+// the PartyKit delivery latency with Inngest failing against with Inngest
+// healthy.
 func BenchmarkShadowEndToEnd(b *testing.B) {
 	servers(b, true)
 	ctx := context.Background()
-	party, err := legacyparty.New(&legacyparty.Options{BaseURL: party.URL(), LookupEnv: func(string) (string, bool) { return "", false }})
+	noEnv := func(string) (string, bool) { return "", false }
+	lp, err := legacyparty.New(&legacyparty.Options{BaseURL: party.URL(), LookupEnv: noEnv})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer party.Close()
-	cases := map[string]realtime.Provider{"healthy": inngestProvider(b), "inngest-hangs": hangingInngest(b)}
-	for _, name := range []string{"healthy", "inngest-hangs"} {
-		b.Run(name, func(b *testing.B) {
-			br := broadcast.New(party, cases[name], &broadcast.Options{
-				Resolver: flags.Fixed(flags.Shadow), ShadowBudget: 50 * time.Millisecond, ShadowTimeout: 200 * time.Millisecond,
-			})
-			defer br.Close(ctx)
-			room := "shadow-" + uuid.NewString()
-			var lat latency
-			i := 0
-			for b.Loop() {
-				start := time.Now()
-				if err := br.Publish(ctx, message(room, i)); err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(start))
-				i++
-			}
-			b.ReportMetric(lat.quantile(0.50), "p50-µs")
-			b.ReportMetric(lat.quantile(0.99), "p99-µs")
-			b.ReportMetric(0, "ns/op")
+	b.Cleanup(func() { _ = lp.Close() })
+	shadow := func(rt realtime.Provider) realtime.Provider {
+		br := broadcast.New(lp, rt, &broadcast.Options{
+			Resolver: flags.Fixed(flags.Shadow), ShadowBudget: 50 * time.Millisecond, ShadowTimeout: 200 * time.Millisecond,
 		})
+		b.Cleanup(func() { _ = br.Close(ctx) })
+		return br
 	}
+	healthy := inngestProvider(b)
+	cases := []*shadowCase{
+		{name: "partykit-alone", pub: lp, party: true},
+		{name: "inngest-alone", pub: healthy},
+		{name: "shadow-healthy", pub: shadow(healthy), party: true},
+		{name: "shadow-inngest-fails-half", pub: shadow(halfFailingInngest(b)), party: true},
+		{name: "shadow-inngest-hangs", pub: shadow(hangingInngest(b)), party: true, limit: hangLimit},
+	}
+	for _, c := range cases {
+		c.room = "shadow-" + uuid.NewString()
+		if c.party {
+			if c.sub, err = party.Subscribe(ctx, c.room); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = c.sub.Close() })
+		}
+	}
+
+	send := func(c *shadowCase, i int) (call, deliv time.Duration) {
+		received := make(chan time.Time, 1)
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		if c.party {
+			go func() {
+				if _, err := c.sub.Next(wctx); err == nil {
+					received <- time.Now()
+				}
+				close(received)
+			}()
+		}
+		if err := c.pub.Publish(ctx, message(c.room, i)); err != nil {
+			b.Fatalf("%s: %v", c.name, err)
+		}
+		call = time.Since(start)
+		if c.party {
+			at, ok := <-received
+			if !ok {
+				b.Fatalf("%s: the PartyKit subscriber got nothing", c.name)
+			}
+			deliv = at.Sub(start)
+		}
+		return call, deliv
+	}
+	for i := range warmUpMessages / 10 {
+		for _, c := range cases {
+			send(c, i)
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		for k := range cases {
+			c := cases[(i+k)%len(cases)]
+			if c.limit > 0 && len(c.call) >= c.limit {
+				continue
+			}
+			call, deliv := send(c, i)
+			c.call = append(c.call, call)
+			if c.party {
+				c.deliv = append(c.deliv, deliv)
+			}
+		}
+	}
+	b.StopTimer()
+
+	for _, c := range cases {
+		b.ReportMetric(c.call.quantile(0.50), c.name+"-call-p50-µs")
+		b.ReportMetric(c.call.quantile(0.99), c.name+"-call-p99-µs")
+		if c.party {
+			b.ReportMetric(c.deliv.quantile(0.50), c.name+"-partykit-p50-µs")
+			b.ReportMetric(c.deliv.quantile(0.99), c.name+"-partykit-p99-µs")
+		}
+	}
+	slower := max(cases[0].call.quantile(0.50), cases[1].call.quantile(0.50))
+	b.ReportMetric(cases[2].call.quantile(0.50)-slower, "shadow-added-p50-µs")
+	b.ReportMetric(cases[3].deliv.quantile(0.50)/cases[2].deliv.quantile(0.50), "partykit-p50-fails-half/healthy")
+	b.ReportMetric(cases[3].deliv.quantile(0.99)/cases[2].deliv.quantile(0.99), "partykit-p99-fails-half/healthy")
+	b.ReportMetric(0, "ns/op")
+}
+
+// halfFailingInngest is a provider, without retries, for a real Inngest
+// endpoint of its own that answers 503 to every other publish.
+func halfFailingInngest(b *testing.B) realtime.Provider {
+	var n atomic.Int64
+	key := inngestrt.NewSigningKey()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := inngestrt.Start(ctx, inngestrt.Options{SigningKeys: []string{key}, Wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/realtime/publish" && n.Add(1)%2 == 0 {
+				http.Error(w, "injected outage", http.StatusServiceUnavailable)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = srv.Close() })
+	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, Retry: &realtime.RetryPolicy{Attempts: 1},
+		LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Close() })
+	return p
 }
 
 func hangingInngest(b *testing.B) realtime.Provider {
