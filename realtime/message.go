@@ -69,10 +69,11 @@ func (m Message) Validate() error {
 
 // Encode validates m and returns its envelope, or a typed error: a
 // [*ValidationError], an error matching [ErrEncode] when Body cannot be
-// encoded (or is a json.RawMessage that is not valid UTF-8), or a [*TooLargeError] when the envelope exceeds
-// [MaxEnvelopeBytes]. Every provider sends exactly these bytes.
+// encoded (or is a json.RawMessage that is not valid UTF-8), or a
+// [*TooLargeError] when the envelope exceeds [MaxEnvelopeBytes]. Every
+// provider sends exactly these bytes.
 //
-// The encoding is encoding/json's, HTML-sensitive characters escaped
+// The bytes are those json.Marshal writes, HTML-sensitive characters escaped
 // (\u003c) as the Inngest server re-encodes them anyway: Inngest Realtime
 // delivers exactly these bytes. Course-builder's party relays
 // JSON.stringify(await req.json()), which spells <, >, & and U+2028/U+2029
