@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of every module: gofmt, go vet, go test -race, and a short
-# pass of each fuzz target. Installs the PartyKit dev server from the pinned
+# Runs every test of every module: gofmt, go vet, go test -race, one
+# iteration of every benchmark, and a short pass of each fuzz target. Installs the PartyKit dev server from the pinned
 # package-lock first when it is missing. Exits non-zero on any failure.
 #
 #   FUZZTIME=1000000x ./scripts/test.sh   # longer fuzzing (default 20000x inputs per target, a count rather than a duration because of golang/go#75804; 0 skips)
@@ -31,6 +31,13 @@ done
 for m in "${modules[@]}"; do
 	step "go test -race ($m)"
 	(cd "$m" && go test -race -count=1 -timeout 20m ./...)
+done
+
+# One iteration of every benchmark, so that the ones BENCHMARKS.md reports
+# (scripts/bench.sh) keep running; their figures are not checked here.
+for m in . harness; do
+	step "benchmarks, one iteration each ($m)"
+	(cd "$m" && go test -run '^$' -bench . -benchtime 1x -timeout 10m ./...)
 done
 
 step "legacyimport: no PartyKit import outside the allow-list (root module)"
