@@ -94,72 +94,66 @@ func appendValue(dst []byte, v any, depth int) ([]byte, bool) {
 	case uint64:
 		return strconv.AppendUint(dst, x, 10), true
 	case []string:
-		if x == nil {
-			return append(dst, "null"...), true
-		}
-		dst = append(dst, '[')
-		for i, s := range x {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, s)
-		}
-		return append(dst, ']'), true
+		return appendArray(dst, x, depth, appendStringValue)
 	case map[string]string:
-		if x == nil {
-			return append(dst, "null"...), true
-		}
-		var buf [16]string
-		dst = append(dst, '{')
-		for i, k := range sortedKeys(buf[:0], x) {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			dst = appendString(dst, x[k])
-		}
-		return append(dst, '}'), true
+		return appendObject(dst, x, depth, appendStringValue)
 	}
 	if depth >= maxFastDepth {
 		return dst, false
 	}
 	switch x := v.(type) {
 	case []any:
-		if x == nil {
-			return append(dst, "null"...), true
-		}
-		dst = append(dst, '[')
-		for i, e := range x {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var ok bool
-			if dst, ok = appendValue(dst, e, depth+1); !ok {
-				return dst, false
-			}
-		}
-		return append(dst, ']'), true
+		return appendArray(dst, x, depth+1, appendValue)
 	case map[string]any:
-		if x == nil {
-			return append(dst, "null"...), true
-		}
-		var buf [16]string
-		dst = append(dst, '{')
-		for i, k := range sortedKeys(buf[:0], x) {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			var ok bool
-			if dst, ok = appendValue(dst, x[k], depth+1); !ok {
-				return dst, false
-			}
-		}
-		return append(dst, '}'), true
+		return appendObject(dst, x, depth+1, appendValue)
 	}
 	return dst, false
+}
+
+// appendStringValue is appendString in appendValue's shape.
+func appendStringValue(dst []byte, s string, _ int) ([]byte, bool) {
+	return appendString(dst, s), true
+}
+
+// appendArray appends xs as a JSON array of its elements' encodings, or
+// null when xs is nil, as encoding/json does.
+func appendArray[V any](dst []byte, xs []V, depth int, elem func([]byte, V, int) ([]byte, bool)) ([]byte, bool) {
+	if xs == nil {
+		return append(dst, "null"...), true
+	}
+	dst = append(dst, '[')
+	for i, x := range xs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var ok bool
+		if dst, ok = elem(dst, x, depth); !ok {
+			return dst, false
+		}
+	}
+	return append(dst, ']'), true
+}
+
+// appendObject appends m as a JSON object with its keys sorted, or null
+// when m is nil, as encoding/json does.
+func appendObject[V any](dst []byte, m map[string]V, depth int, elem func([]byte, V, int) ([]byte, bool)) ([]byte, bool) {
+	if m == nil {
+		return append(dst, "null"...), true
+	}
+	var buf [16]string
+	dst = append(dst, '{')
+	for i, k := range sortedKeys(buf[:0], m) {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		var ok bool
+		if dst, ok = elem(dst, m[k], depth); !ok {
+			return dst, false
+		}
+	}
+	return append(dst, '}'), true
 }
 
 // sortedKeys appends the keys of m to keys in encoding/json's order.
