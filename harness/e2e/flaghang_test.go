@@ -9,6 +9,7 @@ import (
 
 	"github.com/open-feature/go-sdk/openfeature"
 	"github.com/open-feature/go-sdk/openfeature/isolated"
+	"github.com/open-feature/go-sdk/openfeature/memprovider"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/coursebuilder/realtime-go/broadcast"
@@ -17,17 +18,13 @@ import (
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
-// hangingFlags is an OpenFeature provider whose flag service hangs, ignoring
-// the caller's context, until it is healed; healed, it answers mode for
-// every mode flag.
+// hangingFlags is an in-memory OpenFeature provider whose flag service hangs,
+// ignoring the caller's context, until it is healed.
 type hangingFlags struct {
-	mode    string
+	*memprovider.InMemoryProvider
 	healed  atomic.Bool
 	release chan struct{} // closed to let the hung evaluations return
 }
-
-func (p *hangingFlags) Metadata() openfeature.Metadata { return openfeature.Metadata{Name: "hanging"} }
-func (p *hangingFlags) Hooks() []openfeature.Hook      { return nil }
 
 func (p *hangingFlags) hang() {
 	if !p.healed.Load() {
@@ -35,30 +32,14 @@ func (p *hangingFlags) hang() {
 	}
 }
 
-func notFound(flag string) openfeature.ProviderResolutionDetail {
-	return openfeature.ProviderResolutionDetail{ResolutionError: openfeature.NewFlagNotFoundResolutionError(flag), Reason: openfeature.ErrorReason}
-}
-
-func (p *hangingFlags) BooleanEvaluation(_ context.Context, flag string, def bool, _ openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
+func (p *hangingFlags) BooleanEvaluation(ctx context.Context, flag string, def bool, flat openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
 	p.hang()
-	return openfeature.BoolResolutionDetail{Value: def, ProviderResolutionDetail: notFound(flag)}
+	return p.InMemoryProvider.BooleanEvaluation(ctx, flag, def, flat)
 }
 
-func (p *hangingFlags) StringEvaluation(_ context.Context, _ string, _ string, _ openfeature.FlattenedContext) openfeature.StringResolutionDetail {
+func (p *hangingFlags) StringEvaluation(ctx context.Context, flag string, def string, flat openfeature.FlattenedContext) openfeature.StringResolutionDetail {
 	p.hang()
-	return openfeature.StringResolutionDetail{Value: p.mode, ProviderResolutionDetail: openfeature.ProviderResolutionDetail{Reason: openfeature.StaticReason}}
-}
-
-func (p *hangingFlags) FloatEvaluation(_ context.Context, flag string, def float64, _ openfeature.FlattenedContext) openfeature.FloatResolutionDetail {
-	return openfeature.FloatResolutionDetail{Value: def, ProviderResolutionDetail: notFound(flag)}
-}
-
-func (p *hangingFlags) IntEvaluation(_ context.Context, flag string, def int64, _ openfeature.FlattenedContext) openfeature.IntResolutionDetail {
-	return openfeature.IntResolutionDetail{Value: def, ProviderResolutionDetail: notFound(flag)}
-}
-
-func (p *hangingFlags) ObjectEvaluation(_ context.Context, flag string, def any, _ openfeature.FlattenedContext) openfeature.InterfaceResolutionDetail {
-	return openfeature.InterfaceResolutionDetail{Value: def, ProviderResolutionDetail: notFound(flag)}
+	return p.InMemoryProvider.StringEvaluation(ctx, flag, def, flat)
 }
 
 // While the flag service hangs, every publish falls back to PartyKit, which
@@ -68,7 +49,9 @@ func TestBroadcastWithAHangingFlagServicePublishesToPartyKit(t *testing.T) {
 	party := sharedParty(t)
 	inngest, key := sharedInngest(t)
 
-	flagService := &hangingFlags{mode: "realtime", release: make(chan struct{})}
+	flagService := &hangingFlags{release: make(chan struct{}), InMemoryProvider: memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
+		flags.ModeKey(flags.ScopeVideoReady): {State: memprovider.Enabled, DefaultVariant: "on", Variants: map[string]any{"on": "realtime"}},
+	})}
 	api := isolated.NewAPI()
 	if err := api.SetProviderAndWait(ctxT(t), flagService); err != nil {
 		t.Fatal(err)
