@@ -46,7 +46,7 @@ func BenchmarkBroadcast(b *testing.B) {
 		{"shadow-logged", flags.Shadow, production},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			br := broadcast.New(discard, discard, &broadcast.Options{Resolver: flags.Fixed(c.mode), Logger: c.log})
+			br := mustNew(b, discard, discard, &broadcast.Options{Resolver: flags.Fixed(c.mode), Logger: c.log})
 			defer br.Close(context.Background())
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -85,13 +85,13 @@ func BenchmarkShadowLatency(b *testing.B) {
 	b.Run("partykit-alone-2ms", func(b *testing.B) { run(b, sleeper(2*time.Millisecond)) })
 	b.Run("inngest-alone-3ms", func(b *testing.B) { run(b, sleeper(3*time.Millisecond)) })
 	b.Run("shadow-both", func(b *testing.B) {
-		br := broadcast.New(sleeper(2*time.Millisecond), sleeper(3*time.Millisecond), &broadcast.Options{Resolver: flags.Fixed(flags.Shadow)})
+		br := mustNew(b, sleeper(2*time.Millisecond), sleeper(3*time.Millisecond), &broadcast.Options{Resolver: flags.Fixed(flags.Shadow)})
 		defer br.Close(context.Background())
 		run(b, br)
 	})
 	b.Run("shadow-inngest-hangs", func(b *testing.B) {
 		hang := realtime.ProviderFunc(func(ctx context.Context, _ realtime.Message) error { <-ctx.Done(); return ctx.Err() })
-		br := broadcast.New(sleeper(2*time.Millisecond), hang, &broadcast.Options{
+		br := mustNew(b, sleeper(2*time.Millisecond), hang, &broadcast.Options{
 			Resolver: flags.Fixed(flags.Shadow), ShadowBudget: 10 * time.Millisecond, ShadowTimeout: 20 * time.Millisecond,
 		})
 		defer br.Close(context.Background())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -87,10 +88,23 @@ type Broadcast struct {
 
 var _ realtime.Provider = (*Broadcast)(nil)
 
+// ErrNilProvider is returned by [New] when a provider is nil, typed nil
+// included (a nil *legacyparty.Provider from a failed constructor whose
+// error was ignored).
+var ErrNilProvider = errors.New("broadcast: nil provider")
+
 // New returns a Broadcast over a PartyKit (legacy) and an Inngest Realtime
-// provider. Either may be nil when that transport is not configured: every
-// mode then publishes to the other one alone.
-func New(legacy, rt realtime.Provider, opts *Options) *Broadcast {
+// provider. Both are required: New fails with an error matching
+// [ErrNilProvider] when either is nil or a typed nil, rather than every
+// publish failing later. An app with one transport uses that provider
+// directly.
+func New(legacy, rt realtime.Provider, opts *Options) (*Broadcast, error) {
+	if isNil(legacy) {
+		return nil, fmt.Errorf("%w: the PartyKit (legacy) provider is nil; check the error of the constructor that made it", ErrNilProvider)
+	}
+	if isNil(rt) {
+		return nil, fmt.Errorf("%w: the Inngest Realtime provider is nil; check the error of the constructor that made it", ErrNilProvider)
+	}
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -122,7 +136,20 @@ func New(legacy, rt realtime.Provider, opts *Options) *Broadcast {
 	if b.log == nil {
 		b.log = zap.NewNop()
 	}
-	return b
+	return b, nil
+}
+
+// isNil reports whether p is nil or an interface holding a nil pointer, map,
+// func, channel or slice.
+func isNil(p realtime.Provider) bool {
+	if p == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(p); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
 }
 
 // TransportError is the failure of one transport in a publish. Publish

@@ -39,7 +39,7 @@ func newBroadcast(t *testing.T, legacy, rt realtime.Provider, opts broadcast.Opt
 	if opts.ShadowTimeout == 0 {
 		opts.ShadowTimeout = 200 * time.Millisecond
 	}
-	b := broadcast.New(legacy, rt, &opts)
+	b := mustNew(t, legacy, rt, &opts)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -254,7 +254,7 @@ func TestInvalidMessagesReachNoTransport(t *testing.T) {
 }
 
 func TestClosedRefusesNewPublishes(t *testing.T) {
-	b := broadcast.New(realtimetest.NewRecorder(), nil, nil)
+	b := mustNew(t, realtimetest.NewRecorder(), realtimetest.NewRecorder(), nil)
 	require.NoError(t, b.Close(context.Background()))
 	require.NoError(t, b.Close(context.Background()))
 	assert.ErrorIs(t, b.Publish(context.Background(), msg), broadcast.ErrClosed)
@@ -371,4 +371,12 @@ func TestPinStreamsOnlyInRealtimeModeWithoutFallback(t *testing.T) {
 			assert.Equal(t, int32(1), rt.streamed.Load())
 		}
 	}
+}
+
+// mustNew is broadcast.New for tests, which always pass two providers.
+func mustNew(t testing.TB, legacy, rt realtime.Provider, opts *broadcast.Options) *broadcast.Broadcast {
+	t.Helper()
+	b, err := broadcast.New(legacy, rt, opts)
+	require.NoError(t, err)
+	return b
 }

@@ -21,13 +21,22 @@
 //
 // Wiring it up:
 //
-//	party, _ := legacyparty.New(nil)      // NEXT_PUBLIC_PARTY_KIT_URL
-//	inngest, _ := realtime.NewInngest(nil) // INNGEST_* variables
-//	b := broadcast.New(party, inngest, &broadcast.Options{
+//	party, err := legacyparty.New(nil) // NEXT_PUBLIC_PARTY_KIT_URL
+//	if err != nil {
+//		return err
+//	}
+//	inngest, err := realtime.NewInngest(nil) // INNGEST_* variables
+//	if err != nil {
+//		return err
+//	}
+//	b, err := broadcast.New(party, inngest, &broadcast.Options{
 //		Resolver: flags.NewEvaluator(client, &flags.Options{App: "astro-party"}),
 //		Logger:   logger,
 //		Meter:    otel.Meter("realtime"),
 //	})
+//	if err != nil {
+//		return err
+//	}
 //	defer b.Close(context.Background())
 //	err := b.Publish(ctx, realtime.Message{Room: videoID, Name: "video.asset.ready", Body: payload})
 //

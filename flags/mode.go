@@ -52,6 +52,19 @@ func ParseMode(s string) (Mode, error) {
 	return Legacy, fmt.Errorf("flags: unknown mode %q (want legacy, shadow, primary or realtime)", s)
 }
 
+// Known reports whether m is one of the four modes. A [Resolver] may answer
+// any value; everything that consumes a mode treats an unknown one as
+// Legacy, the safe default.
+func (m Mode) Known() bool { return m <= Realtime }
+
+// OrLegacy returns m when it is [Mode.Known], and Legacy otherwise.
+func (m Mode) OrLegacy() Mode {
+	if m.Known() {
+		return m
+	}
+	return Legacy
+}
+
 // PublishesLegacy reports whether m sends to PartyKit.
 func (m Mode) PublishesLegacy() bool { return m != Realtime }
 

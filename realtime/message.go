@@ -79,26 +79,31 @@ func (m Message) Validate() error {
 // JSON.stringify(await req.json()), which spells <, >, & and U+2028/U+2029
 // as themselves (see realtimetest.JSSpelling) and is what browsers received
 // from the TypeScript apps too; either way a browser parses the same value.
-func (m Message) Encode() ([]byte, error) {
+func (m Message) Encode() ([]byte, error) { return m.EncodeLimit(MaxEnvelopeBytes) }
+
+// EncodeLimit is [Message.Encode] with another size limit, for a transport
+// whose own limit differs from Inngest's [MaxEnvelopeBytes] (PartyKit's is
+// larger). The [*TooLargeError] it returns names limit.
+func (m Message) EncodeLimit(limit int) ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := appendEnvelope(make([]byte, 0, envelopeSizeHint(m)), m)
+	b, err := appendEnvelope(make([]byte, 0, envelopeSizeHint(m, limit)), m)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
-	if len(b) > MaxEnvelopeBytes {
-		return nil, &TooLargeError{Size: len(b), Limit: MaxEnvelopeBytes}
+	if len(b) > limit {
+		return nil, &TooLargeError{Size: len(b), Limit: limit}
 	}
 	return b, nil
 }
 
 // envelopeSizeHint guesses the size of m's envelope so that encoding it
 // usually allocates once.
-func envelopeSizeHint(m Message) int {
+func envelopeSizeHint(m Message, limit int) int {
 	n := len(`{"body":,"requestId":"","name":"","seq":18446744073709551615}`) + len(m.RequestID) + len(m.Name)
 	if s, ok := m.Body.(string); ok {
-		return n + min(len(s)+len(s)/8+2, MaxEnvelopeBytes)
+		return n + min(len(s)+len(s)/8+2, limit)
 	}
 	return n + 256
 }

@@ -429,9 +429,10 @@ func Check(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("canary: %w", err)
 	}
 
-	// The facade, as an app builds it; each provider timed. A nil pointer
-	// must stay an untyped nil: broadcast.New treats nil as "absent".
-	var legacy, rt realtime.Provider
+	// The facade, as an app builds it; each provider timed. A transport
+	// that is not configured is stood in for, and the mode keeps every
+	// publish on the one that is.
+	var legacy, rt realtime.Provider = absent("partykit"), absent("inngest")
 	var legacyT, rtT *timed
 	if cfg.PartyKit != nil {
 		legacyT = &timed{p: cfg.PartyKit}
@@ -442,8 +443,17 @@ func Check(ctx context.Context, cfg Config) (*Report, error) {
 		rt = rtT
 	}
 	scope := flags.ScopeOf(msg.Name)
-	mode := cfg.Resolver.Mode(ctx, scope, msg.Room)
-	b := broadcast.New(legacy, rt, &broadcast.Options{Resolver: flags.Fixed(mode), Logger: cfg.Logger})
+	mode := cfg.Resolver.Mode(ctx, scope, msg.Room).OrLegacy()
+	switch {
+	case cfg.Inngest == nil:
+		mode = flags.Legacy
+	case cfg.PartyKit == nil:
+		mode = flags.Realtime
+	}
+	b, err := broadcast.New(legacy, rt, &broadcast.Options{Resolver: flags.Fixed(mode), Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("canary: %w", err)
+	}
 	rep := &Report{
 		Room: msg.Room, Name: msg.Name, RequestID: msg.RequestID, Scope: scope,
 		Flags: mode, Mode: b.Mode(ctx, msg), Envelope: envelope,
@@ -753,4 +763,12 @@ func (s *partySub) Close() error {
 	}
 	<-s.done
 	return nil
+}
+
+// absent stands in for a transport that is not configured: every publish to
+// it fails with realtime.ErrNotConfigured.
+func absent(transport string) realtime.Provider {
+	return realtime.ProviderFunc(func(context.Context, realtime.Message) error {
+		return fmt.Errorf("%w: %s is not configured", realtime.ErrNotConfigured, transport)
+	})
 }

@@ -138,7 +138,10 @@ func run(ctx context.Context, out io.Writer, modeName string, wantParty bool) er
 			return err
 		}
 	}
-	b := broadcast.New(legacy, rt, &broadcast.Options{Resolver: flags.Fixed(mode)})
+	b, err := broadcast.New(legacy, rt, &broadcast.Options{Resolver: flags.Fixed(mode)})
+	if err != nil {
+		return err
+	}
 	defer b.Close(context.Background())
 	fmt.Fprintf(out, "Broadcast mode    %s (effective: %s)\n\n", mode, b.Mode(ctx, realtime.Message{Room: room, Name: videopipeline.NameVideoAssetReady}))
 

@@ -429,8 +429,11 @@ func Replay(ctx context.Context, cfg Config) (*Report, error) {
 		broadcast.TransportPartyKit: {p: party, errs: map[string]error{}},
 		broadcast.TransportInngest:  {p: inngest, errs: map[string]error{}},
 	}
-	b := broadcast.New(rec[broadcast.TransportPartyKit], rec[broadcast.TransportInngest],
+	b, err := broadcast.New(rec[broadcast.TransportPartyKit], rec[broadcast.TransportInngest],
 		&broadcast.Options{Resolver: flags.Fixed(flags.Shadow), Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
 	starts := make(map[string]time.Time, len(cfg.Events))
 	began := time.Now()
 	var last time.Time

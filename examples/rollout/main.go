@@ -356,13 +356,22 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 		return nil, err
 	}
 	ev := flags.NewEvaluator(api.NewClient(), &flags.Options{App: "rollout-example", Logger: cfg.Logger})
-	b := broadcast.New(legacy, inngest, &broadcast.Options{Resolver: ev, Logger: cfg.Logger})
+	var resolver flags.Resolver = ev
+	if legacy == nil {
+		// broadcast.New takes two providers: stand in for the absent one
+		// and keep every publish on the one that is there.
+		legacy, resolver = absent("partykit"), flags.Fixed(flags.Realtime)
+	}
+	b, err := broadcast.New(legacy, inngest, &broadcast.Options{Resolver: resolver, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		_ = b.Close(cctx)
 	}()
-	if legacy == nil {
+	if resolver != flags.Resolver(ev) {
 		fmt.Fprintln(out, "note: with no legacy transport every publish goes to Inngest (mode=realtime) whatever the flags say")
 	}
 
@@ -500,4 +509,12 @@ func roundLatency(d time.Duration) time.Duration {
 		return d.Round(100 * time.Microsecond)
 	}
 	return d.Round(time.Microsecond)
+}
+
+// absent stands in for a transport that is not configured: every publish to
+// it fails with realtime.ErrNotConfigured.
+func absent(transport string) realtime.Provider {
+	return realtime.ProviderFunc(func(context.Context, realtime.Message) error {
+		return fmt.Errorf("%w: %s is not configured", realtime.ErrNotConfigured, transport)
+	})
 }

@@ -378,9 +378,12 @@ func BenchmarkShadowEndToEnd(b *testing.B) {
 	}
 	b.Cleanup(func() { _ = lp.Close() })
 	shadow := func(rt realtime.Provider) realtime.Provider {
-		br := broadcast.New(lp, rt, &broadcast.Options{
+		br, err := broadcast.New(lp, rt, &broadcast.Options{
 			Resolver: flags.Fixed(flags.Shadow), ShadowBudget: 50 * time.Millisecond, ShadowTimeout: 200 * time.Millisecond,
 		})
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.Cleanup(func() { _ = br.Close(ctx) })
 		return br
 	}

@@ -29,7 +29,10 @@ func newBroadcast(t testing.TB, legacy, rt realtime.Provider, opts broadcast.Opt
 	if opts.Logger == nil {
 		opts.Logger = zaptest.NewLogger(t)
 	}
-	b := broadcast.New(legacy, rt, &opts)
+	b, err := broadcast.New(legacy, rt, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { closeBroadcast(t, b) })
 	return b
 }

@@ -104,7 +104,10 @@ func runLoad(t *testing.T, failing bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := broadcast.New(lp, rt, &broadcast.Options{Resolver: flags.Fixed(flags.Shadow), ShadowBudget: 250 * time.Millisecond})
+	b, err := broadcast.New(lp, rt, &broadcast.Options{Resolver: flags.Fixed(flags.Shadow), ShadowBudget: 250 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	type roomSubs struct {
 		room  string
