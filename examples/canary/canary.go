@@ -95,6 +95,9 @@ type Report struct {
 	// Envelope is what the Broadcast sent, as realtime.Message.Encode
 	// spells it.
 	Envelope []byte
+	// Published says whether Broadcast.Publish was called at all: the
+	// canary does not publish when no enabled transport has a subscriber.
+	Published bool
 	// PublishErr and PublishLatency are those of Broadcast.Publish: the
 	// error of the transport that counts in the mode, and how long the
 	// caller waited.
@@ -161,7 +164,7 @@ func (t TransportResult) Failures() []string {
 // OK reports whether every transport the mode enables received the event,
 // intact and once, and no publish failed.
 func (r *Report) OK() bool {
-	if r.PublishErr != nil {
+	if !r.Published || r.PublishErr != nil {
 		return false
 	}
 	enabled := 0
@@ -181,11 +184,14 @@ func (r *Report) OK() bool {
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "event:   %s room=%s requestId=%s scope=%s\n", r.Name, r.Room, r.RequestID, r.Scope)
 	fmt.Fprintf(w, "mode:    flags=%s effective=%s\n", r.Flags, r.Mode)
-	pub := "ok"
-	if r.PublishErr != nil {
-		pub = "error: " + r.PublishErr.Error()
+	switch {
+	case !r.Published:
+		fmt.Fprintln(w, "publish: not attempted (no enabled transport has a subscriber)")
+	case r.PublishErr != nil:
+		fmt.Fprintf(w, "publish: Broadcast.Publish returned after %v (error: %v)\n", roundLatency(r.PublishLatency), r.PublishErr)
+	default:
+		fmt.Fprintf(w, "publish: Broadcast.Publish returned after %v (ok)\n", roundLatency(r.PublishLatency))
 	}
-	fmt.Fprintf(w, "publish: Broadcast.Publish returned after %v (%s)\n", roundLatency(r.PublishLatency), pub)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "transport\treceived\tpayload = envelope\tpublish latency\tdelivery latency")
 	for _, t := range r.Transports {
@@ -508,6 +514,7 @@ func Check(ctx context.Context, cfg Config) (*Report, error) {
 	if rtT != nil {
 		rtT.start = start
 	}
+	rep.Published = true
 	rep.PublishErr = b.Publish(ctx, msg)
 	rep.PublishLatency = time.Since(start)
 	collect(ctx, col, msg.RequestID, start, []*TransportResult{pk, in}, cfg.Deadline, cfg.Quiet)

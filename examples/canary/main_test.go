@@ -326,8 +326,11 @@ func TestCheckProbesResubscribe(t *testing.T) {
 	if n := srv.Subscriptions(cfg.Room, EventName); n != 2 {
 		t.Errorf("%d subscriptions, want 2", n)
 	}
-	if in.Published {
+	if in.Published || rep.Published {
 		t.Error("the event was published although no subscriber was ready")
+	}
+	if strings.Contains(w.String(), "(ok)") || !strings.Contains(w.String(), "publish: not attempted") {
+		t.Errorf("the report must say the event was not published, not that the publish was ok:\n%s", w.String())
 	}
 	if !strings.Contains(w.String(), "FAIL") {
 		t.Error("no FAIL in the report")

@@ -92,6 +92,16 @@ func run(ctx context.Context, out io.Writer, modeName string, wantParty bool) er
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 
+	// Refuse a bad -mode before starting anything.
+	var chosen *flags.Mode
+	if modeName != "" {
+		m, err := flags.ParseMode(modeName)
+		if err != nil {
+			return err
+		}
+		chosen = &m
+	}
+
 	// The transports.
 	key := inngestrt.NewSigningKey()
 	inn, err := inngestrt.Start(ctx, inngestrt.Options{SigningKeys: []string{key}})
@@ -120,7 +130,11 @@ func run(ctx context.Context, out io.Writer, modeName string, wantParty bool) er
 		return err
 	}
 	defer rt.Close()
-	var legacy realtime.Provider
+	// broadcast.New takes two providers: without PartyKit a stand-in takes
+	// its place and every publish goes to Inngest (realtime mode).
+	var legacy realtime.Provider = realtime.ProviderFunc(func(context.Context, realtime.Message) error {
+		return fmt.Errorf("%w: PartyKit is not running", realtime.ErrNotConfigured)
+	})
 	if party != nil {
 		lp, err := legacyparty.New(&legacyparty.Options{BaseURL: party.URL(), LookupEnv: noEnv})
 		if err != nil {
@@ -130,20 +144,22 @@ func run(ctx context.Context, out io.Writer, modeName string, wantParty bool) er
 		legacy = lp
 	}
 	mode := flags.Realtime
-	if party != nil {
-		mode = flags.Shadow
-	}
-	if modeName != "" {
-		if mode, err = flags.ParseMode(modeName); err != nil {
-			return err
+	switch {
+	case party == nil:
+		if chosen != nil && *chosen != flags.Realtime {
+			fmt.Fprintf(out, "-mode %s needs PartyKit; running in realtime mode\n", *chosen)
 		}
+	case chosen != nil:
+		mode = *chosen
+	default:
+		mode = flags.Shadow
 	}
 	b, err := broadcast.New(legacy, rt, &broadcast.Options{Resolver: flags.Fixed(mode)})
 	if err != nil {
 		return err
 	}
 	defer b.Close(context.Background())
-	fmt.Fprintf(out, "Broadcast mode    %s (effective: %s)\n\n", mode, b.Mode(ctx, realtime.Message{Room: room, Name: videopipeline.NameVideoAssetReady}))
+	fmt.Fprintf(out, "Broadcast mode    %s\n\n", b.Mode(ctx, realtime.Message{Room: room, Name: videopipeline.NameVideoAssetReady}))
 
 	// The app: inngestgo handler with realtime.Middleware, and the token
 	// endpoint. A stopwatch around the Broadcast notes when each

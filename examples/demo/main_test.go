@@ -42,3 +42,16 @@ func TestDemo(t *testing.T) {
 		})
 	}
 }
+
+// TestDemoRefusesABadModeBeforeStartingServers: a mistyped -mode fails at
+// once, naming the modes, without starting either server first.
+func TestDemoRefusesABadModeBeforeStartingServers(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), &out, "bogus", true)
+	if err == nil || !strings.Contains(err.Error(), "unknown mode") {
+		t.Fatalf("run(-mode bogus) = %v, want an unknown-mode error", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("the demo printed before refusing the flag (a server was started):\n%s", out.String())
+	}
+}
