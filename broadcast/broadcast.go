@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,12 +35,25 @@ var ErrClosed = errors.New("broadcast: closed")
 // panic is contained and never reaches the caller.
 var ErrPanic = errors.New("broadcast: provider panicked")
 
+// ErrNilError matches the error of a transport whose Publish returned a nil
+// pointer as a non-nil error, such as error((*realtime.PublishError)(nil)),
+// or an error whose chain panics when errors.Is walks it. A non-nil error
+// is a failure, so the publish counts as failed; the faulty value itself is
+// not kept, so nothing downstream calls a method on the nil pointer.
+var ErrNilError = errors.New("broadcast: provider returned a nil pointer as its error")
+
 // Options configures [New]. A nil *Options means every default.
 type Options struct {
 	// Resolver picks the mode of each publish from its scope and room.
-	// Defaults to flags.Fixed(flags.Legacy): PartyKit only.
+	// Defaults to flags.Fixed(flags.Legacy): PartyKit only. A mode that is
+	// not [flags.Mode.Known] is taken as Legacy. A Resolver that panics is
+	// contained: the mode is then unknown, and the publish goes to both
+	// transports in Shadow mode (see the package doc, "When the mode is in
+	// doubt").
 	Resolver flags.Resolver
-	// Scope maps an event name to its scope. Defaults to flags.ScopeOf.
+	// Scope maps an event name to its scope. Defaults to flags.ScopeOf. A
+	// Scope func that panics is contained like a panicking Resolver; the
+	// scope is then flags.ScopeDefault in logs and metrics.
 	Scope func(name string) flags.Scope
 	// ShadowBudget bounds how much a publish is delayed by the transport
 	// whose outcome does not count (realtime in shadow mode, PartyKit in
@@ -50,15 +61,20 @@ type Options struct {
 	// still running then goes on in the background, bounded by
 	// ShadowTimeout. Defaults to 250ms.
 	ShadowBudget time.Duration
-	// ShadowTimeout bounds the transport whose outcome does not count,
-	// independently of the caller's context, so that a late delivery still
-	// happens (and is logged) after Publish returned. Defaults to 5s.
+	// ShadowTimeout bounds the publish to the transport whose outcome does
+	// not count, measured from the start of that publish and independently
+	// of the caller's context: its context is cancelled ShadowTimeout after
+	// it started, whether Publish is still waiting for it or already
+	// returned. A late delivery within that bound still happens (and is
+	// logged) after Publish returned. Defaults to 5s.
 	ShadowTimeout time.Duration
 	// FallbackToLegacy makes realtime mode publish to PartyKit when Inngest
 	// Realtime fails; the publish then succeeds if PartyKit accepts it.
 	FallbackToLegacy bool
 	// Mapping is the room→channel and name→topic mapping of the realtime
-	// provider, used only to name the channel and topic in log lines.
+	// provider, used only to name the channel and topic in log lines. A
+	// Mapping func that panics leaves those fields empty and adds a
+	// mapping_error field; the publish is not affected.
 	Mapping realtime.Mapping
 	// Logger receives one line per transport per publish. Defaults to
 	// zap.NewNop().
@@ -82,9 +98,14 @@ type Broadcast struct {
 	log        *zap.Logger
 	metrics    *instruments
 
-	closed   atomic.Bool
-	inflight sync.WaitGroup
+	// state holds the number of publishes and background legs in flight in
+	// its low bits and closedBit once Close was called, so that taking a
+	// place and seeing Close are one atomic step.
+	state   atomic.Int64
+	drained chan struct{} // closed once closed and nothing is in flight
 }
+
+const closedBit = 1 << 62
 
 var _ realtime.Provider = (*Broadcast)(nil)
 
@@ -120,6 +141,7 @@ func New(legacy, rt realtime.Provider, opts *Options) (*Broadcast, error) {
 		mapping:  o.Mapping,
 		log:      o.Logger,
 		metrics:  newInstruments(o.Meter),
+		drained:  make(chan struct{}),
 	}
 	if b.resolver == nil {
 		b.resolver = flags.Fixed(flags.Legacy)
@@ -141,7 +163,7 @@ func New(legacy, rt realtime.Provider, opts *Options) (*Broadcast, error) {
 
 // isNil reports whether p is nil or an interface holding a nil pointer, map,
 // func, channel or slice.
-func isNil(p realtime.Provider) bool {
+func isNil(p any) bool {
 	if p == nil {
 		return true
 	}
@@ -172,20 +194,81 @@ func (e *TransportError) Error() string {
 // Unwrap returns the provider's error.
 func (e *TransportError) Unwrap() error { return e.Err }
 
-// Mode returns the mode a message would be published in now, after the
-// resolver and the transports that are configured.
+// inDoubt is the mode of a publish whose mode could not be resolved (the
+// Resolver or the Scope func panicked): both transports are attempted, so
+// that the message reaches browsers whichever transport they read, and
+// PartyKit's outcome counts, as it does for every scope until a flag moves
+// it past shadow.
+const inDoubt = flags.Shadow
+
+// Mode returns the mode a message would be published in now: the
+// resolver's answer for its scope, Legacy for an answer that is not
+// [flags.Mode.Known], and Shadow when the resolver or the Scope func
+// panicked.
 func (b *Broadcast) Mode(ctx context.Context, msg realtime.Message) flags.Mode {
-	return b.effective(b.resolver.Mode(ctx, b.scope(msg.Name), msg.Room))
+	_, mode := b.resolve(ctx, msg.Room, msg.Name)
+	return mode
 }
 
-func (b *Broadcast) effective(m flags.Mode) flags.Mode {
-	switch {
-	case b.rt == nil:
-		return flags.Legacy
-	case b.legacy == nil:
-		return flags.Realtime
+// resolve returns the scope and the mode of a publish of name to room,
+// containing a panicking Scope func or Resolver and taking an unknown mode
+// as Legacy; each of those is logged and counted.
+func (b *Broadcast) resolve(ctx context.Context, room, name string) (flags.Scope, flags.Mode) {
+	scope, ok := b.scopeOf(ctx, room, name)
+	if !ok {
+		return scope, inDoubt
 	}
-	return m
+	mode, r := b.modeOf(ctx, scope, room)
+	switch {
+	case r != nil:
+		b.modeFailure(ctx, CauseResolverPanic, scope, room, name, fmt.Sprint(r), inDoubt)
+		return scope, inDoubt
+	case !mode.Known():
+		b.modeFailure(ctx, CauseUnknownMode, scope, room, name, mode.String(), mode.OrLegacy())
+		return scope, mode.OrLegacy()
+	}
+	return scope, mode
+}
+
+// scopeOf returns the scope of name, or flags.ScopeDefault and false when
+// the Scope func panicked, which it logs and counts.
+func (b *Broadcast) scopeOf(ctx context.Context, room, name string) (flags.Scope, bool) {
+	scope, r := b.safeScope(name)
+	if r != nil {
+		b.modeFailure(ctx, CauseScopePanic, flags.ScopeDefault, room, name, fmt.Sprint(r), inDoubt)
+		return flags.ScopeDefault, false
+	}
+	return scope, true
+}
+
+func (b *Broadcast) safeScope(name string) (scope flags.Scope, panicked any) {
+	defer func() { panicked = recover() }()
+	return b.scope(name), nil
+}
+
+func (b *Broadcast) modeOf(ctx context.Context, scope flags.Scope, room string) (mode flags.Mode, panicked any) {
+	defer func() { panicked = recover() }()
+	return b.resolver.Mode(ctx, scope, room), nil
+}
+
+// enter takes a place for a publish, or reports false after Close.
+func (b *Broadcast) enter() bool {
+	for {
+		s := b.state.Load()
+		if s&closedBit != 0 {
+			return false
+		}
+		if b.state.CompareAndSwap(s, s+1) {
+			return true
+		}
+	}
+}
+
+// leave gives back a place taken by enter or by a background leg.
+func (b *Broadcast) leave() {
+	if b.state.Add(-1) == closedBit {
+		close(b.drained)
+	}
 }
 
 // Publish validates msg, resolves its mode and publishes to the transports
@@ -193,35 +276,38 @@ func (b *Broadcast) effective(m flags.Mode) flags.Mode {
 // error as is, [ErrClosed] after Close, and otherwise the joined
 // [*TransportError]s of the transports that count (see [flags.Mode]).
 func (b *Broadcast) Publish(ctx context.Context, msg realtime.Message) error {
-	if b.closed.Load() {
+	if !b.enter() {
 		return ErrClosed
 	}
+	defer b.leave()
 	if err := msg.Validate(); err != nil {
 		return err
 	}
-	scope := b.scope(msg.Name)
-	return b.publishIn(ctx, msg, scope, b.effective(b.resolver.Mode(ctx, scope, msg.Room)))
+	scope, mode := b.resolve(ctx, msg.Room, msg.Name)
+	return b.publishIn(ctx, msg, scope, mode)
 }
 
 // Pin resolves the mode for messages of room and name once and returns a
 // Provider that publishes every message in that mode, whatever the flags say
 // later: a stream that started on PartyKit ends on PartyKit. It implements
-// [realtime.Pinner].
+// [realtime.Pinner]. The mode is resolved as for Publish: an unknown mode is
+// Legacy, and a panicking Resolver or Scope func pins Shadow.
 //
 // In realtime mode without FallbackToLegacy, when the realtime provider
 // implements [realtime.StreamPublisher], so does the pinned Provider, so
 // that package chunkstream can use Inngest's native streaming publish.
 func (b *Broadcast) Pin(ctx context.Context, room, name string) realtime.Provider {
-	scope := b.scope(name)
-	mode := b.effective(b.resolver.Mode(ctx, scope, room))
+	_, mode := b.resolve(ctx, room, name)
 	pinned := realtime.ProviderFunc(func(ctx context.Context, msg realtime.Message) error {
-		if b.closed.Load() {
+		if !b.enter() {
 			return ErrClosed
 		}
+		defer b.leave()
 		if err := msg.Validate(); err != nil {
 			return err
 		}
-		return b.publishIn(ctx, msg, b.scope(msg.Name), mode)
+		scope, _ := b.scopeOf(ctx, msg.Room, msg.Name)
+		return b.publishIn(ctx, msg, scope, mode)
 	})
 	if sp, ok := b.rt.(realtime.StreamPublisher); ok && mode == flags.Realtime && !b.fallback {
 		return pinnedStream{ProviderFunc: pinned, b: b, sp: sp}
@@ -238,10 +324,11 @@ type pinnedStream struct {
 
 // PublishStream streams r to the realtime provider.
 func (p pinnedStream) PublishStream(ctx context.Context, room, name string, r io.Reader) error {
-	if p.b.closed.Load() {
+	if !p.b.enter() {
 		return ErrClosed
 	}
-	if err := p.sp.PublishStream(ctx, room, name, r); err != nil {
+	defer p.b.leave()
+	if err := safeStream(ctx, p.sp, room, name, r); err != nil {
 		return &TransportError{Transport: TransportInngest, Mode: flags.Realtime, Err: err}
 	}
 	return nil
@@ -252,8 +339,6 @@ var _ realtime.Pinner = (*Broadcast)(nil)
 func (b *Broadcast) publishIn(ctx context.Context, msg realtime.Message, scope flags.Scope, mode flags.Mode) error {
 	p := publish{b: b, msg: msg, mode: mode, scope: scope}
 	switch mode {
-	case flags.Legacy:
-		return p.counted(ctx, TransportPartyKit, b.legacy)
 	case flags.Realtime:
 		err := p.counted(ctx, TransportInngest, b.rt)
 		if err == nil || !b.fallback || ctx.Err() != nil {
@@ -265,20 +350,28 @@ func (b *Broadcast) publishIn(ctx context.Context, msg realtime.Message, scope f
 		return nil
 	case flags.Shadow:
 		return p.both(ctx, TransportPartyKit, b.legacy, TransportInngest, b.rt)
-	default: // flags.Primary
+	case flags.Primary:
 		return p.both(ctx, TransportInngest, b.rt, TransportPartyKit, b.legacy)
+	default: // flags.Legacy; resolve never gives an unknown mode
+		return p.counted(ctx, TransportPartyKit, b.legacy)
 	}
 }
 
-// Close stops new publishes and waits, until ctx ends, for background
-// deliveries that outlived their publish's budget. It is safe to call more
-// than once.
+// Close stops new publishes and waits, until ctx ends, for the publishes in
+// flight, background deliveries that outlived their publish's budget
+// included. Once Close returned nil, no provider is called again. It is
+// safe to call more than once.
 func (b *Broadcast) Close(ctx context.Context) error {
-	b.closed.Store(true)
-	done := make(chan struct{})
-	go func() { b.inflight.Wait(); close(done) }()
+	if b.state.Or(closedBit) == 0 {
+		close(b.drained)
+	}
 	select {
-	case <-done:
+	case <-b.drained: // drained wins over a ctx that is also done
+		return nil
+	default:
+	}
+	select {
+	case <-b.drained:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -306,93 +399,104 @@ func (p *publish) counted(ctx context.Context, name string, to realtime.Provider
 }
 
 // both publishes to the counted transport on the caller's goroutine and to
-// the other one concurrently, waiting for the other at most the budget.
+// the other one concurrently, waiting for the other at most the budget. The
+// other leg's context is detached from the caller's cancellation and ends
+// ShadowTimeout after the leg started.
 func (p *publish) both(ctx context.Context, name string, to realtime.Provider, otherName string, other realtime.Provider) error {
 	start := time.Now()
-	leg := &otherLeg{done: make(chan struct{})}
-	p.b.inflight.Add(1)
-	go p.runOther(ctx, leg, otherName, other, start)
+	leg := &otherLeg{p: *p, name: otherName, to: other, start: start, done: make(chan struct{})}
+	leg.ctx, leg.cancel = context.WithTimeout(context.WithoutCancel(ctx), p.b.shadowTO)
+	// The publish holds a place, so Close cannot have drained: the leg takes
+	// its own, given back when it ends.
+	p.b.state.Add(1)
+	go leg.run()
 
 	err := p.counted(ctx, name, to)
 
 	select {
 	case <-leg.done:
+		return err
 	default:
-		// The other leg was started just now and, in memory or on a fast
-		// transport, is about to end: let it run before arming a timer.
-		runtime.Gosched()
+	}
+	if rest := p.b.budget - time.Since(start); rest > 0 {
+		wait := time.NewTimer(rest)
+		defer wait.Stop()
 		select {
 		case <-leg.done:
 			return err
-		default:
-		}
-		wait := time.NewTimer(p.b.budget - time.Since(start))
-		select {
-		case <-leg.done:
 		case <-wait.C:
-			leg.detach()
 		}
-		wait.Stop()
 	}
+	leg.detached.Store(true)
 	return err
 }
 
 // otherLeg is the publish to the transport that does not count.
 type otherLeg struct {
+	p      publish
+	name   string
+	to     realtime.Provider
+	start  time.Time
+	ctx    context.Context // ends ShadowTimeout after start
+	cancel context.CancelFunc
+
 	done     chan struct{}
 	detached atomic.Bool // set when Publish returned before the leg ended
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	rest   time.Duration // ShadowTimeout left once the budget is spent
-	timer  *time.Timer
 }
 
-func (l *otherLeg) setCancel(cancel context.CancelFunc, rest time.Duration) {
-	l.mu.Lock()
-	l.cancel, l.rest = cancel, max(rest, 0)
-	if l.detached.Load() && l.timer == nil {
-		l.timer = time.AfterFunc(l.rest, cancel)
-	}
-	l.mu.Unlock()
+// run publishes to the transport that does not count.
+func (l *otherLeg) run() {
+	defer l.p.b.leave()
+	defer l.cancel()
+	defer close(l.done)
+	err := safePublish(l.ctx, l.to, l.p.msg)
+	l.p.record(l.ctx, l.name, l.start, err, l.detached.Load())
 }
 
-// detach marks the leg as outliving its publish and starts the
-// ShadowTimeout clock on it.
-func (l *otherLeg) detach() {
-	l.mu.Lock()
-	l.detached.Store(true)
-	if l.cancel != nil && l.timer == nil {
-		l.timer = time.AfterFunc(l.rest, l.cancel)
-	}
-	l.mu.Unlock()
-}
-
-// runOther publishes to the transport that does not count, detached from
-// the caller's cancellation and bounded by ShadowTimeout.
-func (p publish) runOther(ctx context.Context, leg *otherLeg, name string, to realtime.Provider, start time.Time) {
-	defer p.b.inflight.Done()
-	defer close(leg.done)
-	// Detached from the caller's cancellation; bounded by ShadowTimeout only
-	// once the leg outlives its budget, so the common path arms no timer.
-	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	leg.setCancel(cancel, p.b.shadowTO-p.b.budget)
-	err := safePublish(octx, to, p.msg)
-	leg.mu.Lock()
-	if leg.timer != nil {
-		leg.timer.Stop()
-	}
-	leg.mu.Unlock()
-	p.record(octx, name, start, err, leg.detached.Load())
-}
-
-// safePublish contains a panicking provider.
+// safePublish contains a panicking provider and a nil pointer returned as
+// an error.
 func safePublish(ctx context.Context, to realtime.Provider, msg realtime.Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %v", ErrPanic, r)
 		}
 	}()
-	return to.Publish(ctx, msg)
+	return soundError(to.Publish(ctx, msg))
 }
+
+// safeStream is safePublish for a streaming publish.
+func safeStream(ctx context.Context, sp realtime.StreamPublisher, room, name string, r io.Reader) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrPanic, r)
+		}
+	}()
+	return soundError(sp.PublishStream(ctx, room, name, r))
+}
+
+// soundError returns err when it is nil or safe to inspect. A nil pointer
+// in a non-nil error interface (error((*realtime.PublishError)(nil))), or
+// an error whose chain panics when errors.Is walks it, becomes an error
+// matching [ErrNilError] that does not hold it: it is a failure, and every
+// later errors.Is, errors.As or Error on it would call a method on a nil
+// pointer.
+func soundError(err error) (sound error) {
+	if err == nil {
+		return nil
+	}
+	if isNil(err) {
+		return fmt.Errorf("%w (%T); counted as a failed publish", ErrNilError, err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			sound = fmt.Errorf("%w: walking the chain of %T panicked: %v", ErrNilError, err, r)
+		}
+	}()
+	errors.Is(err, errNever) // walks the whole chain
+	_ = err.Error()
+	return err
+}
+
+// errNever is matched by no error: errors.Is(err, errNever) visits every
+// error in err's chain.
+var errNever = errors.New("broadcast: never matched")

@@ -234,14 +234,28 @@ func names(ms []realtime.Message) []string {
 	return out
 }
 
-func TestMissingTransportDegradesToTheOther(t *testing.T) {
-	only := realtimetest.NewRecorder()
-	b := newBroadcast(t, nil, only, broadcast.Options{Resolver: flags.Fixed(flags.Legacy)})
-	require.NoError(t, b.Publish(context.Background(), msg))
-	assert.Equal(t, flags.Realtime, b.Mode(context.Background(), msg))
-	b2 := newBroadcast(t, only, nil, broadcast.Options{Resolver: flags.Fixed(flags.Realtime)})
-	require.NoError(t, b2.Publish(context.Background(), msg))
-	assert.Equal(t, 2, only.Len())
+func TestNewRefusesNilProviders(t *testing.T) {
+	var typedNil *realtimetest.Recorder
+	ok := realtimetest.NewRecorder()
+	for _, c := range []struct {
+		name       string
+		legacy, rt realtime.Provider
+		want       string
+	}{
+		{"nil legacy", nil, ok, "PartyKit"},
+		{"typed nil legacy", typedNil, ok, "PartyKit"},
+		{"nil realtime", ok, nil, "Inngest"},
+		{"typed nil realtime", ok, typedNil, "Inngest"},
+		{"typed nil func realtime", ok, realtime.ProviderFunc(nil), "Inngest"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := broadcast.New(c.legacy, c.rt, nil)
+			require.ErrorIs(t, err, broadcast.ErrNilProvider)
+			assert.Nil(t, b)
+			assert.Contains(t, err.Error(), c.want)
+			assert.True(t, strings.HasPrefix(err.Error(), "broadcast: "))
+		})
+	}
 }
 
 func TestInvalidMessagesReachNoTransport(t *testing.T) {

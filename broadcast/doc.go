@@ -14,10 +14,29 @@
 // With two transports the publishes run concurrently, so the added latency
 // is that of the slower one, and the one that does not count can delay the
 // call by at most Options.ShadowBudget (250ms by default, measured from the
-// start of the publish). Past the budget it goes on in the background, bounded
-// by Options.ShadowTimeout, so a slow delivery still lands and is logged;
-// [Broadcast.Close] waits for those. The mode is resolved on every publish:
-// flipping a flag off puts PartyKit back on the very next message.
+// start of the publish). Past the budget it goes on in the background, so a
+// slow delivery still lands and is logged; [Broadcast.Close] waits for
+// those. Options.ShadowTimeout bounds that publish from its start, whether
+// it outlived the budget or not: its context ends ShadowTimeout after it
+// started (5s by default). The mode is resolved on every publish: flipping a
+// flag off puts PartyKit back on the very next message.
+//
+// Both providers are required: [New] refuses a nil one, typed nil included,
+// with [ErrNilProvider]. Neither Broadcast nor the flags refuse a message by
+// size: each transport applies its own limit, so a message over Inngest's
+// [realtime.MaxEnvelopeBytes] still reaches PartyKit, whose limit is larger,
+// in legacy and shadow modes.
+//
+// # When the mode is in doubt
+//
+// A resolver answer that is not [flags.Mode.Known] is taken as Legacy, the
+// safe default of package flags. When the Resolver or Options.Scope panics,
+// the mode cannot be known and the browsers may read either transport, so
+// the publish runs in Shadow mode: both transports are attempted, and
+// PartyKit's outcome is the one returned. The panic is contained (Publish,
+// Pin and Mode never panic), logged at Error as "realtime: mode resolution
+// failed" and counted in realtime.broadcast.resolver_failures. A Pin made
+// then pins Shadow.
 //
 // Wiring it up:
 //
@@ -45,18 +64,33 @@
 // One line per transport per publish, "realtime: publish", at Info (Warn on
 // failure), with the fields transport, mode, scope, channel, topic, room,
 // request_id, latency, outcome, error and, for a delivery that outlived the
-// budget, detached=true. Never the body, never a key.
+// budget, detached=true; mapping_error when Options.Mapping failed to name
+// the channel or topic. The error field is on one line: the line breaks of
+// a joined error become "; ". Never the body, never a key.
+//
+// A mode that could not be resolved as asked (see above) adds one line,
+// "realtime: mode resolution failed", with the fields cause, scope, room,
+// name, mode (the one used) and error.
 //
 // # Metrics
 //
 // Through the OpenTelemetry metric API (no-op unless Options.Meter is set),
 // all with the attributes transport, mode, scope and outcome (ok, error,
-// timeout, canceled, panic):
+// timeout, canceled, panic, too_large):
 //
 //	realtime.broadcast.publishes  counter    every publish to a transport
 //	realtime.broadcast.errors     counter    the ones that failed
 //	realtime.broadcast.duration   histogram  latency in seconds, retries included
 //	realtime.broadcast.detached   counter    publishes that outlived the shadow budget
+//
+// and, with the attributes scope, cause (resolver_panic, scope_panic,
+// unknown_mode) and mode (the one used instead):
+//
+//	realtime.broadcast.resolver_failures  counter  modes that could not be resolved as asked
+//
+// too_large is a transport refusing the envelope as over its size limit
+// ([realtime.ErrPayloadTooLarge]); nothing was sent to it. In shadow mode
+// that is Inngest refusing a message PartyKit delivered.
 //
 // Flag evaluation fallbacks are counted by package flags.
 //
@@ -66,11 +100,18 @@
 // [*realtime.ValidationError] as is. Otherwise Publish returns the
 // errors.Join of one [*TransportError] per failed transport that counts in
 // the mode, which unwraps to the provider's error (errors.Is(err,
-// realtime.ErrUnavailable) works). A panicking provider is contained and
-// reported as [ErrPanic]. After Close, Publish returns [ErrClosed].
+// realtime.ErrUnavailable) works, and so does errors.As with a
+// [*realtime.TooLargeError] in primary and realtime modes). A panicking
+// provider is contained and reported as [ErrPanic]; a provider that returns
+// a nil pointer as its error (error((*realtime.PublishError)(nil))) has
+// failed, reported as [ErrNilError]. After Close, Publish returns
+// [ErrClosed].
 //
 // # Concurrency
 //
 // A Broadcast is safe for concurrent use. Each publish to two transports
-// starts one goroutine, which ends within ShadowTimeout.
+// starts one goroutine, which ends within ShadowTimeout of its start (if the
+// provider honours its context). Close waits for every publish in flight,
+// background ones included; once it returned nil, no provider is called
+// again.
 package broadcast

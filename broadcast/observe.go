@@ -3,6 +3,8 @@ package broadcast
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/realtime"
 )
 
 // Metric names, documented in the package doc for dashboards and alerts.
@@ -21,6 +24,23 @@ const (
 	MetricErrors    = "realtime.broadcast.errors"
 	MetricDuration  = "realtime.broadcast.duration"
 	MetricDetached  = "realtime.broadcast.detached"
+	// MetricResolverFailures counts the publishes whose mode could not be
+	// resolved as asked, by scope and cause.
+	MetricResolverFailures = "realtime.broadcast.resolver_failures"
+)
+
+// Causes of a failed mode resolution, the "cause" attribute of
+// [MetricResolverFailures] and log field.
+const (
+	// CauseResolverPanic: Options.Resolver panicked; the publish ran in
+	// Shadow mode.
+	CauseResolverPanic = "resolver_panic"
+	// CauseScopePanic: Options.Scope panicked; the publish ran in Shadow
+	// mode, with scope flags.ScopeDefault in logs and metrics.
+	CauseScopePanic = "scope_panic"
+	// CauseUnknownMode: the Resolver answered a mode that is not
+	// [flags.Mode.Known]; the publish ran in Legacy mode.
+	CauseUnknownMode = "unknown_mode"
 )
 
 // Outcomes of one transport's publish, the "outcome" attribute and log field.
@@ -30,6 +50,9 @@ const (
 	OutcomeTimeout  = "timeout"
 	OutcomeCanceled = "canceled"
 	OutcomePanic    = "panic"
+	// OutcomeTooLarge: the transport refused the envelope as over its size
+	// limit ([realtime.ErrPayloadTooLarge]); nothing was sent.
+	OutcomeTooLarge = "too_large"
 )
 
 func outcomeOf(err error) string {
@@ -38,6 +61,8 @@ func outcomeOf(err error) string {
 		return OutcomeOK
 	case errors.Is(err, ErrPanic):
 		return OutcomePanic
+	case errors.Is(err, realtime.ErrPayloadTooLarge):
+		return OutcomeTooLarge
 	case errors.Is(err, context.DeadlineExceeded):
 		return OutcomeTimeout
 	case errors.Is(err, context.Canceled):
@@ -47,8 +72,8 @@ func outcomeOf(err error) string {
 }
 
 type instruments struct {
-	publishes, errors, detached metric.Int64Counter
-	duration                    metric.Float64Histogram
+	publishes, errors, detached, resolverFailures metric.Int64Counter
+	duration                                      metric.Float64Histogram
 
 	mu    sync.RWMutex
 	attrs map[attrKey]*attrOpts // built once per attribute combination
@@ -78,6 +103,7 @@ func newInstruments(m metric.Meter) *instruments {
 	in.publishes, _ = m.Int64Counter(MetricPublishes, metric.WithDescription("Publishes per transport, by mode, scope and outcome."))
 	in.errors, _ = m.Int64Counter(MetricErrors, metric.WithDescription("Failed publishes per transport, by mode, scope and outcome."))
 	in.detached, _ = m.Int64Counter(MetricDetached, metric.WithDescription("Publishes to the transport that does not count that outlived the shadow budget."))
+	in.resolverFailures, _ = m.Int64Counter(MetricResolverFailures, metric.WithDescription("Publishes whose mode could not be resolved as asked (resolver or scope panic, unknown mode), by scope and cause."))
 	in.duration, _ = m.Float64Histogram(MetricDuration, metric.WithUnit("s"),
 		metric.WithDescription("Latency of one transport's publish, retries included."),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
@@ -148,8 +174,7 @@ func (p *publish) log(level zapcore.Level, transport string, elapsed time.Durati
 	if ce == nil {
 		return
 	}
-	channel, _ := p.b.mapping.ChannelFor(p.msg.Room)
-	topic, _ := p.b.mapping.TopicFor(p.msg.Name)
+	channel, topic, mapErr := p.b.names(p.msg.Room, p.msg.Name)
 	fields := []zap.Field{
 		zap.String("transport", transport),
 		zap.String("mode", p.mode.String()),
@@ -164,8 +189,76 @@ func (p *publish) log(level zapcore.Level, transport string, elapsed time.Durati
 	if detached {
 		fields = append(fields, zap.Bool("detached", true))
 	}
+	if mapErr != "" {
+		fields = append(fields, zap.String("mapping_error", mapErr))
+	}
 	if err != nil {
-		fields = append(fields, zap.Error(err))
+		fields = append(fields, zap.String("error", errText(err)))
 	}
 	ce.Write(fields...)
+}
+
+// names returns the channel and topic of a message for its log line and,
+// when Options.Mapping failed on them (a func that panicked, a name that is
+// not valid), why, on one line. A panic is contained.
+func (b *Broadcast) names(room, name string) (channel, topic, mapErr string) {
+	defer func() {
+		if r := recover(); r != nil {
+			channel, topic = "", ""
+			mapErr = oneLine(fmt.Sprintf("broadcast: Options.Mapping panicked: %v", r))
+		}
+	}()
+	channel, cerr := b.mapping.ChannelFor(room)
+	topic, terr := b.mapping.TopicFor(name)
+	if err := errors.Join(cerr, terr); err != nil {
+		mapErr = errText(err)
+	}
+	return channel, topic, mapErr
+}
+
+// modeFailure counts and logs a mode that could not be resolved as asked:
+// cause is one of the Cause constants, detail the panic or the mode
+// answered, used the mode the publish runs in instead.
+func (b *Broadcast) modeFailure(ctx context.Context, cause string, scope flags.Scope, room, name, detail string, used flags.Mode) {
+	b.metrics.resolverFailures.Add(ctx, 1, metric.WithAttributes(
+		attribute.String("scope", string(scope)),
+		attribute.String("cause", cause),
+		attribute.String("mode", used.String()),
+	))
+	level := zapcore.ErrorLevel
+	if cause == CauseUnknownMode {
+		level = zapcore.WarnLevel
+	}
+	if ce := b.log.Check(level, "realtime: mode resolution failed"); ce != nil {
+		ce.Write(
+			zap.String("cause", cause),
+			zap.String("scope", string(scope)),
+			zap.String("room", room),
+			zap.String("name", name),
+			zap.String("mode", used.String()),
+			zap.String("error", oneLine(detail)),
+		)
+	}
+}
+
+// errText is err's message on one line, for a log field: errors.Join and
+// some providers write several lines. An Error method that panics is
+// contained.
+func errText(err error) (s string) {
+	defer func() {
+		if r := recover(); r != nil {
+			s = fmt.Sprintf("%T (its Error method panicked: %v)", err, r)
+		}
+	}()
+	return oneLine(err.Error())
+}
+
+var newlines = strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ")
+
+// oneLine replaces the line breaks of s with "; ".
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return newlines.Replace(s)
 }

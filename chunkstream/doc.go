@@ -33,8 +33,10 @@
 // PublishChunk accepted; a flush whose text does not fit in one message
 // ([Options.MaxMessageBytes], at most [realtime.MaxEnvelopeBytes]) becomes
 // several, cut between characters, and happens early once a message is
-// full; a character split between two deltas is published whole; a text
-// message never has a body equal to the end marker (text that would is cut
+// full; a character split between two deltas is published whole, and
+// nothing is ever published as U+FFFD (text that is not valid UTF-8 is
+// refused, see below); a text message never has a body equal to the end
+// marker (text that would is cut
 // in two: `\o`, then `k`). A message is created once and never changes: a
 // retry sends the same text with the same seq.
 //
@@ -64,18 +66,29 @@
 // [Stream.PublishChunk] fails with [ErrBufferFull] when the stream already
 // holds [Options.MaxBuffered] bytes not yet published (the text is not
 // accepted; offer it again later), with [ErrClosed] after Close, and with
-// the stream's [*FailedError] once it gave up. New fails with a
+// the stream's [*FailedError] once it gave up, and with [ErrInvalidUTF8]
+// for text that is not valid UTF-8 and cannot become so: PublishChunk may
+// end in the middle of a character, and the next call must then begin with
+// the bytes that complete it; any other invalid sequence is refused, the
+// whole text with it, and the stream stays as it was, ready for the next
+// valid text (so the refused text is not buffered, and the text before and
+// after it is published). A character still incomplete when the stream is
+// closed is not published. New fails with a
 // [*realtime.ValidationError] for a room, name or request id that cannot be
 // published.
 //
-// A publish that fails with a retryable error ([DefaultRetryable]: a
-// transport that was unavailable and did not get the request) leaves its
-// message at the head of the queue; the next flush, an interval later,
-// publishes it again with the same seq, then the messages after it, in
-// order. After [Options.MaxAttempts] attempts, or at once for any other
-// error (a rejected message, an error matching [realtime.ErrMaybeDelivered],
-// a provider's panic), the stream gives up: nothing more is published, not
-// even the end marker, and [Stream.Err], Close and PublishChunk return a
+// A publish that fails with a retryable error ([DefaultRetryable]: every
+// failure in the error, each transport of a broadcast's joined error
+// included, was a transport that was unavailable and did not get the
+// request) leaves its message at the head of the queue; the next flush, an
+// interval later, publishes it again with the same seq, then the messages
+// after it, in order. After [Options.MaxAttempts] attempts, or at once for
+// any other error (a rejected message, a provider's panic, and an error
+// that matches [realtime.ErrMaybeDelivered] anywhere in its tree, such as a
+// broadcast whose Inngest answered 503 and whose PartyKit fallback may have
+// delivered: a message that may have been delivered is never sent again,
+// whatever [Options.Retryable] says), the stream gives up: nothing more is
+// published, not even the end marker, and [Stream.Err], Close and PublishChunk return a
 // [*FailedError] that matches [ErrFailed] and the provider's error and says
 // from which seq text is missing. The end of New's context, or of Close's
 // before Close is done, fails the stream the same way with the context's

@@ -3,6 +3,8 @@ package chunkstream
 import (
 	"errors"
 	"fmt"
+
+	"github.com/coursebuilder/realtime-go/realtime"
 )
 
 // Sentinel errors, matched with [errors.Is].
@@ -17,11 +19,20 @@ var (
 	// ErrFailed matches every [*FailedError]: the stream gave up and
 	// publishes nothing more.
 	ErrFailed = errors.New("chunkstream: stream failed")
+	// ErrInvalidUTF8 is returned by [Stream.PublishChunk] (and [Pump]) for
+	// text that is not valid UTF-8 and cannot become valid: an invalid
+	// byte sequence anywhere but at the very end, where the next call may
+	// complete a character. None of the text was accepted; the stream is
+	// unchanged and takes the next valid text. Invalid text is refused
+	// rather than published as U+FFFD.
+	ErrInvalidUTF8 = errors.New("chunkstream: text is not valid UTF-8")
 )
 
 // FailedError reports why a [Stream] stopped publishing. Text from message
 // Seq on, including the end marker, was not published (or, in text-stream
-// mode, possibly only in part). It matches [ErrFailed] and the cause.
+// mode, possibly only in part), except that message Seq itself may have
+// been delivered once when Err matches [realtime.ErrMaybeDelivered]. It
+// matches [ErrFailed] and the cause.
 type FailedError struct {
 	// Seq is the sequence number of the first message that was not
 	// published; in text-stream mode, 0 when the stream of text failed.
@@ -47,13 +58,46 @@ func (e *FailedError) Error() string {
 // Unwrap returns ErrFailed and the cause.
 func (e *FailedError) Unwrap() []error { return []error{ErrFailed, e.Err} }
 
-// DefaultRetryable is the default of [Options.Retryable]: an error is
-// retried when it says so with a Retryable method that returns true, as a
-// [*realtime.PublishError] does for a transport that was unavailable and did
-// not receive the request. Anything else, including an error that matches
-// [realtime.ErrMaybeDelivered] (a retry could show the text twice to clients
-// that do not read seq) and a context's cancellation, is not.
+// DefaultRetryable is the default of [Options.Retryable]. It reads the
+// whole error tree (an [errors.Join] of a broadcast's transport errors,
+// wrappers, several %w): an error is retried only when every failure in it
+// is retryable, that is when each one says so with a Retryable method that
+// returns true, as a [*realtime.PublishError] does for a transport that was
+// unavailable and did not receive the request, and none matches
+// [realtime.ErrMaybeDelivered]. Anything else is not retried: a rejected
+// message, a plain error, a context's cancellation, and a failure that may
+// have been delivered (a retry could show the text twice to clients that do
+// not read seq), wherever it sits in the tree and even though it also
+// matches [realtime.ErrUnavailable].
 func DefaultRetryable(err error) bool {
-	var r interface{ Retryable() bool }
-	return errors.As(err, &r) && r.Retryable()
+	return err != nil && !errors.Is(err, realtime.ErrMaybeDelivered) && allRetryable(err)
+}
+
+// allRetryable reports whether every failure in err's tree is retryable. An
+// error with a Retryable method decides for itself and what it wraps; a
+// join, or an error with several %w, is retryable when each of its errors
+// is; a wrapper is what it wraps; any other error is not retryable.
+func allRetryable(err error) bool {
+	if r, ok := err.(interface{ Retryable() bool }); ok {
+		return r.Retryable()
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		n := 0
+		for _, e := range u.Unwrap() {
+			if e == nil {
+				continue
+			}
+			if !allRetryable(e) {
+				return false
+			}
+			n++
+		}
+		return n > 0
+	case interface{ Unwrap() error }:
+		if e := u.Unwrap(); e != nil {
+			return allRetryable(e)
+		}
+	}
+	return false
 }

@@ -46,9 +46,10 @@ func randomDeltas(rng *rand.Rand, text string) []string {
 
 // TestPropertyTextArrivesExactlyOnceInOrder: for random texts cut into
 // random deltas, with flushes at random moments, small random message
-// limits and transient provider failures, the bodies in seq order,
-// concatenated without the end marker, are exactly the text; seq runs
-// 1..n without a gap; no envelope exceeds the limit.
+// limits, transient provider failures and invalid UTF-8 offered between
+// deltas (refused with ErrInvalidUTF8), the bodies in seq order,
+// concatenated without the end marker, are exactly the valid text, with no
+// U+FFFD; seq runs 1..n without a gap; no envelope exceeds the limit.
 func TestPropertyTextArrivesExactlyOnceInOrder(t *testing.T) {
 	iterations := 400
 	if testing.Short() {
@@ -81,6 +82,12 @@ func TestPropertyTextArrivesExactlyOnceInOrder(t *testing.T) {
 		s, clock := newStream(t, f, opts)
 
 		for _, d := range deltas {
+			if rng.IntN(8) == 0 {
+				// Bytes that no text can contain, even right after a
+				// character left open: refused, and nothing else lost.
+				bad := garbage[rng.IntN(len(garbage))]
+				require.ErrorIs(t, s.PublishChunk(bad), chunkstream.ErrInvalidUTF8, "seed %d", seed)
+			}
 			require.NoError(t, s.PublishChunk(d), "seed %d", seed)
 			switch rng.IntN(6) {
 			case 0:
@@ -92,8 +99,12 @@ func TestPropertyTextArrivesExactlyOnceInOrder(t *testing.T) {
 		require.NoError(t, closeTicking(t, s, clock), "seed %d", seed)
 		got := reassemble(t, f.Records(), true, limit)
 		require.Equal(t, text, got, "seed %d", seed)
+		require.NotContains(t, got, "\uFFFD", "seed %d", seed)
 	}
 }
+
+// garbage is byte sequences that are invalid UTF-8 wherever they appear.
+var garbage = []string{"\xff", "\xfe", "\xc0\x80", "\xf8", "a\xffb"}
 
 // TestPropertyTextStream is the same property for text-stream mode.
 func TestPropertyTextStream(t *testing.T) {

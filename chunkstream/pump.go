@@ -37,7 +37,9 @@ func (f DeltaFunc) Recv() (string, error) { return f() }
 // published yet, Pump waits for room, so a slow provider slows the reading
 // of src instead. If src fails, Pump publishes what it received with
 // [Stream.CloseIncomplete] (no end marker: the response is not complete)
-// and returns src's error joined with CloseIncomplete's. If ctx ends, Pump
+// and returns src's error joined with CloseIncomplete's; so it does, with
+// an error matching [ErrInvalidUTF8], for a delta that is not valid UTF-8
+// (none of that delta is published). If ctx ends, Pump
 // stops, the stream abandons what is not published (see [Stream.Close]) and
 // Pump returns ctx's error with the stream's.
 // Recv does not take a context: bind src to ctx where it is created (an

@@ -8,6 +8,7 @@ import (
 	"math"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -63,7 +64,9 @@ type Options struct {
 	// Defaults to 3.
 	MaxAttempts int
 	// Retryable says whether a failed publish is tried again at the next
-	// flush. Defaults to DefaultRetryable.
+	// flush. Defaults to DefaultRetryable. It is not asked about an error
+	// that matches realtime.ErrMaybeDelivered anywhere in its tree: such a
+	// message is never sent again.
 	Retryable func(error) bool
 	// TextStream sends the text with the provider's streaming publish when
 	// the provider (after Pin) implements realtime.StreamPublisher, as
@@ -216,9 +219,18 @@ func New(ctx context.Context, p realtime.Provider, requestID string, opts *Optio
 //
 // It fails, without accepting text, with [ErrBufferFull] when the stream
 // already holds [Options.MaxBuffered] bytes not yet published, with
-// [ErrClosed] after Close, and with the stream's [*FailedError] once it
-// gave up. Empty text is accepted and ignored. A UTF-8 character may be
-// split between two calls: it is published whole.
+// [ErrClosed] after Close, with the stream's [*FailedError] once it gave
+// up, and with [ErrInvalidUTF8] for text that is not valid UTF-8 and cannot
+// become valid. Empty text is accepted and ignored.
+//
+// The rule for UTF-8: a character may be split between two calls (a model's
+// deltas may cut one), and is published whole; so text may end with the
+// first bytes of a character, and the next call must then begin with the
+// bytes that complete it. Any other invalid byte sequence is refused, the
+// whole text with it, and the stream is unchanged: nothing is ever
+// published as U+FFFD. A character still incomplete when the stream is
+// closed is not published. U+FFFD itself, valid in the input, is published
+// like any other character.
 func (s *Stream) PublishChunk(text string) error {
 	s.mu.Lock()
 	err := s.appendLocked(text)
@@ -239,7 +251,11 @@ func (s *Stream) appendLocked(text string) error {
 		return s.err
 	case s.closed:
 		return ErrClosed
-	case s.held+len(text) > s.maxBuffered:
+	}
+	if err := s.checkLocked(text); err != nil {
+		return err
+	}
+	if s.held+len(text) > s.maxBuffered {
 		return ErrBufferFull
 	}
 	s.buf = append(s.buf, text...)
@@ -248,10 +264,32 @@ func (s *Stream) appendLocked(text string) error {
 	return nil
 }
 
+// checkLocked returns an error matching ErrInvalidUTF8 unless text may
+// follow the buffer in valid UTF-8. The buffer is valid UTF-8 but for an
+// incomplete character at its end, which text may complete.
+func (s *Stream) checkLocked(text string) error {
+	var pending []byte
+	if n := len(s.buf); n > 0 && s.buf[n-1] >= utf8.RuneSelf {
+		pending = s.buf[textutil.CompleteRunes(s.buf):]
+	}
+	at := invalidAt(pending, text)
+	if at < 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: invalid sequence at byte %d of %d; none of the text was accepted", ErrInvalidUTF8, at, len(text))
+}
+
 // publishWait is PublishChunk that waits for room instead of failing with
 // ErrBufferFull, until ctx ends. Text larger than MaxBuffered is accepted
 // in parts.
 func (s *Stream) publishWait(ctx context.Context, text string) error {
+	// Refuse invalid text before any part of it is accepted.
+	s.mu.Lock()
+	err := s.checkLocked(text)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	for text != "" {
 		part := text[:min(len(text), s.maxBuffered)]
 		s.mu.Lock()
@@ -289,7 +327,8 @@ func (s *Stream) publishWait(ctx context.Context, text string) error {
 // message of its own, and waits for both, or until ctx ends: then what is
 // left is abandoned and the stream fails with ctx's error. A message that
 // fails with a retryable error is tried again after an interval, up to
-// MaxAttempts. Close returns nil when everything was published, the
+// MaxAttempts. Close returns nil when everything was published (but for a
+// character the text left incomplete, see [Stream.PublishChunk]), the
 // stream's [*FailedError] otherwise. Every goroutine the stream started has
 // ended when Close returns.
 //
@@ -432,19 +471,28 @@ func (s *Stream) flush(final bool) bool {
 	return s.publishQueue()
 }
 
-// take returns the buffered text, up to the last whole character unless
-// final. The slice is valid until the next take.
+// take returns the buffered text up to the last whole character. The
+// slice is valid until the next take. A final take also drops an
+// incomplete character left at the end, which no call can complete any
+// more: it is not text, and published, it would read as U+FFFD.
 func (s *Stream) take(final bool) []byte {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := len(s.buf)
-	if !final {
-		n = textutil.CompleteRunes(s.buf)
+	n := textutil.CompleteRunes(s.buf)
+	dropped := 0
+	if final {
+		dropped = len(s.buf) - n
+		s.buf = s.buf[:n]
+		s.held -= dropped
 	}
 	taken := s.buf[:n]
 	s.buf = append(s.spare[:0], s.buf[n:]...)
 	s.bufEnc = encodedLen(string(s.buf))
 	s.spare = taken
+	s.mu.Unlock()
+	if dropped > 0 {
+		s.log.Warn("chunkstream: the text ended inside a character; its first bytes are not published",
+			zap.String("room", s.room), zap.String("request_id", s.requestID), zap.Int("bytes", dropped))
+	}
 	return taken
 }
 
@@ -482,7 +530,10 @@ func (s *Stream) publishQueue() bool {
 			s.failCtx()
 			return false
 		}
-		if !s.retryable(err) || s.tries >= s.maxAttempts {
+		// A message that may have been delivered is never sent again,
+		// whatever Options.Retryable says: clients that do not read seq
+		// would show its text twice.
+		if errors.Is(err, realtime.ErrMaybeDelivered) || !s.retryable(err) || s.tries >= s.maxAttempts {
 			s.fail(&FailedError{Seq: head.msg.Seq, Attempts: s.tries, Err: err})
 			return false
 		}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/coursebuilder/realtime-go/internal/textutil"
 )
 
 // encodedLen returns an upper bound of the size of s once encoding/json has
@@ -129,4 +131,51 @@ func DecodeStreamText(data string) (string, error) {
 		return "", fmt.Errorf("chunkstream: decode stream text: %w", err)
 	}
 	return s, nil
+}
+
+// invalidAt returns -1 when text may follow pending (the incomplete
+// character at the end of the buffer, 0 to 3 bytes that begin a valid one)
+// in valid UTF-8, and otherwise the offset in text where the first invalid
+// sequence begins (0 when text does not continue pending). text may itself
+// end with an incomplete character: the next call may complete it.
+func invalidAt(pending []byte, text string) int {
+	if len(pending) == 0 && utf8.ValidString(text) {
+		return -1 // the common case
+	}
+	rest := text
+	if len(pending) > 0 {
+		// The character pending begins takes its next bytes from text.
+		var j [utf8.UTFMax]byte
+		n := copy(j[:], pending)
+		n += copy(j[n:], text)
+		if !utf8.FullRune(j[:n]) {
+			return -1 // text is all continuation bytes, still incomplete
+		}
+		r, size := utf8.DecodeRune(j[:n])
+		if r == utf8.RuneError && size == 1 {
+			return 0
+		}
+		rest = text[size-len(pending):]
+	}
+	c := completeRunes(rest)
+	if utf8.ValidString(rest[:c]) {
+		return -1
+	}
+	off := len(text) - len(rest)
+	for i := 0; i < c; {
+		r, size := utf8.DecodeRuneInString(rest[i:c])
+		if r == utf8.RuneError && size == 1 {
+			return off + i
+		}
+		i += size
+	}
+	return off + c // unreachable: rest[:c] is invalid
+}
+
+// completeRunes is [textutil.CompleteRunes] for a string, without a copy of
+// it: only its last bytes matter.
+func completeRunes(s string) int {
+	var tail [utf8.UTFMax - 1]byte
+	k := copy(tail[:], s[max(0, len(s)-len(tail)):])
+	return len(s) - k + textutil.CompleteRunes(tail[:k])
 }

@@ -106,3 +106,45 @@ func TestDecodeStreamTextRefusesBadInput(t *testing.T) {
 		t.Fatal("want an error")
 	}
 }
+
+// canContinue reports, by brute force, whether s is valid UTF-8 or the
+// beginning of valid UTF-8 that some bytes would complete.
+func canContinue(s string) bool {
+	for k := 0; k < utf8.UTFMax && k <= len(s); k++ {
+		head, tail := s[:len(s)-k], s[len(s)-k:]
+		if utf8.ValidString(head) && (tail == "" || !utf8.FullRuneInString(tail)) {
+			return true
+		}
+	}
+	return false
+}
+
+// FuzzInvalidAt checks PublishChunk's UTF-8 rule against brute force:
+// text is accepted after pending exactly when pending+text can still be
+// valid, and otherwise the offset returned is where the first invalid
+// sequence begins (0 when text does not continue pending).
+func FuzzInvalidAt(f *testing.F) {
+	for _, s := range textSeeds {
+		f.Add("", s)
+		f.Add("€"[:2], s)
+	}
+	f.Add("😀"[:1], "\x9f\x98")
+	f.Add("€"[:1], "z")
+	f.Fuzz(func(t *testing.T, pending, text string) {
+		// pending is what the buffer can hold open: a proper prefix of a
+		// character, or nothing.
+		if pending != "" && (len(pending) >= utf8.UTFMax || utf8.FullRuneInString(pending)) {
+			pending = ""
+		}
+		at := invalidAt([]byte(pending), text)
+		if want := canContinue(pending + text); (at < 0) != want {
+			t.Fatalf("invalidAt(%q, %q) = %d, want valid %v", pending, text, at, want)
+		}
+		if at >= 0 && (at >= len(text) || !canContinue(pending+text[:at])) {
+			t.Fatalf("invalidAt(%q, %q) = %d is not where the invalid sequence begins", pending, text, at)
+		}
+		if c := completeRunes(text); c != textutil.CompleteRunes([]byte(text)) {
+			t.Fatalf("completeRunes(%q) = %d, textutil says %d", text, c, textutil.CompleteRunes([]byte(text)))
+		}
+	})
+}

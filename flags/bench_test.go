@@ -4,12 +4,17 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/open-feature/go-sdk/openfeature"
 	"github.com/open-feature/go-sdk/openfeature/memprovider"
 )
 
-// BenchmarkEvaluator measures one Mode call, the cost every publish pays.
+// BenchmarkEvaluator measures one Mode call, the cost every publish pays:
+// "cached" sub-benchmarks reuse a resolved mode (the default CacheTTL, no
+// provider events meanwhile), "uncached" ones evaluate every call
+// (CacheTTL < 0), through the goroutine, deadline and recovery. Compare
+// with BenchmarkClientDirect, the same two SDK calls inline, in the same run.
 func BenchmarkEvaluator(b *testing.B) {
 	ctx := context.Background()
 	rooms := make([]string, 64)
@@ -19,8 +24,9 @@ func BenchmarkEvaluator(b *testing.B) {
 	// run calls Mode in scope, cycling through 64 rooms (every call builds
 	// its evaluation context) or, with one room, reusing the cached one as
 	// a stream of AI chunks to one room does.
-	run := func(b *testing.B, p openfeature.FeatureProvider, scope Scope, oneRoom bool) {
-		ev := NewEvaluator(newClient(b, p), &Options{App: "astro-party", Environment: "production"})
+	run := func(b *testing.B, p openfeature.FeatureProvider, scope Scope, oneRoom bool, ttl time.Duration) {
+		ev := NewEvaluator(newClient(b, p), &Options{App: "astro-party", Environment: "production", CacheTTL: ttl})
+		defer ev.Close()
 		mask := 63
 		if oneRoom {
 			mask = 0
@@ -38,15 +44,21 @@ func BenchmarkEvaluator(b *testing.B) {
 			ModeKey(ScopeVideoReady): modeFlagDef("shadow"),
 		})
 	}
+	const cached, uncached = 0, -1
 	// Two evaluations: kill switch, scope flag.
-	b.Run("memprovider/scope-set", func(b *testing.B) { run(b, mem(), ScopeVideoReady, false) })
-	b.Run("memprovider/scope-set/one-room", func(b *testing.B) { run(b, mem(), ScopeVideoReady, true) })
+	b.Run("cached/memprovider/scope-set", func(b *testing.B) { run(b, mem(), ScopeVideoReady, false, cached) })
+	b.Run("cached/memprovider/scope-set/one-room", func(b *testing.B) { run(b, mem(), ScopeVideoReady, true, cached) })
+	b.Run("uncached/memprovider/scope-set", func(b *testing.B) { run(b, mem(), ScopeVideoReady, false, uncached) })
+	b.Run("uncached/memprovider/scope-set/one-room", func(b *testing.B) { run(b, mem(), ScopeVideoReady, true, uncached) })
 	// Three: kill switch, scope flag (absent), default flag (absent).
-	b.Run("memprovider/unset", func(b *testing.B) { run(b, mem(), ScopeTranscript, false) })
+	b.Run("uncached/memprovider/unset", func(b *testing.B) { run(b, mem(), ScopeTranscript, false, uncached) })
 	env := lookupMap(map[string]string{"ENABLE_REALTIME_VIDEO_READY": "true"})
-	b.Run("env/scope-set", func(b *testing.B) { run(b, NewEnvProvider(&EnvOptions{LookupEnv: env}), ScopeVideoReady, false) })
-	b.Run("memprovider/parallel", func(b *testing.B) {
-		ev := NewEvaluator(newClient(b, mem()), &Options{App: "astro-party", Environment: "production"})
+	b.Run("uncached/env/scope-set", func(b *testing.B) {
+		run(b, NewEnvProvider(&EnvOptions{LookupEnv: env}), ScopeVideoReady, false, uncached)
+	})
+	parallel := func(b *testing.B, ttl time.Duration) {
+		ev := NewEvaluator(newClient(b, mem()), &Options{App: "astro-party", Environment: "production", CacheTTL: ttl})
+		defer ev.Close()
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			i := 0
@@ -55,8 +67,10 @@ func BenchmarkEvaluator(b *testing.B) {
 				i++
 			}
 		})
-	})
-	b.Run("fallback/not-ready", func(b *testing.B) { run(b, nil, ScopeVideoReady, false) })
+	}
+	b.Run("cached/memprovider/parallel", func(b *testing.B) { parallel(b, cached) })
+	b.Run("uncached/memprovider/parallel", func(b *testing.B) { parallel(b, uncached) })
+	b.Run("fallback/not-ready", func(b *testing.B) { run(b, nil, ScopeVideoReady, false, uncached) })
 }
 
 // BenchmarkClientDirect is the floor: the same two SDK evaluations called

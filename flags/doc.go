@@ -5,18 +5,21 @@
 //
 // Each scope (see [ScopeOf]) moves through the modes in order:
 //
-//	legacy   → PartyKit only (the default, and every failure's answer)
+//	legacy   → PartyKit only (the default while nothing is known)
 //	shadow   → both; the UI reads PartyKit
 //	primary  → both; the UI reads Inngest Realtime
 //	realtime → Inngest Realtime only
 //
 // Turning a flag back (or tripping the kill switch) takes effect on the next
-// publish: flags are evaluated on every call and no flag value is cached.
+// publish with a provider that reports changes (an OpenFeature
+// PROVIDER_CONFIGURATION_CHANGED event, as flag services' providers, the
+// in-memory provider and [EnvProvider] over a file emit), and within
+// Options.CacheTTL (1s by default) with one that does not; see Caching.
 //
 // The [Resolver] interface is what the broadcast package consumes. [Fixed]
 // is a constant Resolver; [Evaluator] reads OpenFeature flags through an
 // injected client; [EnvProvider] is an OpenFeature provider over environment
-// variables for deployments without a flag service.
+// variables and a flags file for deployments without a flag service.
 //
 // # Flag keys
 //
@@ -38,8 +41,9 @@
 // For every call, [Evaluator.Mode] evaluates the kill switch, then the
 // scope's key, then realtime-default-mode, and stops at the first answer. A
 // flag that is absent (FLAG_NOT_FOUND), disabled or evaluates to "" passes
-// to the next step; any other failure answers legacy straight away (see
-// Fallbacks) — a broken scope flag never borrows the default flag's mode.
+// to the next step; any other failure stops there and answers the last known
+// mode (see Fallbacks) — a broken scope flag never borrows the default
+// flag's mode.
 //
 // Every evaluation carries an evaluation context whose targeting key is the
 // room, with the attributes app and environment (from [Options], omitted
@@ -49,7 +53,9 @@
 //
 // # Environment variables
 //
-// [EnvProvider] serves the same keys from the environment. For a mode key
+// [EnvProvider] serves the same keys from the environment and, with
+// EnvOptions.File, from a flags file of the same variables as KEY=VALUE
+// lines (a variable in the file beats the environment). For a mode key
 // the first variable, in this order, that is set and not blank wins; if none
 // is, the key is unset (and the [Evaluator] moves on to realtime-default-mode):
 //
@@ -71,8 +77,24 @@
 // everything off at once, set REALTIME_KILL_SWITCH=true, which beats them
 // all. Booleans and modes are case-insensitive. A value that does not parse
 // makes that flag a PARSE_ERROR, that is legacy plus a logged, counted
-// fallback — not a silent step to the next variable. The environment is read
-// on every evaluation, so a changed variable applies on the next publish.
+// fallback — not a silent step to the next variable.
+//
+// When a change applies:
+//
+//   - The process environment (os.LookupEnv) cannot change from outside a
+//     running process: a variable set there applies from the next start.
+//   - The flags file applies while the process runs. The provider re-reads
+//     it every EnvOptions.PollInterval (250ms by default) and on
+//     [EnvProvider.Refresh], compares its content, and on a change emits a
+//     configuration-change event on which the [Evaluator] drops its cache:
+//     an edit (REALTIME_KILL_SWITCH=true included) applies to the first
+//     publish after the provider read it — at most PollInterval later, at
+//     once after Refresh. Write the file atomically (a temporary file and a
+//     rename) so that it is never read half-written. A missing file sets
+//     nothing; a file that cannot be read makes every flag an error, so the
+//     Evaluator answers the last known modes and counts the fallbacks.
+//   - A custom EnvOptions.LookupEnv is read on every evaluation, but emits
+//     no event: a change applies within Options.CacheTTL.
 //
 // # Example
 //
@@ -84,6 +106,7 @@
 //	ev := flags.NewEvaluator(api.NewClient(), &flags.Options{
 //		App: "astro-party", Environment: "production", Logger: log, Meter: meter,
 //	})
+//	defer ev.Close()
 //	mode := ev.Mode(ctx, flags.ScopeOf("video.asset.ready"), videoResourceID)
 //	if mode.PublishesRealtime() { … }
 //
@@ -91,12 +114,40 @@
 // the rest of the module: a struct literal documents itself, every default
 // sits next to its field, and adding a field breaks no caller.
 //
+// # Caching
+//
+// [Evaluator.Mode] remembers the mode it resolved for each (scope, room) —
+// up to 512 rooms per scope, in a lock-free table — and answers a publish to
+// the same room from it, without calling the SDK, while the entry is fresh:
+// younger than Options.CacheTTL (1s by default; negative turns the cache
+// off) and resolved since the provider last emitted a configuration-change,
+// ready, error or stale event. The Evaluator subscribes to those events on
+// its client when it is created; [Evaluator.Close] unsubscribes it. The SDK
+// delivers events on goroutines of its own, so "the next publish" means the
+// first one after the event was delivered, microseconds after the provider
+// emitted it. A cached answer costs tens of nanoseconds and no allocation;
+// an evaluation, two or three SDK calls on a goroutine of their own,
+// several microseconds.
+//
 // # Fallbacks
 //
-// Whatever goes wrong, [Evaluator.Mode] answers legacy, logs a Warn (fields
-// scope, flag, reason, room, error) and adds one to the counter
-// realtime.flag.fallbacks ([FallbackMetric]) with the attributes scope and
-// reason:
+// In primary and realtime modes browsers read Inngest Realtime, so answering
+// legacy because the flag service is slow would publish notifications no
+// browser receives. Whatever goes wrong, [Evaluator.Mode] therefore answers
+// the last mode it resolved for the scope: the room's own entry when it has
+// one (expired or not), else the latest mode resolved for any room of the
+// scope. Only when nothing has been resolved for the scope yet — since the
+// Evaluator was created — does it answer legacy, the mode in production
+// before the migration. A late answer from an evaluation that outlived its
+// call still becomes the last known mode. Scopes outside [Scopes] have a
+// last known mode of their own for the first 64 of them; further ones fall
+// back to legacy.
+//
+// Each fallback logs a Warn (fields scope, flag, reason, room, answer, mode,
+// error) and adds one to the counter realtime.flag.fallbacks
+// ([FallbackMetric]) with the attributes scope, reason and answer
+// ("last_known", or "default" when legacy was answered because nothing was
+// known):
 //
 //	| reason             | cause                                                            |
 //	|--------------------|------------------------------------------------------------------|
@@ -120,22 +171,28 @@
 // Log lines are rate limited per scope and reason (one per
 // Options.LogInterval, 10s by default, the next one carrying a "suppressed"
 // count) while the counter counts every fallback. A flag service outage
-// makes every publish fall back; one Warn per publish would flood the logs
-// exactly when they are needed, whereas the counter is what alerts and
-// dashboards should read.
+// makes every uncached publish fall back; one Warn per publish would flood
+// the logs exactly when they are needed, whereas the counter is what alerts
+// and dashboards should read.
 //
 // # Errors
 //
-// None. A [Resolver] cannot fail: every problem resolves to [Legacy], the
-// mode that was in production before the migration, and is reported through
-// the logger and the counter instead. [ParseMode] is the only function that
-// returns an error.
+// None from a [Resolver]: it cannot fail. Every problem resolves to the last
+// known mode (or [Legacy] before anything is known) and is reported through
+// the logger and the counter instead. [ParseMode] returns an error for an
+// unknown mode, and [EnvProvider.Refresh] one for a flags file that cannot be
+// read; [Evaluator.Close] always returns nil.
 //
 // # Concurrency
 //
-// An [Evaluator], an [EnvProvider] and [Fixed] are safe for concurrent use
-// and hold no per-call state. Each [Evaluator.Mode] call evaluates on a
+// An [Evaluator], an [EnvProvider] and [Fixed] are safe for concurrent use.
+// An [Evaluator.Mode] call that is not answered from the cache evaluates on a
 // goroutine of its own so that it can return at its deadline; a provider that
 // ignores its context keeps that goroutine until it returns, and
-// Options.MaxInFlight bounds how many such goroutines can pile up.
+// Options.MaxInFlight bounds how many such goroutines can pile up. No test of
+// this package depends on an evaluation beating that deadline. An Evaluator
+// starts no other goroutine. An [EnvProvider] with a file runs one goroutine
+// that polls the file, from Init to Shutdown, which the OpenFeature API calls
+// when the provider is set and when the API is shut down (or the provider
+// replaced).
 package flags

@@ -1,10 +1,17 @@
 package flags
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/open-feature/go-sdk/openfeature"
@@ -20,42 +27,254 @@ const (
 	EnvVideoRealtime = "ENABLE_REALTIME_VIDEO_REALTIME"
 )
 
+// DefaultPollInterval is how often an [EnvProvider] with a file checks it
+// for changes by default (see EnvOptions.PollInterval).
+const DefaultPollInterval = 250 * time.Millisecond
+
+// maxFlagsFile bounds the size of a flags file.
+const maxFlagsFile = 1 << 20
+
 // EnvOptions configures an [EnvProvider]. A nil *EnvOptions means every
 // default.
 type EnvOptions struct {
 	// LookupEnv reads one environment variable. Defaults to os.LookupEnv.
+	// The process environment cannot change without a restart, so a
+	// variable read from it applies from the next start.
 	LookupEnv func(key string) (string, bool)
+	// File is a flags file of KEY=VALUE lines (blank lines, "# comments" and
+	// an "export " prefix allowed; surrounding quotes are stripped; the last
+	// line of a key wins) holding the same variables. A variable set in the
+	// file wins over LookupEnv. Unlike the environment, the file can change
+	// while the process runs: the provider re-reads it every PollInterval
+	// while it is registered with an OpenFeature API (between Init and
+	// Shutdown) and on [EnvProvider.Refresh], and when its content changed
+	// emits a PROVIDER_CONFIGURATION_CHANGED event, on which an [Evaluator]
+	// drops its cache. A missing file sets nothing; a file that cannot be
+	// read makes every flag a GENERAL error until it can. Empty means no
+	// file.
+	File string
+	// PollInterval is how often File is checked for changes. Defaults to
+	// [DefaultPollInterval] (250ms); zero means the default, negative turns
+	// polling off (changes are then read on [EnvProvider.Refresh] only).
+	PollInterval time.Duration
 }
 
-// EnvProvider is an OpenFeature provider backed by environment variables,
-// for deployments without a flag service. It serves [KillSwitchKey] and
-// ModeKey(s) for every scope s, reads the environment on every evaluation
-// (a changed variable takes effect on the next publish, without a restart)
+// EnvProvider is an OpenFeature provider backed by environment variables
+// and, optionally, a flags file (EnvOptions.File), for deployments without a
+// flag service. It serves [KillSwitchKey] and ModeKey(s) for every scope s
 // and ignores the evaluation context: every room of a process gets the same
 // answer. Create one with [NewEnvProvider].
 //
 // A mode flag whose variables are all unset or empty resolves to the
 // caller's default value with reason DEFAULT; a variable holding something
 // unparseable resolves to a PARSE_ERROR naming it, which an [Evaluator]
-// turns into Legacy. A flag key it does not serve is FLAG_NOT_FOUND.
+// counts as a fallback. A flag key it does not serve is FLAG_NOT_FOUND.
+//
+// EnvProvider implements openfeature.StateHandler (Init starts watching the
+// file, Shutdown stops it; both are no-ops without a file) and
+// openfeature.EventHandler.
 type EnvProvider struct {
 	lookup func(string) (string, bool)
+	file   string
+	poll   time.Duration
+	snap   atomic.Pointer[fileSnapshot]
+	events chan openfeature.Event
+
+	mu   sync.Mutex // serialises Refresh and the watcher's start and stop
+	stop chan struct{}
+	done chan struct{}
 }
 
-var _ openfeature.FeatureProvider = (*EnvProvider)(nil)
+// fileSnapshot is what the flags file held at the last read; immutable.
+type fileSnapshot struct {
+	raw  []byte
+	vars map[string]string
+	err  error // a read error other than "does not exist"
+}
 
-// NewEnvProvider returns an EnvProvider.
+var (
+	_ openfeature.FeatureProvider = (*EnvProvider)(nil)
+	_ openfeature.StateHandler    = (*EnvProvider)(nil)
+	_ openfeature.EventHandler    = (*EnvProvider)(nil)
+)
+
+// NewEnvProvider returns an EnvProvider. With a file it reads the file once
+// before returning.
 func NewEnvProvider(opts *EnvOptions) *EnvProvider {
-	p := &EnvProvider{lookup: os.LookupEnv}
-	if opts != nil && opts.LookupEnv != nil {
-		p.lookup = opts.LookupEnv
+	p := &EnvProvider{lookup: os.LookupEnv, poll: DefaultPollInterval, events: make(chan openfeature.Event, 4)}
+	if opts != nil {
+		if opts.LookupEnv != nil {
+			p.lookup = opts.LookupEnv
+		}
+		p.file = opts.File
+		if opts.PollInterval != 0 {
+			p.poll = opts.PollInterval
+		}
+	}
+	if p.file != "" {
+		_ = p.Refresh() // a read error is kept in the snapshot and reported per flag
 	}
 	return p
 }
 
+// Init starts watching the flags file (every EnvOptions.PollInterval), after
+// reading it once more. It never fails: a file that cannot be read is
+// reported by every evaluation until it can.
+func (p *EnvProvider) Init(openfeature.EvaluationContext) error {
+	if p.file == "" {
+		return nil
+	}
+	_ = p.Refresh()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.poll < 0 || p.stop != nil {
+		return nil
+	}
+	p.stop, p.done = make(chan struct{}), make(chan struct{})
+	go p.watch(p.stop, p.done)
+	return nil
+}
+
+// Shutdown stops watching the flags file and waits for the watcher to end.
+// Safe to call more than once; a later Init starts watching again.
+func (p *EnvProvider) Shutdown() {
+	p.mu.Lock()
+	stop, done := p.stop, p.done
+	p.stop, p.done = nil, nil
+	p.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
+}
+
+func (p *EnvProvider) watch(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(p.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			_ = p.Refresh()
+		}
+	}
+}
+
+// EventChannel returns the channel of the provider's events: one
+// PROVIDER_CONFIGURATION_CHANGED each time the flags file is found changed.
+// It is never closed. Events that find it full are dropped: one pending
+// change event already tells a listener to re-read every flag.
+func (p *EnvProvider) EventChannel() <-chan openfeature.Event { return p.events }
+
+// Refresh reads the flags file now and, when its content (or whether it can
+// be read) changed, makes the new variables current and emits a
+// PROVIDER_CONFIGURATION_CHANGED event. A program that writes the file
+// itself calls Refresh to apply it at once instead of at the next poll. It
+// returns the read error, nil for a missing file, and nil without a file.
+func (p *EnvProvider) Refresh() error {
+	if p.file == "" {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	raw, err := readFlagsFile(p.file)
+	old := p.snap.Load()
+	if old != nil && bytes.Equal(old.raw, raw) && (old.err == nil) == (err == nil) {
+		return err
+	}
+	next := &fileSnapshot{raw: raw, err: err}
+	if err == nil {
+		next.vars = parseFlagsFile(raw)
+	} else if old != nil {
+		next.raw, next.vars = old.raw, old.vars
+	}
+	p.snap.Store(next)
+	if old != nil {
+		select {
+		case p.events <- openfeature.Event{
+			ProviderName: envProviderName,
+			EventType:    openfeature.ProviderConfigChange,
+			ProviderEventDetails: openfeature.ProviderEventDetails{
+				Message: "flags file " + p.file + " changed",
+			},
+		}:
+		default:
+		}
+	}
+	return err
+}
+
+// readFlagsFile returns the content of path: nil and no error when it does
+// not exist.
+func readFlagsFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("flags: flags file: %w", err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxFlagsFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("flags: flags file: %w", err)
+	}
+	if len(raw) > maxFlagsFile {
+		return nil, fmt.Errorf("flags: flags file %s is larger than %d bytes", path, maxFlagsFile)
+	}
+	return raw, nil
+}
+
+// parseFlagsFile reads KEY=VALUE lines: blank lines and # comments are
+// skipped, an "export " prefix is allowed, surrounding space and one pair of
+// matching quotes around the value are stripped, and a later line of the
+// same key wins, as in a shell. A line without '=' sets nothing.
+func parseFlagsFile(raw []byte) map[string]string {
+	vars := map[string]string{}
+	for line := range strings.Lines(string(raw)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		vars[k] = v
+	}
+	return vars
+}
+
+// get reads one variable: from the flags file if it sets it, else from
+// LookupEnv. While the file cannot be read, every variable is an error.
+func (p *EnvProvider) get(name string) (string, bool, error) {
+	if p.file != "" {
+		if s := p.snap.Load(); s != nil {
+			if s.err != nil {
+				return "", false, s.err
+			}
+			if v, ok := s.vars[name]; ok {
+				return v, true, nil
+			}
+		}
+	}
+	v, ok := p.lookup(name)
+	return v, ok, nil
+}
+
+const envProviderName = "flags.EnvProvider"
+
 // Metadata names the provider "flags.EnvProvider".
 func (p *EnvProvider) Metadata() openfeature.Metadata {
-	return openfeature.Metadata{Name: "flags.EnvProvider"}
+	return openfeature.Metadata{Name: envProviderName}
 }
 
 // Hooks returns no hooks.
@@ -124,12 +343,14 @@ func (p *EnvProvider) StringEvaluation(_ context.Context, flag string, defaultVa
 		return stringError(defaultValue, notFound(flag))
 	}
 	for _, v := range src {
-		raw, ok := p.lookup(v.name)
+		raw, ok, err := p.get(v.name)
+		if err != nil {
+			return stringError(defaultValue, openfeature.NewGeneralResolutionError(err.Error()))
+		}
 		if !ok || strings.TrimSpace(raw) == "" {
 			continue
 		}
 		var m Mode
-		var err error
 		if v.modeOnly {
 			m, err = ParseMode(raw)
 		} else {
@@ -163,7 +384,10 @@ func (p *EnvProvider) BooleanEvaluation(_ context.Context, flag string, defaultV
 		}
 		return boolError(defaultValue, notFound(flag))
 	}
-	raw, ok := p.lookup(EnvKillSwitch)
+	raw, ok, err := p.get(EnvKillSwitch)
+	if err != nil {
+		return boolError(defaultValue, openfeature.NewGeneralResolutionError(err.Error()))
+	}
 	if !ok || strings.TrimSpace(raw) == "" {
 		return openfeature.BoolResolutionDetail{
 			Value:                    defaultValue,

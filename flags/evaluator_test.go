@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/open-feature/go-sdk/openfeature"
@@ -344,7 +345,8 @@ func TestEvaluationContext(t *testing.T) {
 	}
 	client := newClient(t, p)
 
-	ev := NewEvaluator(client, &Options{App: "astro-party", Environment: "staging"})
+	ev := NewEvaluator(client, &Options{App: "astro-party", Environment: "staging", Timeout: noDeadline})
+	defer ev.Close()
 	ev.Mode(context.Background(), ScopeVideoErrored, "room-7")
 	want := openfeature.FlattenedContext{
 		openfeature.TargetingKey: "room-7", "app": "astro-party", "environment": "staging",
@@ -364,7 +366,8 @@ func TestEvaluationContext(t *testing.T) {
 
 	// Without app and environment those attributes are left out, and each
 	// call carries its own room (the context is not shared across calls).
-	ev = NewEvaluator(client, nil)
+	ev = NewEvaluator(client, &Options{Timeout: noDeadline})
+	defer ev.Close()
 	ev.Mode(context.Background(), ScopeDefault, "a")
 	ev.Mode(context.Background(), ScopeDefault, "b")
 	mu.Lock()
@@ -399,68 +402,108 @@ func TestTargetingByRoom(t *testing.T) {
 	if got := f.ev.Mode(ctx, ScopeVideoReady, "other-room"); got != Legacy {
 		t.Errorf("other room: Mode = %v, want legacy", got)
 	}
-	other := NewEvaluator(client, &Options{App: "epic-web"})
+	other := NewEvaluator(client, &Options{App: "epic-web", Timeout: noDeadline})
+	defer other.Close()
 	if got := other.Mode(ctx, ScopeVideoReady, "canary-room"); got != Legacy {
 		t.Errorf("other app: Mode = %v, want legacy", got)
 	}
 	f.wantFallbacks(t, map[string]int64{})
 }
 
-// TestFlipBetweenCalls checks that nothing is cached: a flag changed between
-// two publishes applies to the second one, both ways.
+// TestFlipBetweenCalls checks that a flag changed between two publishes
+// applies to the second one, both ways, with the default cache: the
+// in-memory provider emits a configuration-change event on every update,
+// and the Evaluator drops its cache on it. synctest.Wait lets the SDK
+// deliver the event (it does so on goroutines of its own); nothing sleeps.
 func TestFlipBetweenCalls(t *testing.T) {
-	vr := ModeKey(ScopeVideoReady)
-	p := memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{vr: modeFlagDef("legacy")})
-	f := newFixture(t, newClient(t, p), Options{})
-	ctx := context.Background()
-	steps := []struct {
-		flags map[string]memprovider.InMemoryFlag
-		want  Mode
-	}{
-		{nil, Legacy},
-		{map[string]memprovider.InMemoryFlag{vr: modeFlagDef("shadow")}, Shadow},
-		{map[string]memprovider.InMemoryFlag{vr: modeFlagDef("primary")}, Primary},
-		{map[string]memprovider.InMemoryFlag{vr: modeFlagDef("primary"), KillSwitchKey: anyFlagDef(true)}, Legacy},
-		{map[string]memprovider.InMemoryFlag{vr: modeFlagDef("realtime")}, Realtime},
-		{map[string]memprovider.InMemoryFlag{vr: modeFlagDef("legacy")}, Legacy},
-	}
-	for i, s := range steps {
-		if s.flags != nil {
-			p.UpdateFlags(s.flags)
+	synctest.Test(t, func(t *testing.T) {
+		vr := ModeKey(ScopeVideoReady)
+		p := memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{vr: modeFlagDef("legacy")})
+		f := newFixture(t, newClient(t, p), Options{})
+		ctx := context.Background()
+		steps := []struct {
+			flags map[string]memprovider.InMemoryFlag
+			want  Mode
+		}{
+			{nil, Legacy},
+			{map[string]memprovider.InMemoryFlag{vr: modeFlagDef("shadow")}, Shadow},
+			{map[string]memprovider.InMemoryFlag{vr: modeFlagDef("primary")}, Primary},
+			{map[string]memprovider.InMemoryFlag{vr: modeFlagDef("primary"), KillSwitchKey: anyFlagDef(true)}, Legacy},
+			{map[string]memprovider.InMemoryFlag{vr: modeFlagDef("realtime")}, Realtime},
+			{map[string]memprovider.InMemoryFlag{vr: modeFlagDef("legacy")}, Legacy},
 		}
-		if got := f.ev.Mode(ctx, ScopeVideoReady, room); got != s.want {
-			t.Errorf("step %d: Mode = %v, want %v", i, got, s.want)
+		for i, s := range steps {
+			if s.flags != nil {
+				p.UpdateFlags(s.flags)
+				synctest.Wait()
+			}
+			for range 2 { // the second call is answered from the cache
+				if got := f.ev.Mode(ctx, ScopeVideoReady, room); got != s.want {
+					t.Errorf("step %d: Mode = %v, want %v", i, got, s.want)
+				}
+			}
 		}
-	}
-	f.wantFallbacks(t, map[string]int64{})
+		f.wantFallbacks(t, map[string]int64{})
+	})
 }
 
-// TestEnvFlipBetweenCalls does the same through the process environment, as
-// an operator changing a variable would.
-func TestEnvFlipBetweenCalls(t *testing.T) {
-	for _, k := range []string{"ENABLE_REALTIME_VIDEO_READY", "REALTIME_VIDEO_READY_MODE", EnvVideoRealtime, EnvKillSwitch, "REALTIME_DEFAULT_MODE"} {
-		t.Setenv(k, "")
-	}
-	ev := NewEvaluator(newClient(t, NewEnvProvider(nil)), nil)
+// TestFlipWithoutCache checks that CacheTTL < 0 evaluates on every call: a
+// flag changed between two publishes applies to the second one even before
+// the provider's event is delivered.
+func TestFlipWithoutCache(t *testing.T) {
+	vr := ModeKey(ScopeVideoReady)
+	p := memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{vr: modeFlagDef("primary")})
+	f := newFixture(t, newClient(t, p), Options{CacheTTL: -1})
 	ctx := context.Background()
-	check := func(step string, want Mode) {
-		t.Helper()
-		if got := ev.Mode(ctx, ScopeVideoReady, room); got != want {
-			t.Errorf("%s: Mode = %v, want %v", step, got, want)
-		}
+	if got := f.ev.Mode(ctx, ScopeVideoReady, room); got != Primary {
+		t.Fatalf("Mode = %v, want primary", got)
 	}
-	check("unset", Legacy)
-	t.Setenv("ENABLE_REALTIME_VIDEO_READY", "true")
-	check("enabled", Shadow)
-	t.Setenv("REALTIME_VIDEO_READY_MODE", "primary")
-	check("explicit mode", Primary)
-	t.Setenv(EnvKillSwitch, "1")
-	check("kill switch", Legacy)
-	t.Setenv(EnvKillSwitch, "0")
-	check("kill switch off", Primary)
-	t.Setenv("REALTIME_VIDEO_READY_MODE", "")
-	t.Setenv("ENABLE_REALTIME_VIDEO_READY", "false")
-	check("disabled", Legacy)
+	p.UpdateFlags(map[string]memprovider.InMemoryFlag{vr: modeFlagDef("legacy")})
+	if got := f.ev.Mode(ctx, ScopeVideoReady, room); got != Legacy {
+		t.Errorf("after the flip: Mode = %v, want legacy", got)
+	}
+}
+
+// TestEnvFlipBetweenCalls changes the variables an EnvProvider reads
+// through LookupEnv, which emits no event: the change applies once the
+// cached mode is CacheTTL old, and not before (synctest's clock).
+func TestEnvFlipBetweenCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		env := map[string]string{}
+		set := func(k, v string) { mu.Lock(); defer mu.Unlock(); env[k] = v }
+		lookup := func(k string) (string, bool) { mu.Lock(); defer mu.Unlock(); v, ok := env[k]; return v, ok }
+		f := newFixture(t, newClient(t, NewEnvProvider(&EnvOptions{LookupEnv: lookup})), Options{})
+		ctx := context.Background()
+		check := func(step string, want Mode) {
+			t.Helper()
+			if got := f.ev.Mode(ctx, ScopeVideoReady, room); got != want {
+				t.Errorf("%s: Mode = %v, want %v", step, got, want)
+			}
+		}
+		check("unset", Legacy)
+		steps := []struct {
+			key, value string
+			want       Mode
+		}{
+			{"ENABLE_REALTIME_VIDEO_READY", "true", Shadow},
+			{"REALTIME_VIDEO_READY_MODE", "primary", Primary},
+			{EnvKillSwitch, "1", Legacy},
+			{EnvKillSwitch, "0", Primary},
+			{"REALTIME_VIDEO_READY_MODE", "", Shadow},
+			{"ENABLE_REALTIME_VIDEO_READY", "false", Legacy},
+		}
+		prev := Legacy
+		for _, s := range steps {
+			set(s.key, s.value)
+			time.Sleep(DefaultCacheTTL - time.Millisecond)
+			check(s.key+"="+s.value+" within the TTL", prev)
+			time.Sleep(time.Millisecond)
+			check(s.key+"="+s.value, s.want)
+			prev = s.want
+		}
+		f.wantFallbacks(t, map[string]int64{})
+	})
 }
 
 // TestLogRateLimit checks one Warn per scope and reason per interval, with
@@ -517,6 +560,12 @@ func TestZeroEvaluator(t *testing.T) {
 	if got := nilEv.Mode(context.Background(), ScopeVideoReady, room); got != Legacy {
 		t.Errorf("nil Evaluator: %v", got)
 	}
+	if err := zero.Close(); err != nil {
+		t.Errorf("zero Evaluator: Close = %v", err)
+	}
+	if err := nilEv.Close(); err != nil {
+		t.Errorf("nil Evaluator: Close = %v", err)
+	}
 	var r Resolver = NewEvaluator(nil, nil)
 	//lint:ignore SA1012 a nil context must not panic either
 	if got := r.Mode(nil, ScopeVideoReady, room); got != Legacy { //nolint:staticcheck
@@ -525,19 +574,23 @@ func TestZeroEvaluator(t *testing.T) {
 }
 
 // TestConcurrent hammers one Evaluator from many goroutines while the flags
-// change underneath, for the race detector.
+// change underneath, for the race detector. It does not depend on any
+// evaluation finishing within the Timeout: a call that times out answers
+// the last known mode, which is one of the values the flag took, and is
+// counted as a timeout — the only fallback allowed here.
 func TestConcurrent(t *testing.T) {
 	vr := ModeKey(ScopeVideoReady)
 	p := memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{vr: modeFlagDef("shadow")})
-	f := newFixture(t, newClient(t, p), Options{App: "a", Environment: "e"})
+	f := newFixture(t, newClient(t, p), Options{App: "a", Environment: "e", Timeout: DefaultTimeout})
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 200 {
 				s := Scopes[(g+i)%len(Scopes)]
-				if m := f.ev.Mode(ctx, s, fmt.Sprintf("room-%d", i%7)); m > Realtime {
-					t.Errorf("Mode = %v", m)
+				m := f.ev.Mode(ctx, s, fmt.Sprintf("room-%d", i%7))
+				if !m.Known() || (s != ScopeVideoReady && m != Legacy) {
+					t.Errorf("%s: Mode = %v", s, m)
 				}
 			}
 		})
@@ -550,7 +603,11 @@ func TestConcurrent(t *testing.T) {
 	})
 	wg.Wait()
 	waitIdle(t, f.ev)
-	f.wantFallbacks(t, map[string]int64{})
+	for k := range f.fallbacks(t) {
+		if !strings.HasSuffix(k, "/timeout") {
+			t.Errorf("fallback %s; only timeouts may happen here", k)
+		}
+	}
 }
 
 func TestReasonNames(t *testing.T) {

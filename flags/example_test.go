@@ -3,6 +3,8 @@ package flags_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/open-feature/go-sdk/openfeature/isolated"
 	"github.com/open-feature/go-sdk/openfeature/memprovider"
@@ -33,7 +35,12 @@ func ExampleEvaluator() {
 		fmt.Println(err)
 		return
 	}
-	ev := flags.NewEvaluator(api.NewClient(), &flags.Options{App: "astro-party", Environment: "staging"})
+	// By default a resolved mode is reused for up to a second, or until the
+	// provider's change event arrives (the SDK delivers it asynchronously,
+	// within microseconds). CacheTTL < 0 evaluates on every call, so that
+	// each line below is certain to see the flag set just before it.
+	ev := flags.NewEvaluator(api.NewClient(), &flags.Options{App: "astro-party", Environment: "staging", CacheTTL: -1})
+	defer ev.Close()
 
 	scope := flags.ScopeOf("video.asset.ready")
 	fmt.Println(scope, ev.Mode(ctx, scope, "video-123"))
@@ -57,7 +64,9 @@ func ExampleEvaluator() {
 }
 
 // The environment provider serves the migration plan's variables. LookupEnv
-// is injected here; by default it is os.LookupEnv, read on every publish.
+// is injected here; by default it is os.LookupEnv, whose variables apply
+// from the next start of the process (use EnvOptions.File for variables that
+// change while it runs).
 func ExampleNewEnvProvider() {
 	ctx := context.Background()
 	env := map[string]string{
@@ -78,12 +87,10 @@ func ExampleNewEnvProvider() {
 		return
 	}
 	ev := flags.NewEvaluator(api.NewClient(), nil)
+	defer ev.Close()
 	for _, s := range flags.Scopes {
 		fmt.Printf("%-13s %s\n", s, ev.Mode(ctx, s, "room"))
 	}
-
-	env["REALTIME_KILL_SWITCH"] = "true" // rollback, no restart
-	fmt.Println("killed:", ev.Mode(ctx, flags.ScopeVideoReady, "room"))
 	// Output:
 	// video-upload  shadow
 	// video-ready   primary
@@ -91,6 +98,46 @@ func ExampleNewEnvProvider() {
 	// transcript    legacy
 	// ai-stream     realtime
 	// default       realtime
+}
+
+// A flags file changes while the process runs: the provider re-reads it
+// every PollInterval (250ms by default) and at once on Refresh, and the
+// Evaluator drops its cache on the provider's change event. Here polling is
+// off and the cache too, so the output does not depend on timing.
+func ExampleEnvOptions_file() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "flags-example-")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "realtime.flags")
+	write := func(content string) {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			fmt.Println(err)
+		}
+	}
+	write("# rollout of video.asset.ready\nREALTIME_VIDEO_READY_MODE=primary\n")
+
+	provider := flags.NewEnvProvider(&flags.EnvOptions{File: path, PollInterval: -1})
+	api := isolated.NewAPI()
+	defer func() { _ = api.Shutdown(ctx) }()
+	if err := api.SetProviderAndWait(ctx, provider); err != nil {
+		fmt.Println(err)
+		return
+	}
+	ev := flags.NewEvaluator(api.NewClient(), &flags.Options{CacheTTL: -1})
+	defer ev.Close()
+	fmt.Println("before:", ev.Mode(ctx, flags.ScopeVideoReady, "room"))
+
+	write("REALTIME_VIDEO_READY_MODE=primary\nREALTIME_KILL_SWITCH=true\n") // rollback, no restart
+	if err := provider.Refresh(); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Println("killed:", ev.Mode(ctx, flags.ScopeVideoReady, "room"))
+	// Output:
+	// before: primary
 	// killed: legacy
 }
 

@@ -3,6 +3,7 @@ package flags
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,11 +53,33 @@ func newFixture(t testing.TB, client openfeature.IClient, o Options) *fixture {
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 	o.Logger = zap.New(core)
 	o.Meter = mp.Meter("flags-test")
-	return &fixture{ev: NewEvaluator(client, &o), reader: reader, logs: logs}
+	if o.Timeout == 0 {
+		// Tests that are not about the deadline must not race it on a
+		// loaded machine under -race.
+		o.Timeout = noDeadline
+	}
+	ev := NewEvaluator(client, &o)
+	t.Cleanup(func() { _ = ev.Close() })
+	return &fixture{ev: ev, reader: reader, logs: logs}
 }
 
-// fallbacks returns the counter's values keyed "scope/reason".
+// noDeadline is the Timeout of tests whose evaluations never hang: long
+// enough never to be reached, so no test depends on a timer.
+const noDeadline = time.Hour
+
+// fallbacks returns the counter's values keyed "scope/reason", summed over
+// the answer attribute.
 func (f *fixture) fallbacks(t testing.TB) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for k, v := range f.fallbackAnswers(t) {
+		out[k[:strings.LastIndexByte(k, '/')]] += v
+	}
+	return out
+}
+
+// fallbackAnswers returns the counter's values keyed "scope/reason/answer".
+func (f *fixture) fallbackAnswers(t testing.TB) map[string]int64 {
 	t.Helper()
 	var rm metricdata.ResourceMetrics
 	if err := f.reader.Collect(context.Background(), &rm); err != nil {
@@ -78,11 +101,12 @@ func (f *fixture) fallbacks(t testing.TB) map[string]int64 {
 			for _, dp := range sum.DataPoints {
 				s, _ := dp.Attributes.Value("scope")
 				r, _ := dp.Attributes.Value("reason")
-				if dp.Attributes.Len() != 2 {
-					t.Errorf("attributes %v, want scope and reason only", dp.Attributes.ToSlice())
+				a, _ := dp.Attributes.Value("answer")
+				if dp.Attributes.Len() != 3 || (a.AsString() != AnswerLastKnown && a.AsString() != AnswerDefault) {
+					t.Errorf("attributes %v, want scope, reason and answer", dp.Attributes.ToSlice())
 				}
 				if dp.Value != 0 {
-					out[s.AsString()+"/"+r.AsString()] += dp.Value
+					out[s.AsString()+"/"+r.AsString()+"/"+a.AsString()] += dp.Value
 				}
 			}
 		}
@@ -92,7 +116,17 @@ func (f *fixture) fallbacks(t testing.TB) map[string]int64 {
 
 func (f *fixture) wantFallbacks(t testing.TB, want map[string]int64) {
 	t.Helper()
-	got := f.fallbacks(t)
+	wantCounts(t, f.fallbacks(t), want)
+}
+
+// wantAnswers checks the counter keyed "scope/reason/answer".
+func (f *fixture) wantAnswers(t testing.TB, want map[string]int64) {
+	t.Helper()
+	wantCounts(t, f.fallbackAnswers(t), want)
+}
+
+func wantCounts(t testing.TB, got, want map[string]int64) {
+	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("fallbacks = %v, want %v", got, want)
 		return

@@ -11,8 +11,8 @@ import (
 type Mode uint8
 
 const (
-	// Legacy publishes to PartyKit only. The default, and where every
-	// failure to evaluate a flag lands.
+	// Legacy publishes to PartyKit only. The default, and the answer to a
+	// failure to evaluate a flag while no mode is known yet.
 	Legacy Mode = iota
 	// Shadow publishes to both; the UI still reads PartyKit, so only the
 	// PartyKit outcome counts and a realtime failure never fails the call.
@@ -120,7 +120,8 @@ func ModeKey(s Scope) string { return "realtime-" + string(s) + "-mode" }
 const KillSwitchKey = "realtime-kill-switch"
 
 // Resolver decides the mode of a publish. It never fails: an evaluation
-// problem resolves to Legacy. [*Evaluator] is the OpenFeature-backed one;
+// problem resolves to the last known mode, or Legacy when none is known.
+// [*Evaluator] is the OpenFeature-backed one;
 // [Fixed] is for tests and for apps without flags.
 type Resolver interface {
 	Mode(ctx context.Context, scope Scope, room string) Mode

@@ -10,6 +10,8 @@ import (
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
+// escapeRoom spells room as partysocket's URL does, for the rooms the
+// conformance suite uses (letters, digits and "-").
 func escapeRoom(room string) string { return url.PathEscape(room) }
 
 // newProvider returns a provider for baseURL that is closed when the test ends.
@@ -27,13 +29,15 @@ func TestConformance(t *testing.T) {
 	realtimetest.Run(t, func(t *testing.T) realtimetest.Target {
 		party := newFakeParty(t)
 		return realtimetest.Target{
-			Provider: newProvider(t, &legacyparty.Options{BaseURL: party.srv.URL}),
+			// The suite checks realtime.MaxEnvelopeBytes; PartyKit's own
+			// limit is checked by TestPublishSizeLimit.
+			Provider: newProvider(t, &legacyparty.Options{BaseURL: party.srv.URL, MaxEnvelopeBytes: realtime.MaxEnvelopeBytes}),
 			Subscribe: func(_ context.Context, room string, _ []string) (realtimetest.Subscription, error) {
 				// A PartyKit room carries every event name.
 				return party.subscribe(room), nil
 			},
 			Stalled: func(t *testing.T) realtime.Provider {
-				return newProvider(t, &legacyparty.Options{BaseURL: stalledServer(t).URL})
+				return newProvider(t, &legacyparty.Options{BaseURL: stalledServer(t).URL, MaxEnvelopeBytes: realtime.MaxEnvelopeBytes})
 			},
 		}
 	})

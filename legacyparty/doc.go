@@ -16,7 +16,7 @@
 // writes map keys in sorted order.)
 //
 // [Provider] satisfies [realtime.Provider] and behaves like the Inngest
-// provider: the same validation and size guard ([realtime.Message.Encode]),
+// provider: the same validation and envelope ([realtime.Message.EncodeLimit]),
 // the same typed errors, the same retry policy ([realtime.RetryPolicy]) and
 // per-attempt timeout, and the same options style, an [*Options] struct in
 // which nil or a zero field means the documented default.
@@ -24,6 +24,37 @@
 // Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
 // [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
 // migration completes.
+//
+// # Size limit
+//
+// The TypeScript provider had no size limit, and a 600 KiB message reached
+// the browsers; this one keeps doing so. It refuses only envelopes over
+// PartyKit's own limit, [MaxEnvelopeBytes] = 536,870,888 bytes (2^29 - 24),
+// far above Inngest's 512 KiB. Measured on 2026-12-01 against the real
+// `partykit dev` (partykit 0.0.115, workerd) of harness/partykit serving
+// course-builder's party, with a Node.js 20 websocket in the room and POST
+// bodies of one JSON string of growing size (614,400 B; 1 MiB; 2 MiB; 32 MiB;
+// 64 MiB; 128 MiB; 256 MiB; 536,870,888 B): each POST answered 200 and the
+// websocket received the body intact; neither the request body nor the
+// websocket message has a smaller cap in the dev server. At 536,870,889
+// bytes, one more than V8's longest string, the party's req.json() fails:
+// the POST answers 500 and the room receives the text "undefined". Deployed
+// PartyKit (Cloudflare) may impose lower limits, not measured here; set
+// [Options.MaxEnvelopeBytes] to match, or get the party's error as a
+// [*realtime.PublishError].
+//
+// # Rooms
+//
+// PartyKit names a room after the raw path segment, without unescaping it,
+// and partysocket builds its socket URL by putting the room id unescaped into
+// ws(s)://host/parties/main/{room}, which the browser's URL parser then
+// percent-encodes (space, " < > ` { } and non-ASCII) or splits. Publish posts
+// to the segment partysocket's socket carries, so "a b" goes to /party/a%20b
+// and "a!b" to /party/a!b (checked against the real dev server). Rooms whose
+// socket joins another room or none ("/", "\", "?", "#", dot segments), and
+// rooms Go's HTTP client cannot post to byte for byte ("|", "^", a "%" not
+// followed by two hex digits) are refused with [ErrRoomNotRoutable] or
+// [ErrDotSegment], so nothing is delivered into a room nobody joined.
 //
 // # Example
 //
@@ -48,22 +79,26 @@
 // URL is configured or it is unusable. Publish returns, before sending
 // anything, ctx's error when ctx is already done, a
 // [*realtime.ValidationError] for an invalid message (the rooms "." and ".."
-// included, with reason [ErrDotSegment]), an error matching
+// included, with reason [ErrDotSegment], and rooms partysocket cannot join
+// under their own id, with reason [ErrRoomNotRoutable]), an error matching
 // [realtime.ErrEncode] for a body that cannot be encoded, or a
-// [*realtime.TooLargeError] for an envelope over [realtime.MaxEnvelopeBytes].
+// [*realtime.TooLargeError] for an envelope over [MaxEnvelopeBytes] (or
+// [Options.MaxEnvelopeBytes]).
 // A failed send is a [*realtime.PublishError] whose Transport is "partykit":
 //
 //   - [realtime.ErrUnavailable]: the server could not be reached, did not
-//     answer in time, or answered 408, 429 or 5xx. These are retried; the
+//     answer in time, or answered 408, 429 or 500–599. These are retried; the
 //     error reports the attempts made. When the caller's context ended the
 //     publish, errors.Is(err, context.DeadlineExceeded) (or
 //     [context.Canceled]) holds too.
 //   - [realtime.ErrUnauthorized]: the server answered 401 or 403.
 //   - [realtime.ErrRejected]: any other answer that is not a 2xx success,
-//     such as 400 or 404. Never retried.
+//     such as 400 or 404, a redirect (3xx, never followed) or a status
+//     outside 100–599. Never retried.
 //
-// A retried publish may reach the browsers twice if the server broadcast it
-// but its answer was lost: PartyKit has no idempotency key.
+// A publish that was sent in full but got no answer fails with
+// [realtime.ErrMaybeDelivered] and is not retried: the party may have
+// broadcast it, and PartyKit has no idempotency key to drop a second copy.
 //
 // # Concurrency
 //

@@ -90,7 +90,8 @@ func ExampleNew() {
 	// true realtime: not configured: partykit base URL missing (set NEXT_PUBLIC_PARTY_KIT_URL or Options.BaseURL)
 }
 
-// Rooms are one escaped path segment: none can reach another path.
+// Rooms are one path segment spelled as partysocket spells it; a room
+// partysocket would not join under its own id is refused.
 func ExampleProvider_PublishURL() {
 	p, err := legacyparty.New(&legacyparty.Options{BaseURL: "localhost:1999"})
 	if err != nil {
@@ -98,13 +99,14 @@ func ExampleProvider_PublishURL() {
 		return
 	}
 	defer p.Close()
-	for _, room := range []string{"vid_123", "../admin", "a/b?c#d", ".."} {
+	for _, room := range []string{"vid_123", "a b é", "a!b", "../admin", ".."} {
 		u, err := p.PublishURL(room)
-		fmt.Println(u, err)
+		fmt.Println(u, errors.Is(err, legacyparty.ErrRoomNotRoutable), errors.Is(err, legacyparty.ErrDotSegment))
 	}
 	// Output:
-	// http://localhost:1999/party/vid_123 <nil>
-	// http://localhost:1999/party/..%2Fadmin <nil>
-	// http://localhost:1999/party/a%2Fb%3Fc%23d <nil>
-	//  realtime: invalid message: room: a path dot segment ("." or "..")
+	// http://localhost:1999/party/vid_123 false false
+	// http://localhost:1999/party/a%20b%20%C3%A9 false false
+	// http://localhost:1999/party/a!b false false
+	//  true false
+	//  false true
 }

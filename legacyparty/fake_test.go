@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/coursebuilder/realtime-go/realtime"
 )
 
 // fakeParty is a small stand-in for a PartyKit party server: it answers
@@ -42,7 +40,7 @@ func (f *fakeParty) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, realtime.MaxEnvelopeBytes+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
 	if err != nil {
 		http.Error(w, "read error", http.StatusBadRequest)
 		return

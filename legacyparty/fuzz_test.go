@@ -44,8 +44,11 @@ func (c *captureTransport) take() []*url.URL {
 }
 
 // FuzzRoomPath checks that every room that passes message validation is
-// posted to /party/ plus exactly one path segment that unescapes to the room,
-// and that "." and ".." are refused, so no room id reaches another path.
+// either refused ([legacyparty.ErrRoomNotRoutable], [legacyparty.ErrDotSegment])
+// with nothing sent, or posted to /party/ plus exactly one path segment that
+// is no dot segment and unescapes to the room (rooms holding a "%" go as
+// they are, as partysocket sends them), so no room id reaches another path.
+// FuzzPublishURL checks that the segment is partysocket's.
 func FuzzRoomPath(f *testing.F) {
 	for _, seed := range []string{
 		"vid_123", "../x", "a/b", "?q", "#f", "%2e%2e", "%2F..", ".", "..", "...",
@@ -75,6 +78,12 @@ func FuzzRoomPath(f *testing.F) {
 			}
 			return
 		}
+		if errors.Is(err, legacyparty.ErrRoomNotRoutable) || errors.Is(err, legacyparty.ErrDotSegment) {
+			if len(sent) != 0 {
+				t.Fatalf("room %q: refused room was sent to %s", room, sent[0])
+			}
+			return
+		}
 		if err != nil {
 			t.Fatalf("room %q: %v", room, err)
 		}
@@ -97,6 +106,9 @@ func FuzzRoomPath(f *testing.F) {
 		switch strings.ToLower(seg) {
 		case ".", "..", ".%2e", "%2e.", "%2e%2e", "%2e":
 			t.Fatalf("room %q: segment %q is a dot segment", room, seg)
+		}
+		if strings.Contains(room, "%") {
+			return
 		}
 		got, err := url.PathUnescape(seg)
 		if err != nil || got != room {

@@ -33,6 +33,26 @@ const EnvBaseURL = "NEXT_PUBLIC_PARTY_KIT_URL"
 // migration completes.
 const MaxReplyBytes = 64 << 10
 
+// MaxEnvelopeBytes is PartyKit's own limit on an envelope, measured against
+// the real PartyKit dev server (partykit 0.0.115, workerd) serving
+// course-builder's party: 536,870,888 bytes (2^29 - 24, V8's longest string).
+// A POST body of that size is broadcast and arrives intact at a websocket in
+// the room; one byte more and the party's req.json() fails, the POST answers
+// 500 and the room receives the text "undefined". [Provider.Publish] refuses
+// a larger envelope with a [*realtime.TooLargeError] before sending
+// anything, and sends anything up to it, as the TypeScript provider did: it
+// had no limit of its own. See the package documentation for how it was
+// measured.
+//
+// It is far above Inngest's [realtime.MaxEnvelopeBytes] (512 KiB): in the
+// broadcast package's legacy and shadow modes PartyKit keeps delivering
+// messages that Inngest Realtime refuses.
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+const MaxEnvelopeBytes = 1<<29 - 24
+
 // DefaultAttemptTimeout is the default of [Options.AttemptTimeout].
 //
 // Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
@@ -55,6 +75,30 @@ const DefaultAttemptTimeout = realtime.DefaultAttemptTimeout
 // migration completes.
 var ErrDotSegment = errors.New("realtime: a path dot segment (\".\" or \"..\")")
 
+// ErrRoomNotRoutable is the reason of the [*realtime.ValidationError]
+// returned for a room that a browser's partysocket cannot join under its own
+// name, or that this provider cannot post to the room partysocket joins.
+// Such a room is refused before anything is sent, because a post would land
+// in a room nobody joined (or in another room's). The room holds one of:
+//
+//   - "/" or "\": partysocket puts the room in the URL path unescaped, so the
+//     socket for "a/b" joins the room "a" (the rest becomes a sub-path);
+//   - "?" or "#": the socket for "a?b" joins "a" (the rest is a query), and
+//     the one for "a#b" fails (a websocket URL may not have a fragment);
+//   - a "%" not followed by two hex digits: partysocket sends it as it is and
+//     PartyKit names the room after it, but Go's HTTP client cannot put it on
+//     the wire;
+//   - "|" or "^": partysocket sends them as they are, Go's HTTP client escapes
+//     them (%7C, %5E), which PartyKit takes for another room.
+//
+// Like every validation reason it is matched with [errors.Is], together with
+// [realtime.ErrInvalidMessage].
+//
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
+// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
+// migration completes.
+var ErrRoomNotRoutable = errors.New("realtime: not routable to the partysocket room of the same id (holds / \\ ? # | ^ or a stray %)")
+
 // Options configures [New]. A nil *Options, or a zero field, means the
 // default documented on the field.
 //
@@ -75,7 +119,9 @@ type Options struct {
 	BaseURL string
 	// HTTPClient sends the requests. Defaults to a client of this provider's
 	// own with dial and TLS handshake timeouts and keep-alive connections;
-	// AttemptTimeout bounds each request as a whole.
+	// AttemptTimeout bounds each request as a whole. A client given here is
+	// not changed: the provider sends with a shallow copy of it that follows
+	// no redirect, and a redirect fails with realtime.ErrRejected.
 	HTTPClient *http.Client
 	// AttemptTimeout bounds each request, retries excluded; the caller's
 	// context bounds the whole publish. An attempt that runs out of time
@@ -92,6 +138,11 @@ type Options struct {
 	Logger *zap.Logger
 	// LookupEnv reads environment variables. Defaults to os.LookupEnv.
 	LookupEnv func(key string) (string, bool)
+	// MaxEnvelopeBytes lowers the largest envelope Publish sends, for a
+	// deployment whose limit is below the dev server's (a value above
+	// [MaxEnvelopeBytes] is taken as MaxEnvelopeBytes). Defaults to
+	// [MaxEnvelopeBytes].
+	MaxEnvelopeBytes int
 }
 
 // Provider publishes messages to a PartyKit party over HTTP, exactly as the
@@ -103,12 +154,13 @@ type Options struct {
 // broadcasts that body unchanged to the websockets in the room, so browsers
 // connected with partysocket keep receiving what they receive today.
 //
-// The room is one path segment, escaped with [url.PathEscape]: no room can
-// reach another path of the server. Room ids made of letters, digits and
-// "-._~" (every id the apps use) go on the wire as they are, so they name the
-// same room as a browser's partysocket; PartyKit does not unescape the path,
-// so a room with other characters is named by its escaped form on both
-// sides only if the browser escapes it alike.
+// The room is one path segment spelled exactly as a browser's partysocket
+// spells it in its websocket URL (ws(s)://host/parties/main/{room}, or
+// /party/{room} in older versions, the room unescaped and then percent-encoded
+// by the URL parser): PartyKit does not unescape the path and names the room
+// after that segment, so the post reaches the room the browser joined. A
+// room that cannot be posted to that way is refused with [ErrRoomNotRoutable]
+// or [ErrDotSegment]; no room can reach another path of the server.
 //
 // Requests carry Content-Type: application/json. The TypeScript provider set
 // no content type (so fetch sent text/plain;charset=UTF-8); the party servers
@@ -120,11 +172,13 @@ type Options struct {
 // [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
 // migration completes.
 type Provider struct {
-	baseURL  string
-	partyURL string       // baseURL + "/party/"
-	http     httpx.Sender // the client and the attempt timeout
-	retry    realtime.RetryPolicy
-	log      *zap.Logger
+	baseURL   string
+	partyURL  string       // baseURL + "/party/"
+	partyPath string       // the escaped path of partyURL
+	limit     int          // the largest envelope sent
+	http      httpx.Sender // the client and the attempt timeout
+	retry     realtime.RetryPolicy
+	log       *zap.Logger
 }
 
 var (
@@ -164,11 +218,16 @@ func New(opts *Options) (*Provider, error) {
 	}
 
 	p := &Provider{
-		baseURL:  base,
-		partyURL: base + "/party/",
-		http:     httpx.NewSender(o.HTTPClient, o.AttemptTimeout, DefaultAttemptTimeout),
-		retry:    o.Retry.WithDefaults(),
-		log:      o.Logger,
+		baseURL:   base,
+		partyURL:  base + "/party/",
+		partyPath: basePath(base) + "/party/",
+		http:      httpx.NewSender(o.HTTPClient, o.AttemptTimeout, DefaultAttemptTimeout),
+		retry:     o.Retry.WithDefaults(),
+		log:       o.Logger,
+		limit:     MaxEnvelopeBytes,
+	}
+	if o.MaxEnvelopeBytes > 0 && o.MaxEnvelopeBytes < MaxEnvelopeBytes {
+		p.limit = o.MaxEnvelopeBytes
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
@@ -216,6 +275,15 @@ func normalizeBaseURL(raw string) (string, error) {
 	return u.Scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/"), nil
 }
 
+// basePath returns the escaped path of a normalized base URL.
+func basePath(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	return u.EscapedPath()
+}
+
 // isLoopback reports whether host is localhost or a loopback IP address.
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
@@ -261,9 +329,11 @@ func (p *Provider) Close() error {
 }
 
 // PublishURL returns the URL a message for room is posted to: the base URL,
-// "/party/" and the room escaped as one path segment. It fails with a
-// [*realtime.ValidationError] for a room that [realtime.Message.Validate]
-// refuses, and for "." and ".." (reason [ErrDotSegment]).
+// "/party/" and the room as one path segment, spelled as partysocket spells
+// it (see [Provider]). It fails with a [*realtime.ValidationError] for a room
+// that [realtime.Message.Validate] refuses, for a dot segment ("." and "..",
+// also percent-encoded as %2e; reason [ErrDotSegment]) and for a room
+// partysocket cannot join under its own id (reason [ErrRoomNotRoutable]).
 //
 // Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
 // [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
@@ -272,10 +342,57 @@ func (p *Provider) PublishURL(room string) (string, error) {
 	if err := realtime.ValidateField("room", room, realtime.MaxRoomBytes); err != nil {
 		return "", err
 	}
-	if room == "." || room == ".." {
-		return "", &realtime.ValidationError{Field: "room", Reason: ErrDotSegment}
+	seg, err := roomSegment(room)
+	if err != nil {
+		return "", &realtime.ValidationError{Field: "room", Reason: err}
 	}
-	return p.partyURL + url.PathEscape(room), nil
+	target := p.partyURL + seg
+	// Go's HTTP client must put exactly this segment on the wire.
+	if u, err := url.Parse(target); err != nil || u.EscapedPath() != p.partyPath+seg || u.RawQuery != "" || u.Fragment != "" {
+		return "", &realtime.ValidationError{Field: "room", Reason: ErrRoomNotRoutable}
+	}
+	return target, nil
+}
+
+// roomSegment spells room as the path segment partysocket's websocket URL
+// carries: partysocket interpolates the room unescaped into
+// "ws(s)://host/parties/main/{room}?_pk=…" and the WHATWG URL parser
+// percent-encodes, in a path, the C0 controls, space, " # < > ? ` { }, and
+// every non-ASCII byte, leaves "%" and everything else as it is, and splits
+// at "/" and "\" (ws and wss are special schemes). Rooms that do not come
+// out as one segment of their own, or that Go's HTTP client would re-spell,
+// are refused.
+func roomSegment(room string) (string, error) {
+	switch strings.ToLower(room) {
+	case ".", "%2e", "..", ".%2e", "%2e.", "%2e%2e":
+		return "", ErrDotSegment
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(room))
+	for i := 0; i < len(room); i++ {
+		c := room[i]
+		switch {
+		case c == '/' || c == '\\' || c == '?' || c == '#' || c == '|' || c == '^':
+			return "", ErrRoomNotRoutable
+		case c == '%':
+			if i+2 >= len(room) || !isHex(room[i+1]) || !isHex(room[i+2]) {
+				return "", ErrRoomNotRoutable
+			}
+			b.WriteByte(c)
+		case c <= ' ' || c >= 0x7f || strings.IndexByte("\"<>`{}", c) >= 0:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), nil
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // Publish validates and encodes msg and posts the envelope to the room's
@@ -314,7 +431,7 @@ func (p *Provider) publish(ctx context.Context, msg realtime.Message, limit int6
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	body, err := msg.Encode()
+	body, err := msg.EncodeLimit(p.limit)
 	if err != nil {
 		return "", err
 	}

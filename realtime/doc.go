@@ -25,6 +25,18 @@
 //		Room: videoID, Name: "video.asset.ready", RequestID: videoID, Body: asset,
 //	})
 //
+// # Rooms stay apart
+//
+// The Inngest server routes subscriptions by an unseeded 64-bit hash of the
+// channel name, so two channels whose names collide share subscribers, and
+// such a pair of names can be computed in milliseconds. [Inngest] therefore
+// never publishes on a channel a client could choose: by default the wire
+// channel is a keyed HMAC of the mapped room name ([KeyedChannelPrefix] and
+// 256 bits of HMAC-SHA256 under InngestOptions.ChannelSecret, from
+// REALTIME_CHANNEL_SECRET, the same on every instance). Browsers take the
+// channel from the token answer and need no change. [Mapping.Unkeyed] opts
+// out, at the risk its doc describes.
+//
 // Options are passed as an *Options struct in which nil, and every zero
 // field, means the documented default; the same style is used by every
 // package of this module.
@@ -33,7 +45,9 @@
 //
 // Validation fails with a [*ValidationError] matching [ErrInvalidMessage]
 // and one of [ErrEmpty], [ErrTooLong], [ErrControlCharacter] and
-// [ErrInvalidUTF8]; a body that cannot be encoded with [ErrEncode]; an
+// [ErrInvalidUTF8] (or [ErrMappingPanicked], for a Mapping function that
+// panicked); a body that cannot be encoded, or is nested deeper than
+// [MaxBodyDepth], with [ErrEncode]; an
 // envelope over [MaxEnvelopeBytes] (Inngest's limit, above which it silently
 // truncates) with a [*TooLargeError] before anything is sent. A transport
 // failure is a [*PublishError] matching [ErrUnauthorized], [ErrRejected] or

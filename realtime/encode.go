@@ -1,9 +1,13 @@
 package realtime
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -35,15 +39,39 @@ type errBodyNotUTF8 struct{}
 
 func (errBodyNotUTF8) Error() string { return "the body's JSON is not valid UTF-8" }
 
+// errBodyTooDeep is the reason a body nested deeper than MaxBodyDepth is
+// refused.
+type errBodyTooDeep struct{}
+
+func (errBodyTooDeep) Error() string {
+	return "the body is nested deeper than " + strconv.Itoa(MaxBodyDepth) +
+		" levels of arrays and objects (the depth limit: the Inngest server's JSON parser refuses more than 10000 levels, and envelope and server add 2)"
+}
+
 // appendBody appends the JSON of v, through the fast path when it can and
 // through encoding/json otherwise.
 func appendBody(dst []byte, v any) ([]byte, error) {
+	// The fast path nests at most maxFastDepth+1 levels, far below
+	// MaxBodyDepth: only what encoding/json writes needs the depth scan.
 	if out, ok := appendValue(dst, v, 0); ok {
 		return out, nil
 	}
+	if raw, ok := v.(json.RawMessage); ok && tooDeep(raw, MaxBodyDepth) {
+		// Before encoding/json, which refuses it too past 10000 levels,
+		// but with a message that does not say why.
+		return nil, errBodyTooDeep{}
+	}
 	b, err := marshal(v)
 	if err != nil {
+		if tooDeepError(err) {
+			// A MarshalJSON of the body's wrote JSON deeper than
+			// encoding/json reads.
+			return nil, errBodyTooDeep{}
+		}
 		return nil, err
+	}
+	if tooDeep(b, MaxBodyDepth) {
+		return nil, errBodyTooDeep{}
 	}
 	if !utf8.Valid(b) {
 		// Only a body with its own JSON can get here (encoding/json turns
@@ -52,6 +80,48 @@ func appendBody(dst []byte, v any) ([]byte, error) {
 		return nil, errBodyNotUTF8{}
 	}
 	return append(dst, b...), nil
+}
+
+// tooDeep reports whether the JSON in b nests arrays and objects more than
+// limit levels deep. It counts brackets outside strings and checks nothing
+// else, so it is a cheap pass over bytes encoding/json wrote.
+func tooDeep(b []byte, limit int) bool {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			// Skip the string: to the first quote after it that an even
+			// run of backslashes precedes.
+			for {
+				j := bytes.IndexByte(b[i+1:], '"')
+				if j < 0 {
+					return false
+				}
+				i += 1 + j
+				k := i
+				for k > 0 && b[k-1] == '\\' {
+					k--
+				}
+				if (i-k)%2 == 0 {
+					break
+				}
+			}
+		case '[', '{':
+			if depth++; depth > limit {
+				return true
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	return false
+}
+
+// tooDeepError reports whether err is encoding/json's refusal of JSON
+// nested deeper than it reads.
+func tooDeepError(err error) bool {
+	var syntax *json.SyntaxError
+	return errors.As(err, &syntax) && strings.HasSuffix(syntax.Error(), "exceeded max depth")
 }
 
 // maxFastDepth bounds the nesting the fast path follows; deeper values, and

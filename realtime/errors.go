@@ -33,10 +33,12 @@ var (
 	// ErrUnauthorized: the server refused the credentials (401 or 403).
 	ErrUnauthorized = errors.New("realtime: unauthorized")
 	// ErrRejected: the server refused the request itself (a 4xx other than
-	// 401, 403 and 429); sending it again will not help.
+	// 401, 403, 408 and 429), answered with a redirect (3xx, never
+	// followed) or with a status outside 100–599; sending it again will not
+	// help.
 	ErrRejected = errors.New("realtime: rejected")
-	// ErrUnavailable: the server could not be reached, answered 429 or 5xx,
-	// or did not answer in time; a later try may succeed.
+	// ErrUnavailable: the server could not be reached, answered 408, 429 or
+	// 500–599, or did not answer in time; a later try may succeed.
 	ErrUnavailable = errors.New("realtime: unavailable")
 	// ErrMaybeDelivered: the request was sent in full but no answer came (the
 	// connection broke or the attempt timed out). The server may have
@@ -106,6 +108,9 @@ type PublishError struct {
 	Err error
 
 	retryAfter time.Duration
+	// idempotent marks a request that is safe to send twice (a token
+	// request), so that ErrMaybeDelivered does not stop its retries.
+	idempotent bool
 }
 
 func (e *PublishError) Error() string {
@@ -127,7 +132,9 @@ func (e *PublishError) Error() string {
 		msg += ": " + strconv.Quote(e.Detail)
 	}
 	if e.Err != nil {
-		msg += ": " + e.Err.Error()
+		// errors.Join separates its parts with newlines; an error message
+		// is one line.
+		msg += ": " + strings.ReplaceAll(e.Err.Error(), "\n", "; ")
 	}
 	return msg
 }
@@ -135,26 +142,28 @@ func (e *PublishError) Error() string {
 // Unwrap returns the cause.
 func (e *PublishError) Unwrap() error { return e.Err }
 
-// Retryable reports whether sending the same publish again may succeed
+// Retryable reports whether sending the same request again may succeed
 // without delivering it twice: the server was unavailable and the request
-// was not, as far as the client knows, received ([ErrMaybeDelivered]).
+// was not, as far as the client knows, received ([ErrMaybeDelivered]), or
+// it was a request that is safe to repeat, such as a token request.
 func (e *PublishError) Retryable() bool {
-	return errors.Is(e.Err, ErrUnavailable) && !errors.Is(e.Err, ErrMaybeDelivered)
+	return errors.Is(e.Err, ErrUnavailable) && (e.idempotent || !errors.Is(e.Err, ErrMaybeDelivered))
 }
 
 // RetryAfter returns the delay the server asked for with Retry-After.
 func (e *PublishError) RetryAfter() (time.Duration, bool) { return e.retryAfter, e.retryAfter > 0 }
 
 // NewStatusError classifies an HTTP answer that was not a success: 401 and
-// 403 are [ErrUnauthorized], 408, 429 and 5xx are [ErrUnavailable] (with the
-// given Retry-After delay), any other status is [ErrRejected]. Transports in
-// this module use it so that every provider classifies answers alike.
+// 403 are [ErrUnauthorized], 408, 429 and 500–599 are [ErrUnavailable] (with
+// the given Retry-After delay), any other status, a redirect (3xx) or one
+// outside 100–599 included, is [ErrRejected]. Transports in this module use
+// it so that every provider classifies answers alike.
 func NewStatusError(transport string, status int, detail string, retryAfter time.Duration) *PublishError {
 	e := &PublishError{Transport: transport, StatusCode: status, Detail: detail, retryAfter: retryAfter}
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		e.Err = ErrUnauthorized
-	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
+	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500 && status <= 599:
 		e.Err = ErrUnavailable
 	default:
 		e.Err = ErrRejected

@@ -31,7 +31,10 @@ func ExampleNewInngest() {
 	p, err := realtime.NewInngest(&realtime.InngestOptions{
 		BaseURL:    srv.URL,
 		SigningKey: "signkey-test-0123456789abcdef",
-		Mapping:    realtime.Mapping{Channel: func(room string) string { return "video:" + room }},
+		// Shared by every instance of the app, never by a client;
+		// defaults to REALTIME_CHANNEL_SECRET.
+		ChannelSecret: "the app's own secret, 32 bytes or more",
+		Mapping:       realtime.Mapping{Channel: func(room string) string { return "video:" + room }},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -41,7 +44,7 @@ func ExampleNewInngest() {
 	err = p.Publish(context.Background(), realtime.Message{Room: "vid_1", Name: "video.asset.ready", Body: "ready"})
 	fmt.Println(err)
 	// Output:
-	// POST /v1/realtime/publish video:vid_1 video.asset.ready
+	// POST /v1/realtime/publish rtk1_pbRXQpjViB6I2XMdZlgH3kctXLNodnNqKupL_-uj9O8 video.asset.ready
 	// true {"body":"ready","requestId":"","name":"video.asset.ready"}
 	// <nil>
 }

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -38,7 +39,9 @@ type InngestOptions struct {
 	// BaseURL of the Inngest API. Defaults to INNGEST_BASE_URL, else
 	// INNGEST_API_BASE_URL, else INNGEST_DEV when it is a URL, else the dev
 	// server (InngestDevServerURL) when INNGEST_DEV is true, else Inngest
-	// Cloud (InngestCloudURL).
+	// Cloud (InngestCloudURL). An INNGEST_DEV that is neither a URL with a
+	// scheme and a host nor a boolean (strconv.ParseBool) is refused with
+	// ErrNotConfigured when it is consulted, rather than read as false.
 	BaseURL string
 	// SigningKey authenticates publishes; it is sent hashed, never as is.
 	// Defaults to INNGEST_SIGNING_KEY. Required for Inngest Cloud.
@@ -49,12 +52,23 @@ type InngestOptions struct {
 	// Env selects a branch environment, sent as X-Inngest-Env. Defaults to
 	// INNGEST_ENV.
 	Env string
-	// Mapping turns rooms into channels and names into topics. The zero
-	// value maps them unchanged.
+	// Mapping turns rooms into channel names and names into topics. The
+	// zero value maps them unchanged. Channels are then keyed with
+	// ChannelSecret unless Mapping.Unkeyed is set (see [Mapping]).
 	Mapping Mapping
+	// ChannelSecret keys the channels (see [Mapping]): a random string of
+	// at least MinChannelSecretBytes, the same for every instance of the
+	// app, that no client knows. Changing it moves every room to a new
+	// channel. Defaults to REALTIME_CHANNEL_SECRET; when both are empty it
+	// is required if a signing key is configured, and DevChannelSecret
+	// (public) otherwise. Not needed with Mapping.Unkeyed.
+	ChannelSecret string
 	// HTTPClient sends the requests. Defaults to a client of this provider's
 	// own with dial and TLS handshake timeouts and keep-alive connections;
-	// AttemptTimeout bounds each request as a whole.
+	// AttemptTimeout bounds each request as a whole. A client given here is
+	// not changed: the provider sends with a shallow copy of it whose
+	// CheckRedirect follows no redirect, so that no request (and no key)
+	// goes anywhere else; a redirect fails with ErrRejected.
 	HTTPClient *http.Client
 	// AttemptTimeout bounds each request, retries excluded; the caller's
 	// context bounds the whole publish. An attempt that runs out of it after
@@ -104,8 +118,11 @@ var _ Provider = (*Inngest)(nil)
 
 // NewInngest returns an Inngest Realtime provider. It fails with an error
 // matching [ErrNotConfigured] when the base URL is not a valid http(s) URL,
-// when a signing key is malformed, or when Inngest Cloud would be used
-// without a signing key.
+// when INNGEST_DEV is neither a URL nor a boolean, when a signing key is
+// malformed, when Inngest Cloud would be used
+// without a signing key, or when a signing key is configured without a
+// channel secret (see InngestOptions.ChannelSecret) or the secret is too
+// short.
 func NewInngest(opts *InngestOptions) (*Inngest, error) {
 	var o InngestOptions
 	if opts != nil {
@@ -117,10 +134,13 @@ func NewInngest(opts *InngestOptions) (*Inngest, error) {
 	}
 	getenv := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
 
-	base, cloud := resolveBaseURL(o.BaseURL, getenv)
+	base, from, cloud, err := resolveBaseURL(o.BaseURL, getenv)
+	if err != nil {
+		return nil, err
+	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: inngest base URL %q is not an http(s) URL", ErrNotConfigured, base)
+		return nil, fmt.Errorf("%w: inngest base URL %q (from %s) is not an http(s) URL", ErrNotConfigured, base, from)
 	}
 	base = strings.TrimRight(base, "/")
 
@@ -140,13 +160,17 @@ func NewInngest(opts *InngestOptions) (*Inngest, error) {
 	if cloud && len(keys.hashed) == 0 {
 		return nil, fmt.Errorf("%w: inngest signing key required for %s (set INNGEST_SIGNING_KEY, or INNGEST_DEV=1 for the dev server)", ErrNotConfigured, base)
 	}
+	channelSecret, err := resolveChannelSecret(o.Mapping, o.ChannelSecret, getenv, len(keys.hashed) > 0)
+	if err != nil {
+		return nil, err
+	}
 
 	p := &Inngest{
 		publishURL: base + "/v1/realtime/publish",
 		baseURL:    base,
 		env:        firstNonEmpty(o.Env, getenv("INNGEST_ENV")),
 		keys:       keys,
-		mapping:    o.Mapping,
+		mapping:    o.Mapping.withKey(channelSecret),
 		http:       httpx.NewSender(o.HTTPClient, o.AttemptTimeout, DefaultAttemptTimeout),
 		retry:      o.Retry.WithDefaults(),
 		log:        o.Logger,
@@ -157,21 +181,34 @@ func NewInngest(opts *InngestOptions) (*Inngest, error) {
 	return p, nil
 }
 
-// resolveBaseURL applies the SDKs' order and reports whether the result is
-// Inngest Cloud by default (where a signing key is mandatory).
-func resolveBaseURL(explicit string, getenv func(string) string) (base string, cloud bool) {
-	if b := firstNonEmpty(explicit, getenv("INNGEST_BASE_URL"), getenv("INNGEST_API_BASE_URL")); b != "" {
-		return b, false
+// resolveBaseURL applies the SDKs' order, says where the result came from
+// and reports whether it is Inngest Cloud by default (where a signing key is
+// mandatory). An INNGEST_DEV that is neither a URL with a scheme and a host
+// nor a boolean is an error matching ErrNotConfigured: "yes" or
+// "localhost:8288" must not quietly mean Inngest Cloud.
+func resolveBaseURL(explicit string, getenv func(string) string) (base, from string, cloud bool, err error) {
+	for _, c := range []struct{ from, v string }{
+		{"InngestOptions.BaseURL", explicit},
+		{"INNGEST_BASE_URL", getenv("INNGEST_BASE_URL")},
+		{"INNGEST_API_BASE_URL", getenv("INNGEST_API_BASE_URL")},
+	} {
+		if c.v != "" {
+			return c.v, c.from, false, nil
+		}
 	}
 	if dev := getenv("INNGEST_DEV"); dev != "" {
 		if u, err := url.Parse(dev); err == nil && u.Scheme != "" && u.Host != "" {
-			return dev, false
+			return dev, "INNGEST_DEV", false, nil
 		}
-		if on, err := strconv.ParseBool(dev); err == nil && on {
-			return InngestDevServerURL, false
+		on, err := strconv.ParseBool(dev)
+		if err != nil {
+			return "", "", false, fmt.Errorf("%w: INNGEST_DEV=%q is neither a URL with a scheme and a host (http://localhost:8288) nor a boolean (1, true, 0, false)", ErrNotConfigured, dev)
+		}
+		if on {
+			return InngestDevServerURL, "INNGEST_DEV", false, nil
 		}
 	}
-	return InngestCloudURL, true
+	return InngestCloudURL, "the default", true, nil
 }
 
 func firstNonEmpty(vs ...string) string {
@@ -263,6 +300,9 @@ type request struct {
 	contentType string
 	body        []byte
 	limit       int64 // how much of a successful answer to keep
+	// idempotent is set for a request that is safe to send twice (a token
+	// request): one whose answer was lost (ErrMaybeDelivered) is retried.
+	idempotent bool
 }
 
 // send makes one attempt: the preferred key first and, when it is refused,
@@ -296,6 +336,12 @@ func (p *Inngest) call(ctx context.Context, req request) (httpx.Answer, error) {
 	err := p.retry.Do(ctx, func(ctx context.Context) error {
 		var err error
 		ans, err = p.send(ctx, req)
+		if req.idempotent {
+			var pe *PublishError
+			if errors.As(err, &pe) {
+				pe.idempotent = true
+			}
+		}
 		return err
 	})
 	return ans, err
@@ -341,21 +387,32 @@ func (p *Inngest) sendWith(ctx context.Context, req request, hashedKey string) (
 		}
 		return ans, nil
 	}
-	detail := ""
-	if ans.Status != http.StatusUnauthorized && ans.Status != http.StatusForbidden {
-		detail = p.redact(httpx.Snippet(ans.Body, 200))
-	}
 	p.log.Debug("realtime: inngest request failed", zap.Int("status", ans.Status))
-	return httpx.Answer{Status: ans.Status}, NewStatusError("inngest", ans.Status, detail, ans.RetryAfter)
+	return httpx.Answer{Status: ans.Status}, NewStatusError("inngest", ans.Status, p.errorDetail(ans), ans.RetryAfter)
 }
 
-// redact removes any key the provider holds from s, in case a server echoes
-// a header back.
-func (p *Inngest) redact(s string) string {
-	for _, k := range p.keys.hashed {
-		s = strings.ReplaceAll(s, k, "[redacted]")
+// errorDetailCut is how much of a redacted error answer PublishError.Detail
+// shows.
+const errorDetailCut = 200
+
+// errorDetail is the Detail of an error answer: nothing for 401 and 403,
+// else the start of the answer with every key the provider holds removed
+// from the whole kept body before it is cut, so that no part of a key
+// straddling the cut survives.
+func (p *Inngest) errorDetail(ans httpx.Answer) string {
+	if ans.Status == http.StatusUnauthorized || ans.Status == http.StatusForbidden {
+		return ""
 	}
-	return s
+	return httpx.Snippet(p.redact(ans.Body), errorDetailCut)
+}
+
+// redact removes any key the provider holds from b, in case a server echoes
+// a header back.
+func (p *Inngest) redact(b []byte) []byte {
+	for _, k := range p.keys.hashed {
+		b = bytes.ReplaceAll(b, []byte(k), []byte("[redacted]"))
+	}
+	return b
 }
 
 // userAgent identifies this library to servers.

@@ -42,6 +42,11 @@ func newInngest(t *testing.T, base string, opts realtime.InngestOptions) *realti
 	if opts.Retry == nil {
 		opts.Retry = fastRetry
 	}
+	if opts.ChannelSecret == "" {
+		// These tests check readable channels; mapping_test.go checks
+		// keyed ones.
+		opts.Mapping.Unkeyed = true
+	}
 	p, err := realtime.NewInngest(&opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
@@ -126,8 +131,8 @@ func TestInngestResolvesLikeTheSDKs(t *testing.T) {
 		{"INNGEST_DEV as URL", realtime.InngestOptions{}, map[string]string{"INNGEST_DEV": "http://devbox:9999"}, "http://devbox:9999", nil},
 		{"INNGEST_DEV true", realtime.InngestOptions{}, map[string]string{"INNGEST_DEV": "true"}, realtime.InngestDevServerURL, nil},
 		{"INNGEST_DEV 1", realtime.InngestOptions{}, map[string]string{"INNGEST_DEV": "1"}, realtime.InngestDevServerURL, nil},
-		{"INNGEST_DEV 0 means cloud", realtime.InngestOptions{}, map[string]string{"INNGEST_DEV": "0", "INNGEST_SIGNING_KEY": testKey}, realtime.InngestCloudURL, nil},
-		{"cloud by default", realtime.InngestOptions{}, map[string]string{"INNGEST_SIGNING_KEY": testKey}, realtime.InngestCloudURL, nil},
+		{"INNGEST_DEV 0 means cloud", realtime.InngestOptions{}, map[string]string{"INNGEST_DEV": "0", "INNGEST_SIGNING_KEY": testKey, "REALTIME_CHANNEL_SECRET": testChannelSecret}, realtime.InngestCloudURL, nil},
+		{"cloud by default", realtime.InngestOptions{}, map[string]string{"INNGEST_SIGNING_KEY": testKey, "REALTIME_CHANNEL_SECRET": testChannelSecret}, realtime.InngestCloudURL, nil},
 		{"cloud needs a key", realtime.InngestOptions{}, nil, "", realtime.ErrNotConfigured},
 		{"bad URL", realtime.InngestOptions{BaseURL: "ftp://x"}, nil, "", realtime.ErrNotConfigured},
 		{"malformed key", realtime.InngestOptions{BaseURL: "http://a", SigningKey: "signkey-test-nothex"}, nil, "", realtime.ErrNotConfigured},
@@ -154,6 +159,7 @@ func TestInngestReadsTheProcessEnvironment(t *testing.T) {
 	t.Setenv("INNGEST_BASE_URL", srv.URL)
 	t.Setenv("INNGEST_SIGNING_KEY", testKey)
 	t.Setenv("INNGEST_ENV", "staging")
+	t.Setenv("REALTIME_CHANNEL_SECRET", testChannelSecret)
 	p, err := realtime.NewInngest(nil)
 	require.NoError(t, err)
 	defer p.Close()

@@ -21,6 +21,17 @@ const (
 	MaxNameBytes = 128
 	// MaxRequestIDBytes bounds [Message.RequestID].
 	MaxRequestIDBytes = 256
+	// MaxBodyDepth is the deepest nesting of arrays and objects a
+	// [Message.Body] may have (a scalar is 0 deep, [] is 1). Go's
+	// encoding/json, which the Inngest server uses, refuses JSON nested
+	// deeper than 10000 levels. The server forwards the envelope (one level
+	// more than the body) as JSON only when json.Valid accepts it, and
+	// otherwise quietly delivers it as one JSON string; its Redis
+	// broadcaster then wraps the envelope in a message object (one level
+	// more again) that it must decode, and quietly drops one it cannot.
+	// So the body gets 10000 - 2 levels; Encode refuses a deeper body with
+	// [ErrEncode] before anything is sent.
+	MaxBodyDepth = 10000 - 2
 )
 
 // Message is one notification for the browsers watching a room: what the
@@ -69,7 +80,8 @@ func (m Message) Validate() error {
 
 // Encode validates m and returns its envelope, or a typed error: a
 // [*ValidationError], an error matching [ErrEncode] when Body cannot be
-// encoded (or is a json.RawMessage that is not valid UTF-8), or a
+// encoded (or is a json.RawMessage that is not valid UTF-8, or is nested
+// deeper than [MaxBodyDepth], whatever its form), or a
 // [*TooLargeError] when the envelope exceeds [MaxEnvelopeBytes]. Every
 // provider sends exactly these bytes.
 //

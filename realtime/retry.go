@@ -10,9 +10,11 @@ import (
 
 // RetryPolicy says how a provider retries a publish that failed for a reason
 // that may pass: a connection that could not be made or broke before the
-// request was sent, 408, 429 (after its Retry-After) or 5xx. Other answers
-// are never retried, nor is a request that was sent in full and got no answer
-// ([ErrMaybeDelivered]), since the server may have delivered it already. Delays grow exponentially from BaseDelay
+// request was sent, 408, 429 (after its Retry-After) or 500–599. Other
+// answers, redirects and statuses past 599 included, are never retried, nor
+// is a publish that was sent in full and got no answer ([ErrMaybeDelivered]),
+// since the server may have delivered it already; a token request, which is
+// safe to repeat, is retried then too. Delays grow exponentially from BaseDelay
 // with full jitter, capped at MaxDelay, and never outlive the caller's
 // context deadline.
 type RetryPolicy struct {

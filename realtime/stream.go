@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -291,11 +290,7 @@ func (s *segment) result() error {
 		}
 		return NewNetworkError("inngest", s.err)
 	case s.ans.Status < 200 || s.ans.Status >= 300:
-		detail := ""
-		if s.ans.Status != http.StatusUnauthorized && s.ans.Status != http.StatusForbidden {
-			detail = s.p.redact(httpx.Snippet(s.ans.Body, 200))
-		}
-		return NewStatusError("inngest", s.ans.Status, detail, s.ans.RetryAfter)
+		return NewStatusError("inngest", s.ans.Status, s.p.errorDetail(s.ans), s.ans.RetryAfter)
 	case s.early:
 		return &PublishError{Transport: "inngest", StatusCode: s.ans.Status, Err: ErrStreamTruncated}
 	}
@@ -323,9 +318,8 @@ func (p *Inngest) streamRequest(ctx context.Context, target string, key int, bod
 		return httpx.Answer{}, false, err
 	}
 	early := !closing.Load()
-	ans := httpx.Answer{Status: resp.StatusCode}
-	ans.RetryAfter, _ = httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-	ans.Body, _ = httpx.ReadBody(resp, errorDetailLimit)
+	// The client does not follow redirects: a 3xx is this answer.
+	ans, _ := httpx.ReadAnswer(resp, errorDetailLimit)
 	if ans.Status < 200 || ans.Status >= 300 {
 		p.log.Debug("realtime: inngest stream failed", zap.Int("status", ans.Status))
 	}

@@ -368,7 +368,7 @@ func ExampleInngest_PublishStream() {
 		fmt.Println(string(body))
 	}))
 	defer srv.Close()
-	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: srv.URL, SigningKey: "signkey-test-0123456789abcdef"})
+	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: srv.URL, SigningKey: "signkey-test-0123456789abcdef", ChannelSecret: "the app's own secret, 32 bytes or more"})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -379,7 +379,7 @@ func ExampleInngest_PublishStream() {
 	err = p.PublishStream(context.Background(), "chat_42", "ai.message", strings.NewReader("Hello, stream"))
 	fmt.Println(err)
 	// Output:
-	// text/stream chat_42 ai.message
+	// text/stream rtk1_YQb5UgZZGEjpe6a8hWv1if8-SjCgjYPAKb-I7aJsWlY ai.message
 	// Hello, stream
 	// <nil>
 }

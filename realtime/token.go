@@ -116,8 +116,11 @@ type tokenTopic struct {
 //
 // with the hashed signing key, trying the fallback key once when the key is
 // refused, with X-Inngest-Env when an environment is configured, and
-// retrying transient failures under the provider's [RetryPolicy], exactly as
-// a publish. Inngest answers 201 {"jwt":"..."}; 200 is accepted too.
+// retrying transient failures under the provider's [RetryPolicy] as a
+// publish does. Unlike a publish, a token request whose answer was lost
+// ([ErrMaybeDelivered]: sent in full, then no answer or the attempt timeout)
+// is retried too: minting a token twice does no harm. Redirects are never
+// followed. Inngest answers 201 {"jwt":"..."}; 200 is accepted too.
 //
 // Token.Expires is read from the JWT's "exp" claim by decoding the payload
 // segment only. The signature is not verified: it is made with a secret of
@@ -173,6 +176,7 @@ func (p *Inngest) SubscriptionToken(ctx context.Context, room string, names []st
 		contentType: "application/json",
 		body:        b,
 		limit:       maxTokenAnswer,
+		idempotent:  true,
 	})
 	if err != nil {
 		var pe *PublishError

@@ -298,9 +298,10 @@ func FuzzSubscriptionTokenAnswer(f *testing.F) {
 	f.Add(`null`)
 	var body string
 	p, err := realtime.NewInngest(&realtime.InngestOptions{
-		BaseURL:    "http://inngest.invalid",
-		SigningKey: testKey,
-		LookupEnv:  noEnv,
+		BaseURL:       "http://inngest.invalid",
+		SigningKey:    testKey,
+		ChannelSecret: testChannelSecret,
+		LookupEnv:     noEnv,
 		HTTPClient: &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			return &http.Response{StatusCode: http.StatusCreated, Body: io.NopCloser(strings.NewReader(body)), Header: http.Header{}, Request: r}, nil
 		})},
@@ -338,9 +339,10 @@ func ExampleInngest_SubscriptionToken() {
 	defer srv.Close()
 
 	p, err := realtime.NewInngest(&realtime.InngestOptions{
-		BaseURL:    srv.URL,
-		SigningKey: "signkey-test-0123456789abcdef",
-		Mapping:    realtime.Mapping{Channel: func(room string) string { return "video:" + room }},
+		BaseURL:       srv.URL,
+		SigningKey:    "signkey-test-0123456789abcdef",
+		ChannelSecret: "the app's own secret, 32 bytes or more",
+		Mapping:       realtime.Mapping{Channel: func(room string) string { return "video:" + room }},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -350,6 +352,6 @@ func ExampleInngest_SubscriptionToken() {
 	tok, err := p.SubscriptionToken(context.Background(), "vid_1", []string{"video.asset.ready", "video.asset.errored"})
 	fmt.Println(tok, err)
 	// Output:
-	// POST /v1/realtime/token [{"kind":"run","channel":"video:vid_1","name":"video.asset.ready"},{"kind":"run","channel":"video:vid_1","name":"video.asset.errored"}]
-	// realtime.Token{channel: "video:vid_1", topics: ["video.asset.ready" "video.asset.errored"], expires: 2026-01-01T00:01:00Z} <nil>
+	// POST /v1/realtime/token [{"kind":"run","channel":"rtk1_pbRXQpjViB6I2XMdZlgH3kctXLNodnNqKupL_-uj9O8","name":"video.asset.ready"},{"kind":"run","channel":"rtk1_pbRXQpjViB6I2XMdZlgH3kctXLNodnNqKupL_-uj9O8","name":"video.asset.errored"}]
+	// realtime.Token{channel: "rtk1_pbRXQpjViB6I2XMdZlgH3kctXLNodnNqKupL_-uj9O8", topics: ["video.asset.ready" "video.asset.errored"], expires: 2026-01-01T00:01:00Z} <nil>
 }

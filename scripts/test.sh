@@ -17,6 +17,12 @@ if [ ! -x "$party/node_modules/.bin/partykit" ]; then
 	npm ci --prefix "$party" --no-audit --no-fund
 fi
 
+jssdk=harness/jssdk
+if [ ! -f "$jssdk/node_modules/inngest/package.json" ]; then
+	step "npm ci ($jssdk)"
+	npm ci --prefix "$jssdk" --no-audit --no-fund
+fi
+
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*'))
 if [ -n "$unformatted" ]; then

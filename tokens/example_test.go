@@ -48,7 +48,14 @@ func ExampleHandler() {
 			return errors.New("not the owner")
 		},
 		Resolver: flags.Fixed(flags.Primary),
+		// Where browsers reach Inngest; with a *realtime.Inngest as the
+		// Minter it defaults to its BaseURL.
+		BrowserBaseURL: "http://localhost:8288",
 	})
+	if err := h.Err(); err != nil {
+		fmt.Println(err)
+		return
+	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 
@@ -71,7 +78,7 @@ func ExampleHandler() {
 	get("room=vid_2&scope=video-ready", true)
 	get("room=vid_1&scope=everything", true)
 	// Output:
-	// 200 no-store {"channel":"vid_1","topics":["video.asset.ready"],"key":"eyJ.example.jwt","expires":"2026-01-01T00:01:00Z"}
+	// 200 no-store {"channel":"vid_1","topics":["video.asset.ready"],"key":"eyJ.example.jwt","apiBaseUrl":"http://localhost:8288","expires":"2026-01-01T00:01:00Z"}
 	// 401 no-store {"error":"not authenticated"}
 	// 403 no-store {"error":"not authorized"}
 	// 400 no-store {"error":"invalid query: scope is not one of video-upload, video-ready, video-errored, transcript, ai-stream, default"}

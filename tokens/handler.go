@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -36,19 +39,38 @@ const (
 	OutcomeLegacy           = "legacy"             // 404, the scope is in legacy mode
 	OutcomeUpstreamError    = "upstream_error"     // 502, Inngest failed
 	OutcomeCanceled         = "canceled"           // 502, the client went away first
+	OutcomePanic            = "panic"              // 500, a hook, the Resolver or the Minter panicked
+	OutcomeMisconfigured    = "misconfigured"      // 500, NewHandler found a configuration error (see Handler.Err)
 )
+
+// ErrMisconfigured is matched (errors.Is) by the error [Handler.Err]
+// returns when NewHandler found the handler's configuration unusable, such
+// as a BrowserBaseURL that is not an http(s) URL. Such a handler answers
+// every request 500.
+var ErrMisconfigured = errors.New("tokens: handler misconfigured")
 
 // DefaultTimeout bounds the minting of one token when HandlerOptions.Timeout
 // is zero.
 const DefaultTimeout = 10 * time.Second
 
 // Minter mints subscription tokens. [*realtime.Inngest] is one; tests use
-// fakes.
+// fakes. A Minter that also has a BaseURL() string method (as
+// *realtime.Inngest does, see [BaseURLer]) gives the default apiBaseUrl of
+// the handler's answers.
 type Minter interface {
 	SubscriptionToken(ctx context.Context, room string, names []string) (realtime.Token, error)
 }
 
 var _ Minter = (*realtime.Inngest)(nil)
+
+// BaseURLer is the optional interface of a [Minter] that knows the Inngest
+// API it mints with; [*realtime.Inngest] is one. NewHandler calls BaseURL
+// once, for the default apiBaseUrl of its answers.
+type BaseURLer interface {
+	BaseURL() string
+}
+
+var _ BaseURLer = (*realtime.Inngest)(nil)
 
 // MinterFunc adapts a function to [Minter].
 type MinterFunc func(ctx context.Context, room string, names []string) (realtime.Token, error)
@@ -85,14 +107,30 @@ type HandlerOptions struct {
 	// the Resolver given to broadcast.Options. Defaults to
 	// flags.Fixed(flags.Legacy), as broadcast does.
 	Resolver flags.Resolver
+	// BrowserBaseURL is the base URL at which browsers reach the Inngest
+	// API, sent as the answer's apiBaseUrl: the official SDK connects its
+	// websocket to <scheme://host of apiBaseUrl>/v1/realtime/connect (ws
+	// for http, wss for https) and to Inngest Cloud when there is none.
+	// Set it when browsers reach Inngest at another address than the
+	// server does (a proxy, a container network, a dev server on another
+	// host name). It must be an absolute http(s) URL without user
+	// information, path (the SDK ignores it), query or fragment; anything
+	// else makes the handler misconfigured (see [Handler.Err]). Defaults to
+	// the Minter's BaseURL() when it has one (for *realtime.Inngest, its
+	// BaseURL: the dev server, a self-hosted Inngest or Inngest Cloud), and
+	// otherwise to none, with a warning. A Minter's BaseURL with a path is
+	// sent as it is, and the SDK drops the path: set BrowserBaseURL then.
+	BrowserBaseURL string
 	// Timeout bounds minting one token, retries included. Defaults to
 	// DefaultTimeout (10s).
 	Timeout time.Duration
 	// Logger receives one line per request that was not served (Debug for
-	// 400, 401, 404 and 405, Info for 403, Error for 502) and a Debug line
-	// per token, with the fields outcome, status, scope, room and, for 403
-	// and 502, the error of Authorize or of the Minter. Never the token, a
-	// key, the subject or Authenticate's error. Defaults to zap.NewNop().
+	// 400, 401, 404 and 405, Info for 403, Error for 500 and 502) and a
+	// Debug line per token, with the fields outcome, status, scope, room
+	// and, for 403, 500 and 502, the error of Authorize or of the Minter,
+	// or what panicked ("tokens: Resolver panicked: …"), on one line. Never
+	// the token, a key, the subject, Authenticate's error or what a
+	// panicking Authenticate panicked with. Defaults to zap.NewNop().
 	Logger *zap.Logger
 	// Meter creates the [MetricRequests] counter. Defaults to a no-op
 	// meter.
@@ -104,12 +142,14 @@ type HandlerOptions struct {
 //	GET /api/realtime/token?room=<room>&scope=<scope>
 //	GET /api/realtime/token?room=<room>&names=<event name>[,<event name>...]
 //
-// and answers 200 with the token in the shape the official React hooks
-// (useInngestSubscription's token and refreshToken) accept, plus its expiry
-// (see [Response]). Mount it at the path the UI fetches; it does not look
-// at the path. It is safe for concurrent use.
+// and answers 200 with the token object the official SDK accepts as it is
+// (subscribe from inngest/realtime, and the token of useRealtime from
+// inngest/react), plus its expiry (see [Response]). Mount it at the path the
+// UI fetches; it does not look at the path. It is safe for concurrent use.
 type Handler struct {
 	minter   Minter
+	apiBase  string
+	cfgErr   error
 	authn    func(*http.Request) (Subject, error)
 	authz    func(context.Context, Subject, string, flags.Scope) error
 	resolver flags.Resolver
@@ -127,6 +167,12 @@ var (
 
 // NewHandler returns a Handler that mints tokens with m (normally the app's
 // *realtime.Inngest, so that tokens and publishes share one Mapping).
+//
+// NewHandler does not fail: a configuration it cannot use (an invalid
+// BrowserBaseURL, or a Minter whose BaseURL is not an http(s) URL) is
+// logged once, at Error, and makes every request answer 500 with the
+// outcome [OutcomeMisconfigured]. Check [Handler.Err] at start-up to fail
+// early instead.
 func NewHandler(m Minter, opts *HandlerOptions) *Handler {
 	var o HandlerOptions
 	if opts != nil {
@@ -165,19 +211,103 @@ func NewHandler(m Minter, opts *HandlerOptions) *Handler {
 		metric.WithDescription("Subscription token requests, by outcome, HTTP status and scope."),
 		metric.WithUnit("{request}"))
 	if err != nil {
-		h.log.Warn("tokens: creating the request counter", zap.String("metric", MetricRequests), zap.Error(err))
+		h.log.Warn("tokens: creating the request counter", zap.String("metric", MetricRequests), errField(err))
 	}
 	if c == nil {
 		c = noop.Int64Counter{}
 	}
 	h.requests = c
+	h.apiBase, h.cfgErr = apiBaseURL(m, o.BrowserBaseURL)
+	switch {
+	case h.cfgErr != nil:
+		h.log.Error("tokens: the handler is misconfigured; every token request will be answered 500", errField(h.cfgErr))
+	case h.apiBase == "":
+		h.log.Warn("tokens: no BrowserBaseURL configured and the Minter has no BaseURL; the SDK will connect browsers to Inngest Cloud")
+	}
 	return h
 }
 
-// Response is the body of a 200 answer. Channel, Topics and Key are the
-// token object of the official React hooks (inngest/realtime's
-// Realtime.Subscribe.Token: {channel, topics, key}); Expires is extra and
-// ignored by them. Its String method leaves the key out.
+// Err returns the configuration error NewHandler found, matching
+// [ErrMisconfigured], or nil. A handler with an error answers every request
+// 500.
+func (h *Handler) Err() error { return h.cfgErr }
+
+// APIBaseURL returns the apiBaseUrl of the handler's answers: the
+// BrowserBaseURL option, else the Minter's BaseURL, else "" (the SDK then
+// uses Inngest Cloud).
+func (h *Handler) APIBaseURL() string { return h.apiBase }
+
+// apiBaseURL picks and checks the apiBaseUrl of the answers: browser when
+// set, else m's BaseURL when m has one, else "".
+func apiBaseURL(m Minter, browser string) (string, error) {
+	if browser != "" {
+		if err := checkBrowserURL(browser); err != nil {
+			return "", fmt.Errorf("%w: BrowserBaseURL %w", ErrMisconfigured, err)
+		}
+		return strings.TrimRight(browser, "/"), nil
+	}
+	b, ok := m.(BaseURLer)
+	if !ok {
+		return "", nil
+	}
+	base, err := minterBaseURL(b)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrMisconfigured, err)
+	}
+	if base == "" {
+		return "", nil
+	}
+	// The Minter's own URL may have a path, which the Minter uses and the
+	// SDK ignores; only its scheme and host are required here.
+	u, err := url.Parse(base)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return "", fmt.Errorf("%w: the Minter's BaseURL is not an http(s) URL", ErrMisconfigured)
+	case u.User != nil:
+		return "", fmt.Errorf("%w: the Minter's BaseURL has user information, which must not reach browsers: set BrowserBaseURL", ErrMisconfigured)
+	}
+	return strings.TrimRight(base, "/"), nil
+}
+
+// checkBrowserURL accepts an absolute http(s) URL with a host and nothing
+// after it but an optional "/". Its error never quotes the URL, which may
+// hold user information.
+func checkBrowserURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return errors.New("is not a valid URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("is not an http(s) URL")
+	case u.Host == "" || u.Hostname() == "":
+		return errors.New("has no host")
+	case u.User != nil:
+		return errors.New("has user information")
+	case u.Path != "" && u.Path != "/", u.RawPath != "":
+		return errors.New("has a path, which the SDK ignores: give the scheme and host only")
+	case u.RawQuery != "" || u.ForceQuery:
+		return errors.New("has a query")
+	case u.Fragment != "" || strings.Contains(s, "#"):
+		return errors.New("has a fragment")
+	}
+	return nil
+}
+
+func minterBaseURL(b BaseURLer) (base string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			base, err = "", panicError("the Minter's BaseURL", p)
+		}
+	}()
+	return b.BaseURL(), nil
+}
+
+// Response is the body of a 200 answer. Channel, Topics, Key and
+// APIBaseURL are the token object of the official SDK (inngest v4's
+// Realtime.Subscribe.Token: {channel, topics, key, apiBaseUrl}), which
+// subscribe from inngest/realtime and useRealtime from inngest/react take as
+// it is; Expires is extra and ignored by them. Its String method leaves the
+// key out.
 type Response struct {
 	// Channel is the Inngest channel of the room.
 	Channel string `json:"channel"`
@@ -185,6 +315,11 @@ type Response struct {
 	Topics []string `json:"topics"`
 	// Key is the subscription JWT.
 	Key string `json:"key"`
+	// APIBaseURL is where the SDK opens its websocket
+	// (<apiBaseUrl>/v1/realtime/connect); omitted when the handler knows
+	// none, and the SDK then connects to Inngest Cloud. See
+	// HandlerOptions.BrowserBaseURL.
+	APIBaseURL string `json:"apiBaseUrl,omitempty"`
 	// Expires is when the key stops being accepted for new connections
 	// (RFC 3339); an open connection is not cut then.
 	Expires time.Time `json:"expires"`
@@ -192,8 +327,8 @@ type Response struct {
 
 // String describes the response without its key.
 func (r Response) String() string {
-	return fmt.Sprintf("tokens.Response{channel: %q, topics: %q, expires: %s}",
-		r.Channel, r.Topics, r.Expires.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("tokens.Response{channel: %q, topics: %q, apiBaseUrl: %q, expires: %s}",
+		r.Channel, r.Topics, r.APIBaseURL, r.Expires.UTC().Format(time.RFC3339))
 }
 
 // GoString is String.
@@ -212,6 +347,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 
+	if h.cfgErr != nil {
+		// Logged once by NewHandler.
+		h.fail(w, r, http.StatusInternalServerError, OutcomeMisconfigured, "", "", "token endpoint misconfigured", nil)
+		return
+	}
 	if r.Method != http.MethodGet {
 		hdr.Set("Allow", http.MethodGet)
 		h.fail(w, r, http.StatusMethodNotAllowed, OutcomeMethodNotAllowed, "", "", "method not allowed", nil)
@@ -223,6 +363,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	subject, err := h.authenticate(r)
 	if err != nil {
+		if isPanic(err) {
+			// What Authenticate panicked with is not logged, as its
+			// errors are not.
+			h.fail(w, r, http.StatusInternalServerError, OutcomePanic, "", "", msgInternal, errAuthenticatePanicked)
+			return
+		}
 		// The error is not logged: an app's Authenticate may quote the
 		// cookie or header it could not read.
 		h.fail(w, r, http.StatusUnauthorized, OutcomeUnauthenticated, "", "", "not authenticated", nil)
@@ -239,10 +385,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.authorize(r.Context(), subject, q.room, q.scope); err != nil {
+		if isPanic(err) {
+			h.fail(w, r, http.StatusInternalServerError, OutcomePanic, q.scope, q.room, msgInternal, err)
+			return
+		}
 		h.fail(w, r, http.StatusForbidden, OutcomeForbidden, q.scope, q.room, "not authorized", err)
 		return
 	}
-	if mode := h.resolver.Mode(r.Context(), q.scope, q.room); !mode.PublishesRealtime() {
+	mode, err := h.mode(r.Context(), q)
+	if err != nil {
+		h.fail(w, r, http.StatusInternalServerError, OutcomePanic, q.scope, q.room, msgInternal, err)
+		return
+	}
+	// An unknown mode is legacy, as everywhere else.
+	if !mode.OrLegacy().PublishesRealtime() {
 		h.fail(w, r, http.StatusNotFound, OutcomeLegacy, q.scope, q.room, "realtime is not enabled for this scope", nil)
 		return
 	}
@@ -252,6 +408,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tok, err := h.mint(ctx, q)
 	switch {
 	case err == nil:
+	case isPanic(err), errors.Is(err, realtime.ErrMappingPanicked):
+		// realtime.Inngest contains a panic of its Mapping itself, as a
+		// validation error; it is the app's bug all the same.
+		h.fail(w, r, http.StatusInternalServerError, OutcomePanic, q.scope, q.room, msgInternal, err)
+		return
 	case errors.Is(err, realtime.ErrInvalidMessage):
 		// The room was valid but the mapped channel is not (too long once
 		// prefixed, say): the request cannot be served as asked.
@@ -265,7 +426,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	body, err := json.Marshal(Response{Channel: tok.Channel, Topics: tok.Topics, Key: tok.JWT, Expires: tok.Expires})
+	// Channel and topics are the minted token's, never recomputed here:
+	// the Minter's Mapping is the only one.
+	body, err := json.Marshal(Response{Channel: tok.Channel, Topics: tok.Topics, Key: tok.JWT, APIBaseURL: h.apiBase, Expires: tok.Expires})
 	if err != nil { // cannot happen with these types
 		h.fail(w, r, http.StatusBadGateway, OutcomeUpstreamError, q.scope, q.room, "token service unavailable", err)
 		return
@@ -277,12 +440,40 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		zap.String("scope", string(q.scope)), zap.String("room", q.room), zap.Object("token", tok))
 }
 
-// authenticate calls Authenticate, turning a panic into an error so that a
-// buggy hook answers 401 instead of dropping the connection.
+// msgInternal is the body of a 500 for a panic.
+const msgInternal = "internal error"
+
+var errAuthenticatePanicked = &panicErr{msg: "tokens: Authenticate panicked"}
+
+// panicErr is a recovered panic of a hook, the Resolver or the Minter.
+type panicErr struct{ msg string }
+
+func (e *panicErr) Error() string { return e.msg }
+
+func isPanic(err error) bool {
+	var pe *panicErr
+	return errors.As(err, &pe)
+}
+
+// panicError describes a recovered panic p of what. Only a runtime error's
+// message (a nil dereference, an index out of range) is kept: any other
+// value is described by its type, since it may hold anything, a key
+// included.
+func panicError(what string, p any) error {
+	detail := fmt.Sprintf("%T", p)
+	if re, ok := p.(runtime.Error); ok {
+		detail = re.Error()
+	}
+	return &panicErr{msg: "tokens: " + what + " panicked: " + oneLine(detail)}
+}
+
+// authenticate calls Authenticate, turning a panic into an error matched
+// by isPanic, so that a buggy hook answers 500 instead of dropping the
+// connection.
 func (h *Handler) authenticate(r *http.Request) (s Subject, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			s, err = Subject{}, fmt.Errorf("tokens: Authenticate panicked: %v", p)
+			s, err = Subject{}, errAuthenticatePanicked
 		}
 	}()
 	return h.authn(r)
@@ -291,10 +482,20 @@ func (h *Handler) authenticate(r *http.Request) (s Subject, err error) {
 func (h *Handler) authorize(ctx context.Context, s Subject, room string, scope flags.Scope) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("tokens: Authorize panicked: %v", p)
+			err = panicError("Authorize", p)
 		}
 	}()
 	return h.authz(ctx, s, room, scope)
+}
+
+// mode asks the Resolver, turning a panic into an error.
+func (h *Handler) mode(ctx context.Context, q query) (m flags.Mode, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			m, err = flags.Legacy, panicError("Resolver", p)
+		}
+	}()
+	return h.resolver.Mode(ctx, q.scope, q.room), nil
 }
 
 func (h *Handler) mint(ctx context.Context, q query) (tok realtime.Token, err error) {
@@ -303,7 +504,7 @@ func (h *Handler) mint(ctx context.Context, q query) (tok realtime.Token, err er
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			tok, err = realtime.Token{}, fmt.Errorf("tokens: Minter panicked: %v", p)
+			tok, err = realtime.Token{}, panicError("Minter", p)
 		}
 	}()
 	tok, err = h.minter.SubscriptionToken(ctx, q.room, q.names)
@@ -325,6 +526,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, outco
 	switch status {
 	case http.StatusForbidden:
 		level = zap.InfoLevel
+	case http.StatusInternalServerError:
+		level = zap.ErrorLevel
+		if outcome == OutcomeMisconfigured {
+			level = zap.DebugLevel // NewHandler logged it, at Error
+		}
 	case http.StatusBadGateway:
 		level = zap.ErrorLevel
 		if outcome == OutcomeCanceled {
@@ -340,11 +546,27 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, outco
 			fields = append(fields, zap.String("room", room))
 		}
 		if cause != nil {
-			fields = append(fields, zap.Error(cause))
+			fields = append(fields, errField(cause))
 		}
 		ce.Write(fields...)
 	}
 }
+
+// errField is zap.Error on one line: errors.Join and upstream bodies put
+// newlines in error text, which would split or forge log lines in a
+// line-oriented sink.
+func errField(err error) zap.Field { return zap.String("error", oneLine(err.Error())) }
+
+// oneLine replaces each line break (\r\n, \n, \r, NEL, U+2028 and
+// U+2029) with "; ".
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n\u0085\u2028\u2029") {
+		return s
+	}
+	return lineBreaks.Replace(s)
+}
+
+var lineBreaks = strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ", "\u0085", "; ", "\u2028", "; ", "\u2029", "; ")
 
 func (h *Handler) count(ctx context.Context, outcome string, status int, scope flags.Scope) {
 	s := string(scope)

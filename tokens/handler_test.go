@@ -214,7 +214,7 @@ func TestHandlerRefusals(t *testing.T) {
 		body                       string
 	}{
 		{"no auth", "GET", "/t?room=vid_1&scope=video-ready", "", nil, 401, "unauthenticated/401/none", "not authenticated"},
-		{"authenticate panics", "GET", "/t?room=vid_1&scope=video-ready", "panic", nil, 401, "unauthenticated/401/none", "not authenticated"},
+		{"authenticate panics", "GET", "/t?room=vid_1&scope=video-ready", "panic", nil, 500, "panic/500/none", "internal error"},
 		{"wrong room", "GET", "/t?room=vid_9&scope=video-ready", "alice", nil, 403, "forbidden/403/video-ready", "not authorized"},
 		{"wrong user", "GET", "/t?room=vid_1&scope=video-ready", "mallory", nil, 403, "forbidden/403/video-ready", "not authorized"},
 		{"flag off", "GET", "/t?room=legacy-1&scope=ai-stream", "alice", nil, 404, "legacy/404/ai-stream", "realtime is not enabled for this scope"},
@@ -284,14 +284,6 @@ func TestHandlerLogsUpstreamFailures(t *testing.T) {
 	assert.Equal(t, map[string]any{"outcome": "upstream_error", "status": int64(502), "scope": "video-ready", "room": "vid_1"}, fields)
 }
 
-func TestHandlerMinterPanicIsA502(t *testing.T) {
-	f := newFixture(t)
-	f.minter.panic = true
-	a := f.do(http.MethodGet, "/t?room=vid_1&scope=video-ready", "alice")
-	require.Equal(t, http.StatusBadGateway, a.status)
-	assert.NotContains(t, a.body, testJWT)
-}
-
 func TestHandlerClientGoneIsCountedAsCanceled(t *testing.T) {
 	f := newFixture(t)
 	f.minter.err = context.Canceled
@@ -313,7 +305,8 @@ func TestHandlerWithoutOptionsServesNothing(t *testing.T) {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/t?room=vid_1&scope=video-ready", nil))
 	assert.Equal(t, http.StatusUnauthorized, w.Code)
-	assert.Equal(t, 2, logs.Len(), "missing Authenticate and Authorize are warned about")
+	assert.Equal(t, 3, logs.Len(), "missing Authenticate, Authorize and base URL are warned about")
+	assert.Equal(t, 1, logs.FilterMessageSnippet("Inngest Cloud").Len(), "a Minter without BaseURL is warned about")
 
 	// With authentication and authorization but no Resolver, every scope
 	// is legacy, as in broadcast.
@@ -350,4 +343,312 @@ type blockingMinter struct{}
 func (blockingMinter) SubscriptionToken(ctx context.Context, _ string, _ []string) (realtime.Token, error) {
 	<-ctx.Done()
 	return realtime.Token{}, ctx.Err()
+}
+
+// baseMinter is a fakeMinter that knows its Inngest API, as
+// *realtime.Inngest does.
+type baseMinter struct {
+	fakeMinter
+	base string
+}
+
+func (m *baseMinter) BaseURL() string { return m.base }
+
+// answerFields returns the keys of a 200 body and its apiBaseUrl.
+func answerFields(t *testing.T, body string) ([]string, any) {
+	t.Helper()
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal([]byte(body), &raw), body)
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys, raw["apiBaseUrl"]
+}
+
+func allowAll(resolver flags.Resolver) *tokens.HandlerOptions {
+	return &tokens.HandlerOptions{
+		Authenticate: func(*http.Request) (tokens.Subject, error) { return tokens.Subject{ID: "alice"}, nil },
+		Authorize:    func(context.Context, tokens.Subject, string, flags.Scope) error { return nil },
+		Resolver:     resolver,
+	}
+}
+
+func serve(h http.Handler) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/t?room=vid_1&scope=video-ready", nil))
+	return w
+}
+
+// The official v4 SDK connects to the token's apiBaseUrl, and to Inngest
+// Cloud without one: the answer carries the minter's base URL.
+func TestHandlerAnswersTheMintersBaseURLAsAPIBaseURL(t *testing.T) {
+	m := &baseMinter{base: "http://127.0.0.1:8288/"}
+	h := tokens.NewHandler(m, allowAll(flags.Fixed(flags.Primary)))
+	require.NoError(t, h.Err())
+	assert.Equal(t, "http://127.0.0.1:8288", h.APIBaseURL())
+	w := serve(h)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	keys, base := answerFields(t, w.Body.String())
+	assert.Equal(t, []string{"apiBaseUrl", "channel", "expires", "key", "topics"}, keys)
+	assert.Equal(t, "http://127.0.0.1:8288", base)
+
+	var resp tokens.Response
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
+	assert.Equal(t, "http://127.0.0.1:8288", resp.APIBaseURL)
+	assert.Contains(t, resp.String(), "http://127.0.0.1:8288")
+	assert.NotContains(t, resp.String(), testJWT)
+}
+
+func TestHandlerUsesARealInngestsBaseURL(t *testing.T) {
+	p, err := realtime.NewInngest(&realtime.InngestOptions{
+		BaseURL:   "http://inngest.internal:8288",
+		LookupEnv: func(string) (string, bool) { return "", false },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	h := tokens.NewHandler(p, allowAll(flags.Fixed(flags.Primary)))
+	require.NoError(t, h.Err())
+	assert.Equal(t, p.BaseURL(), h.APIBaseURL())
+}
+
+func TestHandlerBrowserBaseURLOverridesTheMinters(t *testing.T) {
+	m := &baseMinter{base: "http://inngest:8288"} // a container's name browsers cannot resolve
+	opts := allowAll(flags.Fixed(flags.Primary))
+	opts.BrowserBaseURL = "https://realtime.example.com/"
+	h := tokens.NewHandler(m, opts)
+	require.NoError(t, h.Err())
+	w := serve(h)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	_, base := answerFields(t, w.Body.String())
+	assert.Equal(t, "https://realtime.example.com", base)
+
+	// A Minter without BaseURL takes it too.
+	h = tokens.NewHandler(&fakeMinter{}, opts)
+	w = serve(h)
+	_, base = answerFields(t, w.Body.String())
+	assert.Equal(t, "https://realtime.example.com", base)
+}
+
+func TestHandlerWithoutABaseURLOmitsAPIBaseURLAndWarns(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	opts := allowAll(flags.Fixed(flags.Primary))
+	opts.Logger = zap.New(core)
+	h := tokens.NewHandler(&fakeMinter{}, opts)
+	require.NoError(t, h.Err())
+	assert.Equal(t, 1, logs.FilterMessageSnippet("Inngest Cloud").Len())
+	w := serve(h)
+	require.Equal(t, http.StatusOK, w.Code)
+	keys, _ := answerFields(t, w.Body.String())
+	assert.Equal(t, []string{"channel", "expires", "key", "topics"}, keys)
+}
+
+func TestHandlerRefusesAnInvalidBrowserBaseURL(t *testing.T) {
+	for _, bad := range []string{
+		"realtime.example.com",                // no scheme
+		"ws://realtime.example.com",           // the SDK wants http(s)
+		"ftp://realtime.example.com",          // not http(s)
+		"https://",                            // no host
+		"https://:8288",                       // no host name
+		"https://user:hunter2@example.com",    // credentials to every browser
+		"https://example.com/inngest",         // the SDK drops the path
+		"https://example.com/?x=1",            // query
+		"https://example.com/#frag",           // fragment
+		"https://exa mple.com",                // not a URL
+		"http://example.com:8288/v1/realtime", // a path again
+	} {
+		t.Run(bad, func(t *testing.T) {
+			core, logs := observer.New(zap.DebugLevel)
+			reader := sdkmetric.NewManualReader()
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+			m := &baseMinter{base: "http://127.0.0.1:8288"}
+			opts := allowAll(flags.Fixed(flags.Primary))
+			opts.BrowserBaseURL, opts.Logger, opts.Meter = bad, zap.New(core), mp.Meter("test")
+			h := tokens.NewHandler(m, opts)
+			require.ErrorIs(t, h.Err(), tokens.ErrMisconfigured)
+			assert.True(t, strings.HasPrefix(h.Err().Error(), "tokens: "), h.Err())
+			assert.NotContains(t, h.Err().Error(), "hunter2")
+
+			for range 2 {
+				w := serve(h)
+				require.Equal(t, http.StatusInternalServerError, w.Code)
+				assert.JSONEq(t, `{"error":"token endpoint misconfigured"}`, w.Body.String())
+			}
+			assert.Empty(t, m.Calls(), "nothing is minted")
+			errs := logs.FilterLevelExact(zap.ErrorLevel).All()
+			require.Len(t, errs, 1, "logged once, by NewHandler")
+			assert.Contains(t, errs[0].ContextMap()["error"], "BrowserBaseURL")
+			for _, e := range logs.All() {
+				assert.NotContains(t, fmt.Sprint(e.Message, e.ContextMap()), "hunter2")
+			}
+			f := &fixture{reader: reader}
+			assert.Equal(t, map[string]int64{"misconfigured/500/none": 2}, f.counts(t))
+		})
+	}
+}
+
+func TestHandlerRefusesAMinterBaseURLBrowsersMustNotSee(t *testing.T) {
+	for _, bad := range []string{"not a url", "https://user:hunter2@inngest:8288", "unix:///run/inngest.sock"} {
+		h := tokens.NewHandler(&baseMinter{base: bad}, allowAll(flags.Fixed(flags.Primary)))
+		require.ErrorIs(t, h.Err(), tokens.ErrMisconfigured, bad)
+		assert.NotContains(t, h.Err().Error(), "hunter2")
+		assert.Equal(t, http.StatusInternalServerError, serve(h).Code)
+	}
+}
+
+// panickingBaseURL panics in BaseURL, which NewHandler calls.
+type panickingBaseURL struct{ fakeMinter }
+
+func (*panickingBaseURL) BaseURL() string { panic("base url exploded") }
+
+func TestHandlerContainsAPanickingMinterBaseURL(t *testing.T) {
+	h := tokens.NewHandler(&panickingBaseURL{}, allowAll(flags.Fixed(flags.Primary)))
+	require.ErrorIs(t, h.Err(), tokens.ErrMisconfigured)
+	assert.Contains(t, h.Err().Error(), "panicked")
+	assert.Equal(t, http.StatusInternalServerError, serve(h).Code)
+}
+
+// Every hook the app passes, the Resolver and the Minter (and whatever it
+// calls, such as realtime.Inngest's Mapping) may panic: the handler answers
+// 500 with a fixed body, counts the outcome "panic" and logs which one.
+func TestHandlerContainsPanics(t *testing.T) {
+	panickingMapping, err := realtime.NewInngest(&realtime.InngestOptions{
+		BaseURL:   "http://127.0.0.1:1", // never reached: the mapping panics first
+		LookupEnv: func(string) (string, bool) { return "", false },
+		Mapping: realtime.Mapping{Channel: func(string) string {
+			panic("mapping exploded with " + testJWT)
+		}},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = panickingMapping.Close() })
+
+	ok := func(*http.Request) (tokens.Subject, error) { return tokens.Subject{ID: "alice"}, nil }
+	allow := func(context.Context, tokens.Subject, string, flags.Scope) error { return nil }
+	primary := resolverFunc(func(context.Context, flags.Scope, string) flags.Mode { return flags.Primary })
+	minter := tokens.Minter(&fakeMinter{})
+	cases := []struct {
+		name     string
+		minter   tokens.Minter
+		authn    func(*http.Request) (tokens.Subject, error)
+		authz    func(context.Context, tokens.Subject, string, flags.Scope) error
+		resolver flags.Resolver
+		count    string
+		logged   string
+	}{
+		{name: "Authenticate", minter: minter, authz: allow, resolver: primary,
+			authn: func(*http.Request) (tokens.Subject, error) { panic("session " + testJWT) },
+			count: "panic/500/none", logged: "tokens: Authenticate panicked"},
+		{name: "Authorize", minter: minter, authn: ok, resolver: primary,
+			authz: func(context.Context, tokens.Subject, string, flags.Scope) error {
+				panic(errors.New("authz " + testJWT))
+			},
+			count: "panic/500/video-ready", logged: "tokens: Authorize panicked: *errors.errorString"},
+		{name: "Resolver", minter: minter, authn: ok, authz: allow,
+			resolver: resolverFunc(func(context.Context, flags.Scope, string) flags.Mode { panic("flags " + testJWT) }),
+			count:    "panic/500/video-ready", logged: "tokens: Resolver panicked: string"},
+		{name: "Resolver runtime error", minter: minter, authn: ok, authz: allow,
+			resolver: resolverFunc(func(context.Context, flags.Scope, string) flags.Mode {
+				var m map[string]flags.Mode
+				m["x"] = flags.Primary // assignment to entry in nil map
+				return m["x"]
+			}),
+			count: "panic/500/video-ready", logged: "tokens: Resolver panicked: assignment to entry in nil map"},
+		{name: "Minter", minter: &fakeMinter{panic: true}, authn: ok, authz: allow, resolver: primary,
+			count: "panic/500/video-ready", logged: "tokens: Minter panicked: string"},
+		// realtime.Inngest recovers its Mapping's panic as a
+		// validation error matching realtime.ErrMappingPanicked.
+		{name: "Mapping", minter: panickingMapping, authn: ok, authz: allow, resolver: primary,
+			count: "panic/500/video-ready", logged: "mapping function panicked"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			core, logs := observer.New(zap.DebugLevel)
+			reader := sdkmetric.NewManualReader()
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+			h := tokens.NewHandler(c.minter, &tokens.HandlerOptions{
+				Authenticate: c.authn, Authorize: c.authz, Resolver: c.resolver,
+				BrowserBaseURL: "http://127.0.0.1:8288",
+				Logger:         zap.New(core), Meter: mp.Meter("test"),
+			})
+			require.NoError(t, h.Err())
+			var w *httptest.ResponseRecorder
+			require.NotPanics(t, func() { w = serve(h) })
+			require.Equal(t, http.StatusInternalServerError, w.Code)
+			assert.JSONEq(t, `{"error":"internal error"}`, w.Body.String())
+			assert.Equal(t, "no-store", w.Header().Get("Cache-Control"))
+
+			f := &fixture{reader: reader}
+			assert.Equal(t, map[string]int64{c.count: 1}, f.counts(t))
+			errs := logs.FilterLevelExact(zap.ErrorLevel).All()
+			require.Len(t, errs, 1)
+			fields := errs[0].ContextMap()
+			assert.Contains(t, fields["error"], c.logged)
+			assert.Equal(t, "panic", fields["outcome"])
+			assert.Equal(t, int64(500), fields["status"])
+			for _, e := range logs.All() {
+				line := fmt.Sprint(e.Message, e.ContextMap())
+				assert.NotContains(t, line, testJWT, "a panic value may hold anything")
+				assert.NotContains(t, line, "goroutine", "no stack")
+			}
+			assert.NotContains(t, w.Body.String(), "goroutine")
+		})
+	}
+}
+
+// A Resolver may answer a value that is none of the four modes; it means
+// legacy, as everywhere else, so no token is minted.
+func TestHandlerTreatsAnUnknownModeAsLegacy(t *testing.T) {
+	for _, mode := range []flags.Mode{flags.Mode(4), flags.Mode(7), flags.Mode(255)} {
+		t.Run(mode.String(), func(t *testing.T) {
+			m := &fakeMinter{}
+			h := tokens.NewHandler(m, allowAll(flags.Fixed(mode)))
+			w := serve(h)
+			require.Equal(t, http.StatusNotFound, w.Code, w.Body.String())
+			assert.JSONEq(t, `{"error":"realtime is not enabled for this scope"}`, w.Body.String())
+			assert.Empty(t, m.Calls(), "nothing was minted")
+		})
+	}
+}
+
+// errors.Join and upstream bodies put newlines in error text; each log line
+// stays one line.
+func TestHandlerLogsErrorsOnOneLine(t *testing.T) {
+	joined := errors.Join(errors.New("first\r\nline"), errors.New("second"), errors.New("third\u2028fourth"))
+	t.Run("Authorize", func(t *testing.T) {
+		core, logs := observer.New(zap.DebugLevel)
+		opts := allowAll(flags.Fixed(flags.Primary))
+		opts.Authorize = func(context.Context, tokens.Subject, string, flags.Scope) error { return joined }
+		opts.Logger = zap.New(core)
+		require.Equal(t, http.StatusForbidden, serve(tokens.NewHandler(&fakeMinter{}, opts)).Code)
+		infos := logs.FilterLevelExact(zap.InfoLevel).All()
+		require.Len(t, infos, 1)
+		assert.Equal(t, "first; line; second; third; fourth", infos[0].ContextMap()["error"])
+	})
+	t.Run("Minter", func(t *testing.T) {
+		core, logs := observer.New(zap.DebugLevel)
+		opts := allowAll(flags.Fixed(flags.Primary))
+		opts.Logger = zap.New(core)
+		m := &fakeMinter{err: fmt.Errorf("realtime: token: %w", joined)}
+		require.Equal(t, http.StatusBadGateway, serve(tokens.NewHandler(m, opts)).Code)
+		errs := logs.FilterLevelExact(zap.ErrorLevel).All()
+		require.Len(t, errs, 1)
+		assert.Equal(t, "realtime: token: first; line; second; third; fourth", errs[0].ContextMap()["error"])
+	})
+	t.Run("every field", func(t *testing.T) {
+		core, logs := observer.New(zap.DebugLevel)
+		opts := allowAll(flags.Fixed(flags.Primary))
+		opts.Logger = zap.New(core)
+		m := &fakeMinter{err: joined}
+		serve(tokens.NewHandler(m, opts))
+		require.NotZero(t, logs.Len())
+		for _, e := range logs.All() {
+			for k, v := range e.ContextMap() {
+				s := fmt.Sprint(v)
+				assert.False(t, strings.ContainsAny(s, "\r\n\u2028\u2029\u0085"), "field %s: %q", k, s)
+			}
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
+	"github.com/coursebuilder/realtime-go/internal/httpx"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
@@ -59,7 +61,9 @@ type Message struct {
 // every default.
 type SubscriberOptions struct {
 	// HTTPClient performs the websocket handshakes. Its transport must not
-	// negotiate HTTP/2. Defaults to a client of the subscriber's own.
+	// negotiate HTTP/2. Defaults to a client of the subscriber's own. A
+	// client given here is not changed: the subscriber dials with a shallow
+	// copy of it that follows no redirect.
 	HTTPClient *http.Client
 	// MinBackoff is the delay before the second of several reconnection
 	// attempts in a row (the first one after a connection that was up for
@@ -108,10 +112,11 @@ type Subscriber struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 
-	qmu     sync.Mutex
-	queue   []Message
-	qnotify chan struct{}
-	dropped atomic.Uint64
+	qmu       sync.Mutex
+	queue     []Message
+	qnotify   chan struct{}
+	dropped   atomic.Uint64
+	misrouted atomic.Uint64
 }
 
 // Subscribe connects to Inngest Realtime at baseURL (the Inngest API base
@@ -120,6 +125,15 @@ type Subscriber struct {
 // every "data" message of the token's channel and topics, in the order
 // they arrive, one at a time, from a goroutine of the subscriber's own.
 // Other kinds of messages (pings, streams) are not delivered.
+//
+// A "data" message whose channel is not the channel of the connection's
+// token (realtime.Token.Channel), or whose topic is not one of its topics
+// (realtime.Token.Topics), is dropped and counted (see
+// [Subscriber.Misrouted]), never delivered: the Inngest server routes by an
+// unseeded 64-bit hash of the channel, so it can deliver another channel's
+// messages to a token whose channel collides with it. A token without a
+// channel or topics therefore delivers nothing; tokens of
+// realtime.Inngest.SubscriptionToken and of [Mint] always have both.
 //
 // Subscribe returns once the first connection is open, retrying with
 // backoff until ctx ends; it fails at once when the failure will not pass
@@ -172,6 +186,9 @@ func Subscribe(ctx context.Context, baseURL string, src *TokenSource, handler fu
 	if s.client == nil {
 		s.client, s.ownClient = newDialClient(), true
 	}
+	// A handshake never follows a redirect: it would carry the token
+	// wherever Location points. A user's client is copied, not changed.
+	s.client = httpx.NoRedirects(s.client)
 	if s.minB <= 0 {
 		s.minB = DefaultMinBackoff
 	}
@@ -193,7 +210,7 @@ func Subscribe(ctx context.Context, baseURL string, src *TokenSource, handler fu
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
-	ws, err := s.connectFirst(ctx)
+	c, err := s.connectFirst(ctx)
 	if err != nil {
 		s.cancel()
 		if s.ownClient {
@@ -203,7 +220,7 @@ func Subscribe(ctx context.Context, baseURL string, src *TokenSource, handler fu
 	}
 	s.wg.Add(2)
 	go s.dispatch()
-	go s.run(ws)
+	go s.run(c)
 	return s, nil
 }
 
@@ -248,10 +265,14 @@ func (e *dialError) Unwrap() error { return e.err }
 
 // permanent reports whether retrying cannot help without a change
 // elsewhere: the token cannot be minted as asked, or a handshake was
-// refused with a client error other than a refused token.
+// refused with a client error other than a refused token, or redirected
+// (never followed: it would carry the token elsewhere).
 func permanent(err error) bool {
 	var de *dialError
 	if errors.As(err, &de) {
+		if de.status >= 300 && de.status < 400 {
+			return true
+		}
 		return de.status >= 400 && de.status < 500 && !refusedToken(de.status) &&
 			de.status != http.StatusRequestTimeout && de.status != http.StatusTooManyRequests
 	}
@@ -264,12 +285,18 @@ func refusedToken(status int) bool {
 	return status == http.StatusUnauthorized || status == http.StatusForbidden
 }
 
+// conn is one open connection and the token it was opened with.
+type conn struct {
+	ws  *websocket.Conn
+	tok realtime.Token
+}
+
 // dial opens one connection with a token from the source. A token Inngest
 // refuses is invalidated, so that the next attempt fetches a new one.
-func (s *Subscriber) dial(ctx context.Context) (*websocket.Conn, error) {
+func (s *Subscriber) dial(ctx context.Context) (conn, error) {
 	tok, err := s.src.Token(ctx)
 	if err != nil {
-		return nil, err
+		return conn{}, err
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.dialTO)
 	defer cancel()
@@ -285,15 +312,15 @@ func (s *Subscriber) dial(ctx context.Context) (*websocket.Conn, error) {
 		if refusedToken(status) {
 			s.src.Invalidate(tok)
 		}
-		return nil, &dialError{status: status, err: fmt.Errorf("tokens: connect: %w", err)}
+		return conn{}, &dialError{status: status, err: fmt.Errorf("tokens: connect: %w", err)}
 	}
 	ws.SetReadLimit(s.readLimit)
-	return ws, nil
+	return conn{ws: ws, tok: tok}, nil
 }
 
 // connectFirst opens the first connection, retrying under ctx. When ctx
 // ends first, the error joins the last failure and ctx's error.
-func (s *Subscriber) connectFirst(ctx context.Context) (*websocket.Conn, error) {
+func (s *Subscriber) connectFirst(ctx context.Context) (conn, error) {
 	var last error
 	giveUp := func(err error) error {
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
@@ -308,23 +335,23 @@ func (s *Subscriber) connectFirst(ctx context.Context) (*websocket.Conn, error) 
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			if err := sleep(ctx, s.backoff(attempt)); err != nil {
-				return nil, giveUp(err)
+				return conn{}, giveUp(err)
 			}
 		}
-		ws, err := s.dial(ctx)
+		c, err := s.dial(ctx)
 		if err == nil {
-			return ws, nil
+			return c, nil
 		}
 		var de *dialError
 		wasRefused := errors.As(err, &de) && refusedToken(de.status)
 		if permanent(err) || (wasRefused && refused) {
-			return nil, fmt.Errorf("tokens: subscribe: %w", err)
+			return conn{}, fmt.Errorf("tokens: subscribe: %w", err)
 		}
 		if ctx.Err() != nil {
 			if last == nil || !errors.Is(err, ctx.Err()) {
 				last = err
 			}
-			return nil, giveUp(ctx.Err())
+			return conn{}, giveUp(ctx.Err())
 		}
 		refused, last = wasRefused, err
 		s.log.Info("tokens: connecting to inngest realtime failed; retrying", zap.Int("attempt", attempt+1), zap.Error(err))
@@ -360,12 +387,12 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // run serves connections one after the other until Close.
-func (s *Subscriber) run(ws *websocket.Conn) {
+func (s *Subscriber) run(c conn) {
 	defer s.wg.Done()
 	attempt := 0
 	for {
 		opened := time.Now()
-		why := s.serve(ws)
+		why := s.serve(c)
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -379,7 +406,7 @@ func (s *Subscriber) run(ws *websocket.Conn) {
 			}
 			attempt++
 			var err error
-			ws, err = s.dial(s.ctx)
+			c, err = s.dial(s.ctx)
 			if err == nil {
 				break
 			}
@@ -406,7 +433,8 @@ type wireMessage struct {
 // subscriber; messages go to the queue. A "closing" message or Close
 // starts a close handshake, during which reading goes on until the
 // connection ends, cut after closeTimeout.
-func (s *Subscriber) serve(ws *websocket.Conn) string {
+func (s *Subscriber) serve(c conn) string {
+	ws := c.ws
 	readCtx, cancelRead := context.WithCancel(context.Background())
 	defer cancelRead()
 
@@ -445,6 +473,10 @@ func (s *Subscriber) serve(ws *websocket.Conn) string {
 		}
 		switch m.Kind {
 		case "data":
+			if m.Channel != c.tok.Channel || !slices.Contains(c.tok.Topics, m.Topic) {
+				s.misroute(m, c.tok)
+				continue
+			}
 			s.enqueue(m)
 		case "closing":
 			why = "the server is closing"
@@ -458,6 +490,17 @@ func (s *Subscriber) serve(ws *websocket.Conn) string {
 		cut.Stop()
 	}
 	return why
+}
+
+// misroute counts and logs, at most at powers of two, a data message that
+// is not for the token's channel and topics. The payload is not logged.
+func (s *Subscriber) misroute(m wireMessage, tok realtime.Token) {
+	n := s.misrouted.Add(1)
+	if n&(n-1) == 0 {
+		s.log.Warn("tokens: dropped a message for another channel or topic than the token's",
+			zap.String("channel", m.Channel), zap.String("topic", m.Topic),
+			zap.String("token_channel", tok.Channel), zap.Uint64("misrouted_total", n))
+	}
 }
 
 // enqueue queues a data message for the handler, or drops it when the
@@ -523,8 +566,15 @@ func (s *Subscriber) handle(m Message) {
 }
 
 // Dropped returns how many messages were dropped because the handler fell
-// QueueSize messages behind.
+// QueueSize messages behind. Misrouted messages are not counted here.
 func (s *Subscriber) Dropped() uint64 { return s.dropped.Load() }
+
+// Misrouted returns how many "data" messages were dropped because their
+// channel was not the connection's token's channel or their topic not one
+// of its topics (see [Subscribe]). Anything above zero means that the
+// server delivered another channel's messages: with keyed channels that
+// does not happen, so it is worth an alert.
+func (s *Subscriber) Misrouted() uint64 { return s.misrouted.Load() }
 
 // Close closes the connection (a normal websocket close, cut after a
 // second), stops reconnecting, drops the messages not yet handled and

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,11 +161,13 @@ func (b *inbox) none(t *testing.T) {
 	}
 }
 
-// numbered is a TokenSource of tokens "jwt-1", "jwt-2", … valid a minute.
+// numbered is a TokenSource of tokens "jwt-1", "jwt-2", … for channel
+// "vid_1" and topics "video.asset.ready" and "t", valid a minute.
 func numbered(t *testing.T) (*tokens.TokenSource, *atomic.Int32) {
 	var n atomic.Int32
 	src := tokens.NewTokenSource(func(context.Context) (realtime.Token, error) {
-		return realtime.Token{JWT: fmt.Sprintf("jwt-%d", n.Add(1)), Expires: time.Now().Add(time.Minute)}, nil
+		return realtime.Token{JWT: fmt.Sprintf("jwt-%d", n.Add(1)), Channel: "vid_1", Topics: []string{"video.asset.ready", "t"},
+			Expires: time.Now().Add(time.Minute)}, nil
 	}, nil)
 	t.Cleanup(func() { _ = src.Close() })
 	return src, &n
@@ -210,6 +213,41 @@ func TestSubscriberDeliversDataMessagesInOrder(t *testing.T) {
 
 	assert.Equal(t, []string{"Bearer jwt-1"}, srv.Auths())
 	assert.Equal(t, []string{tokens.ConnectPath}, srv.paths)
+}
+
+// TestSubscriberDropsMessagesForAnotherChannelOrTopic: the Inngest server
+// routes by a 64-bit hash of the channel, so a token whose channel collides
+// with another's receives that channel's messages. The subscriber delivers
+// only its token's channel and topics, counts the rest and logs them, at
+// powers of two, without their payload.
+func TestSubscriberDropsMessagesForAnotherChannelOrTopic(t *testing.T) {
+	srv := newWSServer(t, nil)
+	src, _ := numbered(t)
+	in := newInbox()
+	core, logs := observer.New(zap.DebugLevel)
+	opts := *fast
+	opts.Logger = zap.New(core)
+	sub := subscribe(t, srv.URL, src, in.handle, &opts)
+	c := srv.next()
+
+	c.send(t, data("vid_2", "video.asset.ready", `{"body":"secret-of-vid_2"}`))   // another channel
+	c.send(t, data("vid_1", "video.asset.other", `{"body":"secret-of-a-topic"}`)) // another topic
+	c.send(t, data("", "t", `{"body":"no channel"}`))
+	c.send(t, data("vid_1", "t", `{"body":"mine"}`))
+
+	// Frames of one connection are handled in order: once "mine" arrives
+	// the three before it have been judged.
+	assert.JSONEq(t, `{"body":"mine"}`, string(in.next(t).Data))
+	in.none(t)
+	assert.Equal(t, uint64(3), sub.Misrouted())
+	assert.Equal(t, uint64(0), sub.Dropped())
+
+	warned := logs.FilterMessageSnippet("another channel or topic").All()
+	require.Len(t, warned, 2, "logged at the 1st and 2nd drop, not the 3rd")
+	for _, e := range logs.All() {
+		assert.NotContains(t, fmt.Sprint(e.ContextMap()), "secret-of", "a payload was logged")
+	}
+	assert.Equal(t, "vid_2", warned[0].ContextMap()["channel"])
 }
 
 func TestSubscriberReconnectsOnClosing(t *testing.T) {
@@ -461,4 +499,27 @@ func TestSubscriberErrorsAreClassified(t *testing.T) {
 	_, err := tokens.Subscribe(ctx, "http://127.0.0.1:1", src, in.handle, fast)
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "a fetch failure of unknown kind is retried until ctx ends")
 	assert.ErrorContains(t, err, "no route to the token endpoint")
+}
+
+// TestSubscribeNeverFollowsARedirect: a handshake answered 307 (or 301)
+// fails at once and the token never reaches where Location points, even
+// with a client of the caller's that would follow it.
+func TestSubscribeNeverFollowsARedirect(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // never reached
+	defer cancel()
+	target := newWSServer(t, func(int, string) int { return 0 })
+	for _, status := range []int{http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target.URL+r.URL.RequestURI(), status)
+		}))
+		defer redirect.Close()
+		for _, client := range []*http.Client{nil, {}} {
+			src, _ := numbered(t)
+			_, err := tokens.Subscribe(ctx, redirect.URL, src, newInbox().handle, &tokens.SubscriberOptions{
+				HTTPClient: client, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+			})
+			assert.ErrorContains(t, err, strconv.Itoa(status), "status %d, own client %v", status, client == nil)
+		}
+	}
+	assert.Empty(t, target.Auths(), "the redirect target received a handshake with a token")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -62,7 +63,7 @@ func startLocal(ctx context.Context, o localOptions) (l *local, err error) {
 		return nil, err
 	}
 	fmt.Fprintf(o.Out, "local: Inngest realtime endpoint (real server code, in-process) at %s\n", l.inngest.URL())
-	if l.Inngest, err = realtime.NewInngest(&realtime.InngestOptions{BaseURL: l.inngest.URL(), SigningKey: key}); err != nil {
+	if l.Inngest, err = realtime.NewInngest(&realtime.InngestOptions{BaseURL: l.inngest.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text()}); err != nil {
 		return nil, err
 	}
 

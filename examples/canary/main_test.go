@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +64,7 @@ func servers(t *testing.T, wrap func(http.Handler) http.Handler) (Config, *innge
 	t.Helper()
 	key := inngestrt.NewSigningKey()
 	srv := inngestrt.NewTest(t, inngestrt.Options{SigningKeys: []string{key}, Wrap: wrap})
-	in, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key})
+	in, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +298,7 @@ func TestCheckProbes(t *testing.T) {
 	if cfg.PartyKit != nil {
 		checkDelivered(t, rep, broadcast.TransportPartyKit)
 	}
-	if n := srv.Subscriptions(cfg.Room, EventName); n != 1 {
+	if n := srv.Subscriptions(mustChannel(t, cfg.Inngest, cfg.Room), EventName); n != 1 {
 		t.Errorf("%d subscriptions, want 1 (the first probe came through)", n)
 	}
 }
@@ -323,7 +324,7 @@ func TestCheckProbesResubscribe(t *testing.T) {
 	if rep.OK() || in.SubscribeErr == nil || !strings.Contains(in.SubscribeErr.Error(), "subscribed 2 times but no probe came through") {
 		t.Fatalf("OK=%v subscribe error %v, want a failure after 2 attempts", rep.OK(), in.SubscribeErr)
 	}
-	if n := srv.Subscriptions(cfg.Room, EventName); n != 2 {
+	if n := srv.Subscriptions(mustChannel(t, cfg.Inngest, cfg.Room), EventName); n != 2 {
 		t.Errorf("%d subscriptions, want 2", n)
 	}
 	if in.Published || rep.Published {
@@ -348,6 +349,7 @@ func TestRunFromEnvironment(t *testing.T) {
 		"INNGEST_BASE_URL":          srv.URL(),
 		"INNGEST_SIGNING_KEY":       key,
 		"REALTIME_VIDEO_READY_MODE": "primary",
+		"REALTIME_CHANNEL_SECRET":   rand.Text() + rand.Text(),
 	}
 	want := []string{"flags=primary effective=primary", "inngest    yes", "PASS"}
 	if pk := partyKit(t); pk != nil {
@@ -470,4 +472,15 @@ func TestPartyKitSubscribedOnHandshake(t *testing.T) {
 			}
 		}
 	}
+}
+
+// mustChannel is the channel p publishes room to (keyed, unless p's Mapping
+// is Unkeyed).
+func mustChannel(t *testing.T, p *realtime.Inngest, room string) string {
+	t.Helper()
+	ch, err := p.Channel(room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
 }

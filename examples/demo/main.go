@@ -28,6 +28,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -125,7 +126,7 @@ func run(ctx context.Context, out io.Writer, modeName string, wantParty bool) er
 	}
 
 	noEnv := func(string) (string, bool) { return "", false }
-	rt, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: inn.URL(), SigningKey: key, LookupEnv: noEnv})
+	rt, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: inn.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text(), LookupEnv: noEnv})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -353,7 +354,7 @@ func Replay(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Logger = zap.NewNop()
 	}
 
-	inngest, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: cfg.Inngest.URL(), SigningKey: cfg.SigningKey})
+	inngest, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: cfg.Inngest.URL(), SigningKey: cfg.SigningKey, ChannelSecret: rand.Text() + rand.Text()})
 	if err != nil {
 		return nil, err
 	}

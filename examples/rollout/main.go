@@ -1,13 +1,13 @@
 // Command rollout shows a per-scope rollout from PartyKit to Inngest
-// Realtime, and its rollback, driven by a flags file that is re-read on
-// every publish: no restart, no deploy.
+// Realtime, and its rollback, driven by a flags file that the flags package
+// re-reads while the program runs: no restart, no deploy.
 //
 // It starts the real Inngest realtime endpoint in-process (the harness's
 // inngestrt: github.com/inngest/inngest's realtime API over miniredis) and,
 // when the node project is installed (npm ci --prefix harness/partykit/server),
 // the real PartyKit dev server; without it PartyKit is skipped and the demo
-// runs Inngest-only, the legacy transport being absent (every mode then
-// resolves to realtime, as broadcast.New documents). It subscribes a browser-
+// runs Inngest-only: a stand-in takes the legacy transport's place (broadcast.New
+// needs two providers) and every publish goes to realtime. It subscribes a browser-
 // style websocket to one room on each transport, then publishes a
 // video.asset.ready message through a broadcast.Broadcast every second and
 // prints the mode the Broadcast resolved and which subscriber received the
@@ -21,8 +21,14 @@
 // mode says it should not as UNEXPECTED.
 //
 // The Broadcast's resolver is a flags.Evaluator over a flags.EnvProvider
-// whose variables are the KEY=VALUE lines of the flags file (blank lines,
-// "# comments" and an "export " prefix are allowed). The program writes the
+// whose variables are the KEY=VALUE lines of the flags file
+// (flags.EnvOptions.File: blank lines, "# comments" and an "export " prefix
+// are allowed). The provider checks the file every 250ms
+// (flags.DefaultPollInterval) and the program calls its Refresh after
+// rewriting the file itself (-script). The Evaluator runs with its cache
+// off (CacheTTL < 0), so that a scripted change applies to the very next
+// publish whatever the scheduling; with the default cache it would apply as
+// soon as the provider's change event is delivered. The program writes the
 // file with REALTIME_VIDEO_READY_MODE=legacy at start and prints its path.
 //
 // # Running
@@ -39,7 +45,8 @@
 //	echo REALTIME_VIDEO_READY_MODE=primary  > <path>   # both, Inngest counts
 //	echo REALTIME_VIDEO_READY_MODE=realtime > <path>   # Inngest only
 //
-// The next publish uses the new mode. Rollback is the same move backwards:
+// The next publish after the provider read the file (at most 250ms later)
+// uses the new mode. Rollback is the same move backwards:
 //
 //	echo REALTIME_VIDEO_READY_MODE=legacy > <path>     # PartyKit only again
 //	echo REALTIME_KILL_SWITCH=true        > <path>     # every scope to legacy at once
@@ -50,8 +57,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -200,34 +207,6 @@ func writeFlags(path, content string) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// fileLookup returns a LookupEnv that reads the flags file on every call:
-// KEY=VALUE lines, blank lines and # comments skipped, "export " allowed. A
-// missing or unreadable file sets nothing (every scope legacy).
-func fileLookup(path string) func(string) (string, bool) {
-	return func(key string) (string, bool) {
-		f, err := os.Open(path)
-		if err != nil {
-			return "", false
-		}
-		defer f.Close()
-		val, found := "", false
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			line = strings.TrimPrefix(line, "export ")
-			k, v, ok := strings.Cut(line, "=")
-			if !ok || strings.TrimSpace(k) != key {
-				continue
-			}
-			val, found = strings.Trim(strings.TrimSpace(v), `"'`), true // the last one wins, as in a shell
-		}
-		return val, found
-	}
-}
-
 // run starts the servers, subscribes, publishes cfg.N messages and returns
 // what each publish did.
 func run(ctx context.Context, cfg config) (results []result, err error) {
@@ -267,7 +246,7 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 		defer os.RemoveAll(dir)
 		path = filepath.Join(dir, "rollout.flags")
 	}
-	if err := writeFlags(path, "# read on every publish; edit it while the program runs\n"+modeVar+"=legacy\n"); err != nil {
+	if err := writeFlags(path, "# re-read while the program runs; edit it\n"+modeVar+"=legacy\n"); err != nil {
 		return nil, fmt.Errorf("write flags file: %w", err)
 	}
 	fmt.Fprintf(out, "flags file: %s\n", path)
@@ -282,7 +261,7 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 	}
 	defer irt.Close()
 	fmt.Fprintf(out, "Inngest realtime endpoint (real server code, in-process) at %s\n", irt.URL())
-	inngest, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: irt.URL(), SigningKey: key})
+	inngest, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: irt.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text()})
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +310,11 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 	}
 
 	// The Inngest subscriber, as a browser with a token from the app.
-	token, err := irt.Token(ctx, room, eventName)
+	channel, err := inngest.Channel(room) // keyed: what the app's tokens grant
+	if err != nil {
+		return nil, err
+	}
+	token, err := irt.Token(ctx, channel, eventName)
 	if err != nil {
 		return nil, err
 	}
@@ -349,13 +332,16 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 		}, receipts)
 	}()
 
-	// The flags: an EnvProvider over the file, on an isolated OpenFeature API.
+	// The flags: an EnvProvider over the file (and nothing from the
+	// process environment), on an isolated OpenFeature API.
 	api := isolated.NewAPI()
 	defer func() { _ = api.Shutdown(context.WithoutCancel(ctx)) }()
-	if err := api.SetProviderAndWait(ctx, flags.NewEnvProvider(&flags.EnvOptions{LookupEnv: fileLookup(path)})); err != nil {
+	provider := flags.NewEnvProvider(&flags.EnvOptions{File: path, LookupEnv: func(string) (string, bool) { return "", false }})
+	if err := api.SetProviderAndWait(ctx, provider); err != nil {
 		return nil, err
 	}
-	ev := flags.NewEvaluator(api.NewClient(), &flags.Options{App: "rollout-example", Logger: cfg.Logger})
+	ev := flags.NewEvaluator(api.NewClient(), &flags.Options{App: "rollout-example", Logger: cfg.Logger, CacheTTL: -1})
+	defer ev.Close()
 	var resolver flags.Resolver = ev
 	if legacy == nil {
 		// broadcast.New takes two providers: stand in for the absent one
@@ -390,6 +376,9 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 		if i <= len(lines) {
 			if err := writeFlags(path, lines[i-1]); err != nil {
 				return results, fmt.Errorf("write flags file: %w", err)
+			}
+			if err := provider.Refresh(); err != nil {
+				return results, err
 			}
 		}
 		msg := realtime.Message{

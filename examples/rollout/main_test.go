@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-feature/go-sdk/openfeature/isolated"
+
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/partykit"
@@ -123,21 +125,35 @@ func TestScriptLegacyStandIn(t *testing.T) {
 	}
 }
 
-func TestFileLookup(t *testing.T) {
+// TestScriptLinesReadByFlagsFile checks that what -script writes is read
+// by the flags package's file-backed provider as the mode it names.
+func TestScriptLinesReadByFlagsFile(t *testing.T) {
+	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "f")
-	if err := writeFlags(path, "# c\n\nexport A=1\nB = two \nA=3\nC\n"); err != nil {
+	if err := writeFlags(path, "# c\n"); err != nil {
 		t.Fatal(err)
 	}
-	look := fileLookup(path)
-	for k, want := range map[string]string{"A": "3", "B": "two"} {
-		if v, ok := look(k); !ok || v != want {
-			t.Errorf("%s = %q, %v; want %q", k, v, ok, want)
+	p := flags.NewEnvProvider(&flags.EnvOptions{File: path, PollInterval: -1, LookupEnv: func(string) (string, bool) { return "", false }})
+	api := isolated.NewAPI()
+	defer func() { _ = api.Shutdown(ctx) }()
+	if err := api.SetProviderAndWait(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	ev := flags.NewEvaluator(api.NewClient(), &flags.Options{CacheTTL: -1, Timeout: time.Hour})
+	defer ev.Close()
+	for entry, want := range map[string]flags.Mode{"shadow": flags.Shadow, "Primary": flags.Primary, "inngest": flags.Realtime, "kill": flags.Legacy} {
+		line, err := scriptLine(entry)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if _, ok := look("C"); ok {
-		t.Error("C without = is set")
-	}
-	if _, ok := fileLookup(path + ".missing")("A"); ok {
-		t.Error("missing file sets A")
+		if err := writeFlags(path, modeVar+"=realtime\n"+line); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+		if got := ev.Mode(ctx, flags.ScopeOf(eventName), room); got != want {
+			t.Errorf("%s: Mode = %v, want %v", entry, got, want)
+		}
 	}
 }

@@ -71,6 +71,9 @@ func message(room string, i int) realtime.Message {
 
 func inngestProvider(b *testing.B) *realtime.Inngest {
 	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: inn.URL(), SigningKey: innKey,
+		// Readable channels, so that subscriptions by room (inn.Token)
+		// and the bare client's publishes meet the provider's.
+		Mapping:   realtime.Mapping{Unkeyed: true},
 		LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		b.Fatal(err)
@@ -488,6 +491,9 @@ func halfFailingInngest(b *testing.B) realtime.Provider {
 	}
 	b.Cleanup(func() { _ = srv.Close() })
 	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, Retry: &realtime.RetryPolicy{Attempts: 1},
+		// Readable channels, so that subscriptions by room (inn.Token)
+		// and the bare client's publishes meet the provider's.
+		Mapping:   realtime.Mapping{Unkeyed: true},
 		LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		b.Fatal(err)
@@ -512,6 +518,9 @@ func hangingInngest(b *testing.B) realtime.Provider {
 	go func() { _ = srv.Serve(ln) }()
 	b.Cleanup(func() { close(done); _ = srv.Close() })
 	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://" + ln.Addr().String(), SigningKey: innKey,
+		// Readable channels, so that subscriptions by room (inn.Token)
+		// and the bare client's publishes meet the provider's.
+		Mapping:   realtime.Mapping{Unkeyed: true},
 		LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		b.Fatal(err)

@@ -172,6 +172,13 @@ func newInngest(t testing.TB, opts realtime.InngestOptions) *realtime.Inngest {
 	if opts.Logger == nil {
 		opts.Logger = zaptest.NewLogger(t)
 	}
+	if opts.ChannelSecret == "" {
+		// The suite's helpers subscribe by readable channel name
+		// (subscribeInngest, Endpoint.Publishes); keyed channels, the
+		// default, are exercised by tests that pass a ChannelSecret
+		// (collision_test.go).
+		opts.Mapping.Unkeyed = true
+	}
 	p, err := realtime.NewInngest(&opts)
 	if err != nil {
 		t.Fatalf("NewInngest: %v", err)

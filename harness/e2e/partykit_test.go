@@ -24,7 +24,7 @@ func TestPartyKitServerDownIsUnavailable(t *testing.T) {
 	}
 }
 
-// A room with spaces, slashes, unicode or URL syntax is one path segment: a
+// A room with spaces and non-ASCII characters is one path segment: a
 // websocket on the same room, escaped alike, receives the message and no
 // other room does.
 func TestPartyKitRoomEscaping(t *testing.T) {
@@ -36,11 +36,10 @@ func TestPartyKitRoomEscaping(t *testing.T) {
 		room  string
 		decoy string // a room the message would reach if the room were not one escaped segment
 	}{
-		{"spaces and slash", "video " + id + "/part 1", "video " + id},
-		{"unicode", "ünïcödé 🎬 " + id, "unicode " + id}, // any other room
-		{"query and fragment", id + "?room=other#frag", id},
-		{"percent", "100%25 " + id, "100% " + id},
-		{"parent segment", "../" + id, id},
+		// Rooms with / ? # or dot segments are refused now; every spelling
+		// is covered against partysocket's own URLs by
+		// TestPartyKitRoomsReachPartysocketRoom.
+		{"unicode and spaces", "ünïcödé 🎬 " + id, "unicode " + id}, // any other room
 	}
 
 	subs := map[string]subscriber{}

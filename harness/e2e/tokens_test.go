@@ -275,8 +275,8 @@ func TestTokenHandlerEndToEnd(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	if !slices.Equal(keys, []string{"channel", "expires", "key", "topics"}) {
-		t.Fatalf("answer has the fields %v, want channel, expires, key and topics", keys)
+	if !slices.Equal(keys, []string{"apiBaseUrl", "channel", "expires", "key", "topics"}) {
+		t.Fatalf("answer has the fields %v, want apiBaseUrl, channel, expires, key and topics", keys)
 	}
 	var tok tokens.Response
 	if err := json.Unmarshal(body, &tok); err != nil {

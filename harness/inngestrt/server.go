@@ -10,6 +10,10 @@
 //
 // The package does not depend on testing; see NewTest for the test helper.
 //
+// CollidingRoom computes, for a room of at least 64 bytes, another valid
+// room whose channel the server routes to the same subscribers (it hashes
+// channels with unseeded XXH64), for tests of channel isolation.
+//
 // Goroutines the Inngest server code leaves behind after Close (none of them
 // touch the network once Close returns):
 //

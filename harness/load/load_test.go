@@ -99,7 +99,8 @@ func runLoad(t *testing.T, failing bool) {
 	}
 	rt, err := realtime.NewInngest(&realtime.InngestOptions{
 		BaseURL: inn.URL(), SigningKey: opts.SigningKeys[0], LookupEnv: noEnv,
-		Retry: &realtime.RetryPolicy{Attempts: 1}, // failures stay failures
+		ChannelSecret: "load-test-channel-secret-0123456789abcdef",
+		Retry:         &realtime.RetryPolicy{Attempts: 1}, // failures stay failures
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +122,11 @@ func runLoad(t *testing.T, failing bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		token, err := inn.Token(ctx, room, "video.asset.ready")
+		channel, err := rt.Channel(room) // keyed, as the app's tokens grant
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, err := inn.Token(ctx, channel, "video.asset.ready")
 		if err != nil {
 			t.Fatal(err)
 		}

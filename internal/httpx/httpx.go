@@ -1,6 +1,7 @@
 // Package httpx holds the HTTP plumbing the transports share: a client tuned
-// for many small POSTs to one host, Retry-After parsing, and careful reading
-// of answers so that connections are reused and nothing unbounded is kept.
+// for many small POSTs to one host that never follows a redirect,
+// Retry-After parsing, and careful reading of answers so that connections
+// are reused and nothing unbounded is kept.
 package httpx
 
 import (
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -32,8 +34,9 @@ const (
 // handshake, and enough idle connections per host for concurrent publishers.
 // It has no response header timeout: each attempt is bounded as a whole by a
 // [Sender]'s timeout, which a shorter header timeout would silently undercut.
+// It never follows a redirect (see [NoRedirects]).
 func NewClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
+	return &http.Client{CheckRedirect: noRedirect, Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
@@ -43,6 +46,22 @@ func NewClient() *http.Client {
 		TLSHandshakeTimeout:   TLSHandshakeTimeout,
 		ExpectContinueTimeout: time.Second,
 	}}
+}
+
+// noRedirect makes a client return a redirect as the answer instead of
+// following it.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// NoRedirects returns a shallow copy of client that returns every redirect
+// (3xx) as the answer instead of following it; client itself is not
+// changed. Following one would turn a 301, 302 or 303 to a POST into a GET
+// without a body whose 200 looks like success, and send a 307 or 308 again,
+// credentials included, to wherever Location points. The copy shares
+// client's transport, cookie jar and timeout.
+func NoRedirects(client *http.Client) *http.Client {
+	c := *client
+	c.CheckRedirect = noRedirect
+	return &c
 }
 
 // maxRetryAfterSecs caps a Retry-After in seconds (one day); callers cap
@@ -117,9 +136,49 @@ type Answer struct {
 	// Status is the HTTP status code.
 	Status int
 	// Body is the start of the answer, at most the limit given to Post.
+	// For a redirect (3xx), which is never followed, it is not the answer's
+	// body but a line saying so and naming the host Location points to
+	// (see [RedirectDetail]), so that error messages show it.
 	Body []byte
 	// RetryAfter is the parsed Retry-After header, zero if absent.
 	RetryAfter time.Duration
+}
+
+// IsRedirect reports whether status is a redirect (3xx).
+func IsRedirect(status int) bool { return status >= 300 && status < 400 }
+
+// RedirectDetail describes a redirect that was not followed, naming only the
+// host of its Location (resolved against the request's URL), never its path,
+// query or user info, which may hold tokens.
+func RedirectDetail(resp *http.Response) string {
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return "redirect without a Location, not followed"
+	}
+	u, err := url.Parse(loc)
+	if err == nil && resp.Request != nil && resp.Request.URL != nil {
+		u = resp.Request.URL.ResolveReference(u)
+	}
+	if err != nil || u.Host == "" {
+		return "redirect to an unreadable Location, not followed"
+	}
+	return "redirect to host " + strconv.Quote(u.Host) + " not followed"
+}
+
+// ReadAnswer reads resp into an Answer, keeping at most limit bytes of its
+// body (see [ReadBody]); a redirect's body is drained and replaced by
+// [RedirectDetail].
+func ReadAnswer(resp *http.Response, limit int64) (Answer, error) {
+	ans := Answer{Status: resp.StatusCode}
+	ans.RetryAfter, _ = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	if IsRedirect(resp.StatusCode) {
+		_, err := ReadBody(resp, 0)
+		ans.Body = []byte(RedirectDetail(resp))
+		return ans, err
+	}
+	var err error
+	ans.Body, err = ReadBody(resp, limit)
+	return ans, err
 }
 
 // AttemptTimeoutError reports a request that ran out of its own timeout
@@ -141,8 +200,14 @@ var ErrSent = errors.New("the request was sent but no answer came")
 // that reading the rest of the answer failed; a zero Status means no answer
 // came, and err says why (an [*AttemptTimeoutError] when timeout ran out
 // before ctx did), joined with [ErrSent] when the whole request had been
-// written.
+// written. A redirect is returned as the answer, never followed, whatever
+// client's CheckRedirect says.
 func Post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte, limit int64, timeout time.Duration) (Answer, error) {
+	return post(ctx, NoRedirects(client), url, header, body, limit, timeout)
+}
+
+// post is Post with a client that does not follow redirects.
+func post(ctx context.Context, client *http.Client, url string, header http.Header, body []byte, limit int64, timeout time.Duration) (Answer, error) {
 	parent := ctx
 	if deadline, ok := ctx.Deadline(); timeout > 0 && (!ok || time.Until(deadline) > timeout) {
 		var cancel context.CancelFunc
@@ -183,17 +248,15 @@ func do(client *http.Client, req *http.Request, limit int64) (Answer, error) {
 	if err != nil {
 		return Answer{}, err
 	}
-	ans := Answer{Status: resp.StatusCode}
-	ans.RetryAfter, _ = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-	ans.Body, err = ReadBody(resp, limit)
-	return ans, err
+	return ReadAnswer(resp, limit)
 }
 
 // Sender is the HTTP side every provider has: a client, which is its own
 // (and closed by Close) unless the user gave one, and a timeout for each
 // attempt.
 type Sender struct {
-	// Client sends the requests.
+	// Client sends the requests. It never follows a redirect: it is a
+	// [NoRedirects] copy of the user's client, or a [NewClient].
 	Client  *http.Client
 	own     bool
 	timeout time.Duration
@@ -201,11 +264,14 @@ type Sender struct {
 
 // NewSender returns a Sender over client, or over a [NewClient] of its own
 // when client is nil, bounding each attempt by timeout, or by
-// defaultTimeout when timeout is not positive.
+// defaultTimeout when timeout is not positive. A user's client is not
+// changed: the Sender sends with a [NoRedirects] copy of it.
 func NewSender(client *http.Client, timeout, defaultTimeout time.Duration) Sender {
-	s := Sender{Client: client, timeout: timeout}
-	if s.Client == nil {
+	s := Sender{timeout: timeout}
+	if client == nil {
 		s.Client, s.own = NewClient(), true
+	} else {
+		s.Client = NoRedirects(client)
 	}
 	if s.timeout <= 0 {
 		s.timeout = defaultTimeout
@@ -215,7 +281,7 @@ func NewSender(client *http.Client, timeout, defaultTimeout time.Duration) Sende
 
 // Post is [Post] with the Sender's client and attempt timeout.
 func (s Sender) Post(ctx context.Context, url string, header http.Header, body []byte, limit int64) (Answer, error) {
-	return Post(ctx, s.Client, url, header, body, limit, s.timeout)
+	return post(ctx, s.Client, url, header, body, limit, s.timeout)
 }
 
 // Close releases the idle connections of a client of the Sender's own; a

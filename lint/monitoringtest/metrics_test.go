@@ -48,7 +48,8 @@ var emitted = []instrument{
 	{"realtime.broadcast.errors", counter, "", []string{"transport", "mode", "scope", "outcome"}, ""},
 	{"realtime.broadcast.duration", histogram, "s", []string{"transport", "mode", "scope", "outcome"}, ""},
 	{"realtime.broadcast.detached", counter, "", []string{"transport", "mode", "scope", "outcome"}, ""},
-	{"realtime.flag.fallbacks", counter, "{fallback}", []string{"scope", "reason"}, ""},
+	{"realtime.broadcast.resolver_failures", counter, "", []string{"scope", "cause", "mode"}, ""},
+	{"realtime.flag.fallbacks", counter, "{fallback}", []string{"scope", "reason", "answer"}, ""},
 	{"realtime.token.requests", counter, "", []string{"outcome", "status", "scope"}, "tokens"},
 }
 
@@ -109,12 +110,13 @@ func labelsOf(name string, in instrument) []string {
 // TestNameMapping pins the OTel → Prometheus names stated in the docs.
 func TestNameMapping(t *testing.T) {
 	want := map[string][]string{
-		"realtime.broadcast.publishes": {"realtime_broadcast_publishes_total"},
-		"realtime.broadcast.errors":    {"realtime_broadcast_errors_total"},
-		"realtime.broadcast.duration":  {"realtime_broadcast_duration_seconds_bucket", "realtime_broadcast_duration_seconds_sum", "realtime_broadcast_duration_seconds_count"},
-		"realtime.broadcast.detached":  {"realtime_broadcast_detached_total"},
-		"realtime.flag.fallbacks":      {"realtime_flag_fallbacks_total"},
-		"realtime.token.requests":      {"realtime_token_requests_total"},
+		"realtime.broadcast.publishes":         {"realtime_broadcast_publishes_total"},
+		"realtime.broadcast.errors":            {"realtime_broadcast_errors_total"},
+		"realtime.broadcast.duration":          {"realtime_broadcast_duration_seconds_bucket", "realtime_broadcast_duration_seconds_sum", "realtime_broadcast_duration_seconds_count"},
+		"realtime.broadcast.detached":          {"realtime_broadcast_detached_total"},
+		"realtime.broadcast.resolver_failures": {"realtime_broadcast_resolver_failures_total"},
+		"realtime.flag.fallbacks":              {"realtime_flag_fallbacks_total"},
+		"realtime.token.requests":              {"realtime_token_requests_total"},
 	}
 	for _, in := range emitted {
 		if got := series(in); !slices.Equal(got, want[in.otel]) {

@@ -1,0 +1,175 @@
+package e2e_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/coursebuilder/realtime-go/broadcast"
+	"github.com/coursebuilder/realtime-go/chunkstream"
+	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/harness/partykit"
+	"github.com/coursebuilder/realtime-go/legacyparty"
+	"github.com/coursebuilder/realtime-go/realtime"
+)
+
+// partyResetProxy stands in front of the real PartyKit dev server: it
+// forwards every request to it and hands back the answer, except that from
+// the resetFrom-th POST on it resets the client's connection once PartyKit
+// answered. PartyKit received and broadcast the message; the client cannot
+// know it (ErrMaybeDelivered).
+type partyResetProxy struct {
+	URL       string
+	resetFrom int
+
+	mu    sync.Mutex
+	posts [][]byte // the bodies PartyKit answered, in order
+}
+
+func newPartyResetProxy(t testing.TB, party *partykit.Server, resetFrom int) *partyResetProxy {
+	t.Helper()
+	p := &partyResetProxy{resetFrom: resetFrom}
+	tr := &http.Transport{}
+	client := &http.Client{Transport: tr}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, party.URL()+r.URL.RequestURI(), bytes.NewReader(body))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		req.Header = r.Header.Clone()
+		resp, err := client.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		n := 0
+		if r.Method == http.MethodPost {
+			p.mu.Lock()
+			p.posts = append(p.posts, body)
+			n = len(p.posts)
+			p.mu.Unlock()
+		}
+		if n > 0 && n >= p.resetFrom {
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				panic(err)
+			}
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // RST, not FIN
+			}
+			_ = c.Close()
+			return
+		}
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(answer)
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+		tr.CloseIdleConnections()
+	})
+	p.URL = srv.URL
+	return p
+}
+
+// Posts returns the bodies of the POSTs PartyKit received and answered.
+func (p *partyResetProxy) Posts() [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]byte(nil), p.posts...)
+}
+
+// TestChunkstreamFallbackNeverResendsWhatMayHaveBeenDelivered: a
+// chunkstream over a broadcast in realtime mode with FallbackToLegacy,
+// against the real servers. Inngest answers every publish 503, so each
+// chunk falls back to PartyKit; from the third chunk on, PartyKit's
+// connection is reset after it received (and broadcast) the chunk. The
+// third chunk may have been delivered, so it is never sent again: PartyKit
+// receives one POST per chunk, its subscriber each chunk exactly once, and
+// the stream fails with a *FailedError naming both transports.
+func TestChunkstreamFallbackNeverResendsWhatMayHaveBeenDelivered(t *testing.T) {
+	party := sharedParty(t)
+	proxy := newPartyResetProxy(t, party, 3)
+	ep := newEndpoint(t, answer(http.StatusServiceUnavailable, "maintenance"))
+	const inngestAttempts = 2
+	b := newBroadcast(t,
+		newParty(t, legacyparty.Options{BaseURL: proxy.URL, Retry: fastRetry(3)}),
+		newInngest(t, realtime.InngestOptions{BaseURL: ep.URL(), SigningKey: ep.Key, Retry: fastRetry(inngestAttempts)}),
+		broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
+	rm := room("chunkstream-fallback")
+	sub := mustSubscribeParty(t, party, rm)
+	s := newChunkStream(t, b, rm, chunkstream.Options{MaxAttempts: 3})
+
+	chunks := []string{"The video ", "is ", "ready."}
+	next := func(what string) (uint64, string) {
+		t.Helper()
+		raw, err := sub.Next(ctxT(t))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		env, err := realtime.DecodeEnvelope(raw)
+		if err != nil {
+			t.Fatalf("%s: %v: %s", what, err, raw)
+		}
+		var body string
+		if err := json.Unmarshal(env.Body.(json.RawMessage), &body); err != nil {
+			t.Fatalf("%s: body is not a string: %s", what, raw)
+		}
+		return env.Seq, body
+	}
+	for i, c := range chunks {
+		if err := s.PublishChunk(c); err != nil {
+			t.Fatalf("PublishChunk(%q): %v", c, err)
+		}
+		// Each chunk is delivered, over the fallback, before the next is
+		// offered, so that each is a message of its own.
+		seq, body := next(fmt.Sprintf("waiting for chunk %d", i+1))
+		if seq != uint64(i+1) || body != c {
+			t.Fatalf("partykit subscriber got seq %d %q, want seq %d %q", seq, body, i+1, c)
+		}
+	}
+	err := s.Close(ctxT(t))
+
+	var fe *chunkstream.FailedError
+	if !errors.As(err, &fe) || !errors.Is(err, chunkstream.ErrFailed) || !errors.Is(err, realtime.ErrMaybeDelivered) {
+		t.Fatalf("Close: %v, want a *chunkstream.FailedError matching ErrMaybeDelivered", err)
+	}
+	if fe.Seq != 3 || fe.Attempts != 1 {
+		t.Errorf("FailedError at seq %d after %d attempts, want seq 3 after 1", fe.Seq, fe.Attempts)
+	}
+	if got := failedTransports(err); len(got) != 2 {
+		t.Errorf("failed transports %v, want both", got)
+	}
+
+	posts := proxy.Posts()
+	for i, p := range posts {
+		t.Logf("POST %d to PartyKit: %s", i+1, p)
+	}
+	if len(posts) != len(chunks) {
+		t.Errorf("PartyKit received %d POSTs, want %d: one per chunk, and no end marker after the failure", len(posts), len(chunks))
+	}
+	// Inngest's own retries are not stacked on more than one attempt of
+	// the stream per chunk.
+	if got, want := len(ep.Publishes(rm)), len(chunks)*inngestAttempts; got != want {
+		t.Errorf("%d publish requests reached Inngest, want %d", got, want)
+	}
+	// Nothing more: no second copy of chunk 3, no end marker.
+	expectQuiet(t, map[string]subscriber{"partykit subscriber": sub})
+}

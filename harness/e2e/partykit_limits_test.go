@@ -1,0 +1,119 @@
+package e2e_test
+
+import (
+	"errors"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"testing"
+
+	"github.com/coursebuilder/realtime-go/broadcast"
+	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/legacyparty"
+	"github.com/coursebuilder/realtime-go/realtime"
+)
+
+// TestPartyKitLimit600KiB: a 600 KiB message, over Inngest's 512 KiB but
+// far under PartyKit's own limit, went through the TypeScript provider. In
+// legacy and shadow modes the real PartyKit subscriber still receives it
+// intact and Publish succeeds (the shadow's Inngest leg refuses it and
+// delivers nothing); in primary and realtime modes, where Inngest counts,
+// Publish returns the size error. (In primary mode the PartyKit leg may
+// deliver it too; that is broadcast's policy, not checked here.)
+func TestPartyKitLimit600KiB(t *testing.T) {
+	party := sharedParty(t)
+	inngest, key := sharedInngest(t)
+	for _, c := range []struct {
+		mode    flags.Mode
+		toParty bool
+	}{
+		{flags.Legacy, true},
+		{flags.Shadow, true},
+		{flags.Primary, false},
+		{flags.Realtime, false},
+	} {
+		t.Run(c.mode.String(), func(t *testing.T) {
+			logs.attach(t)
+			b := newBroadcast(t,
+				newParty(t, legacyparty.Options{BaseURL: party.URL()}),
+				newInngest(t, realtime.InngestOptions{BaseURL: inngest.URL(), SigningKey: key}),
+				broadcast.Options{Resolver: flags.Fixed(c.mode), ShadowTimeout: wait})
+			r := room("limit-" + c.mode.String())
+			partySub := mustSubscribeParty(t, party, r)
+			inngestSub := mustSubscribeInngest(t, inngest, r, topic)
+
+			msg := readyMsg(r)
+			msg.Body = strings.Repeat("x", 600<<10)
+			err := b.Publish(ctxT(t), msg)
+			if c.toParty {
+				if err != nil {
+					t.Fatalf("Publish in %s mode: %v", c.mode, err)
+				}
+				env, err := msg.EncodeLimit(legacyparty.MaxEnvelopeBytes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				expectDelivered(t, "partykit subscriber", partySub, partySpelling(env))
+			} else {
+				var tl *realtime.TooLargeError
+				if !errors.Is(err, realtime.ErrPayloadTooLarge) || !errors.As(err, &tl) {
+					t.Fatalf("Publish in %s mode = %v, want a *realtime.TooLargeError", c.mode, err)
+				}
+				if tl.Limit != realtime.MaxEnvelopeBytes {
+					t.Errorf("TooLargeError = %+v, want Inngest's limit %d", tl, realtime.MaxEnvelopeBytes)
+				}
+			}
+			// Inngest never delivers it; PartyKit nothing more.
+			quietSubs := map[string]subscriber{"inngest subscriber": inngestSub}
+			if c.mode != flags.Primary {
+				quietSubs["partykit subscriber"] = partySub
+			}
+			expectQuiet(t, quietSubs)
+		})
+	}
+}
+
+// TestPartyKitLimitJustOver: one byte over PartyKit's own limit (measured
+// with the real partykit dev: above it the party broadcasts "undefined" and
+// answers 500) is refused with a *realtime.TooLargeError before anything is
+// sent, in every mode. Each case encodes a 512 MiB envelope.
+func TestPartyKitLimitJustOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encodes 512 MiB envelopes")
+	}
+	party := sharedParty(t)
+	inngest, key := sharedInngest(t)
+	for _, mode := range []flags.Mode{flags.Legacy, flags.Shadow, flags.Primary, flags.Realtime} {
+		t.Run(mode.String(), func(t *testing.T) {
+			logs.attach(t)
+			tr := &countingTransport{base: &http.Transport{}}
+			t.Cleanup(tr.base.(*http.Transport).CloseIdleConnections)
+			b := newBroadcast(t,
+				newParty(t, legacyparty.Options{BaseURL: party.URL(), HTTPClient: &http.Client{Transport: tr}}),
+				newInngest(t, realtime.InngestOptions{BaseURL: inngest.URL(), SigningKey: key}),
+				broadcast.Options{Resolver: flags.Fixed(mode), ShadowTimeout: wait})
+			r := room("overlimit-" + mode.String())
+			partySub := mustSubscribeParty(t, party, r)
+
+			msg := readyMsg(r)
+			msg.Body = ""
+			empty, err := msg.EncodeLimit(legacyparty.MaxEnvelopeBytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg.Body = strings.Repeat("x", legacyparty.MaxEnvelopeBytes-len(empty)+1)
+			err = b.Publish(ctxT(t), msg)
+			msg.Body = nil
+			debug.FreeOSMemory()
+			var tl *realtime.TooLargeError
+			if !errors.Is(err, realtime.ErrPayloadTooLarge) || !errors.As(err, &tl) {
+				t.Fatalf("Publish in %s mode = %v, want a *realtime.TooLargeError", mode, err)
+			}
+			closeBroadcast(t, b)
+			if n := tr.n.Load(); n != 0 {
+				t.Fatalf("%d requests reached PartyKit", n)
+			}
+			expectQuiet(t, map[string]subscriber{"partykit subscriber": partySub})
+		})
+	}
+}
