@@ -233,7 +233,9 @@ func readFlagsFile(path string) ([]byte, error) {
 // same key wins, as in a shell. A line without '=' sets nothing.
 func parseFlagsFile(raw []byte) map[string]string {
 	vars := map[string]string{}
-	for line := range strings.Lines(string(raw)) {
+	// Lines end in \n, \r\n or a lone \r (as an old editor may save them).
+	text := strings.ReplaceAll(strings.ReplaceAll(string(raw), "\r\n", "\n"), "\r", "\n")
+	for line := range strings.Lines(text) {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
