@@ -3,13 +3,15 @@ package chunkstream_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/coursebuilder/realtime-go/chunkstream"
-	"github.com/coursebuilder/realtime-go/chunkstream/chunkstreamtest"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
 // counter is the cheapest provider: it encodes like a real one and counts.
@@ -26,23 +28,30 @@ func (c *counter) Publish(_ context.Context, msg realtime.Message) error {
 // delta is a typical completion token.
 const delta = " token"
 
+// messageBytesFor returns the Options.MaxMessageBytes that makes a stream
+// of request "chat-1" flush once n deltas are buffered: a full message
+// flushes at once, without waiting for the interval.
+func messageBytesFor(tb testing.TB, n int) int {
+	overhead, err := realtime.Message{Room: "chat-1", Name: chunkstream.DefaultName, RequestID: "chat-1", Body: "", Seq: math.MaxUint64}.Encode()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return len(overhead) + n*len(delta)
+}
+
 // BenchmarkPublishChunk measures PublishChunk on the hot path, with a flush
-// every 20 deltas (about the 250 ms window of a fast model), flush costs
-// included: allocs/op is allocations per delta.
+// every 20 deltas (about the 250 ms window of a fast model; here the
+// message limit triggers it), flush costs included: allocs/op is
+// allocations per delta.
 func BenchmarkPublishChunk(b *testing.B) {
-	clock := chunkstreamtest.NewClock(time.Time{})
-	s, err := chunkstream.New(context.Background(), &counter{}, "chat-1", &chunkstream.Options{Clock: clock})
+	s, err := chunkstream.New(context.Background(), &counter{}, "chat-1", &chunkstream.Options{MaxMessageBytes: messageBytesFor(b, 20)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
-	i := 0
 	for b.Loop() {
 		if err := s.PublishChunk(delta); err != nil {
 			b.Fatal(err)
-		}
-		if i++; i%20 == 0 {
-			clock.Tick()
 		}
 	}
 	b.StopTimer()
@@ -51,59 +60,39 @@ func BenchmarkPublishChunk(b *testing.B) {
 	}
 }
 
-// notifier counts publishes and signals each one.
-type notifier struct {
-	counter
-	c chan struct{}
-}
-
-func (n *notifier) Publish(ctx context.Context, msg realtime.Message) error {
-	err := n.counter.Publish(ctx, msg)
-	n.c <- struct{}{}
-	return err
-}
-
-// BenchmarkPublishesPer1000Deltas reports how many messages (end marker
-// included) one response of 1,000 deltas costs at the default 250 ms
-// interval, for models streaming 10 to 1,000 deltas a second. Time is the
-// fake clock's: each delta advances it by 1/rate, and a window that ends is
-// flushed before the next delta, as it is in real time.
-func BenchmarkPublishesPer1000Deltas(b *testing.B) {
+// TestPublishesPer1000Deltas counts the messages (end marker included) one
+// response of 1,000 deltas costs at the default 250 ms interval, for
+// models streaming 10 to 1,000 deltas a second: one per window, where
+// publishing every delta would cost 1,000. Time is the synctest bubble's
+// fake clock: each delta advances it by 1/rate, and a window that ends is
+// flushed before the next delta, as it is in real time. Run with -v to see
+// the counts BENCHMARKS.md reports.
+func TestPublishesPer1000Deltas(t *testing.T) {
 	for _, rate := range []int{10, 50, 200, 1000} {
-		b.Run(fmt.Sprintf("deltas-per-second=%d", rate), func(b *testing.B) {
-			b.ReportAllocs()
-			step := time.Second / time.Duration(rate)
-			var total int64
-			for b.Loop() {
-				n := &notifier{c: make(chan struct{}, 1)}
-				clock := chunkstreamtest.NewClock(time.Time{})
-				s, err := chunkstream.New(context.Background(), n, "chat-1", &chunkstream.Options{Clock: clock})
+		t.Run(fmt.Sprintf("deltas-per-second=%d", rate), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				step := time.Second / time.Duration(rate)
+				rec := realtimetest.NewRecorder()
+				s, err := chunkstream.New(context.Background(), rec, "chat-1", nil)
 				if err != nil {
-					b.Fatal(err)
+					t.Fatal(err)
 				}
-				var elapsed time.Duration
 				for range 1000 {
 					if err := s.PublishChunk(delta); err != nil {
-						b.Fatal(err)
+						t.Fatal(err)
 					}
-					before := elapsed / chunkstream.DefaultInterval
-					elapsed += step
-					clock.Advance(step)
-					if elapsed/chunkstream.DefaultInterval > before {
-						<-n.c // the window's flush
-					}
+					time.Sleep(step)
+					synctest.Wait()
 				}
-				go func() {
-					for range n.c {
-					}
-				}()
-				if err := s.Close(context.Background()); err != nil {
-					b.Fatal(err)
+				if err := s.Close(ctxT(t)); err != nil {
+					t.Fatal(err)
 				}
-				close(n.c)
-				total += n.n.Load()
-			}
-			b.ReportMetric(float64(total)/float64(b.N), "publishes/1000deltas")
+				windows := int(1000 * step / chunkstream.DefaultInterval)
+				t.Logf("%d publishes per 1000 deltas", rec.Len())
+				if rec.Len() != windows+1 {
+					t.Fatalf("%d publishes, want %d: one per window and the end marker", rec.Len(), windows+1)
+				}
+			})
 		})
 	}
 }
@@ -121,22 +110,21 @@ func (f *firstSignal) Publish(context.Context, realtime.Message) error {
 	return nil
 }
 
-// BenchmarkTimeToFirstPublish reports the time from the tick that ends the
-// first window (fake clock) or from the first delta (real clock, 1 ms
+// BenchmarkTimeToFirstPublish reports the time from the delta that fills
+// a message (which flushes at once) or from the first delta (1 ms
 // interval) to the provider's first Publish call.
 func BenchmarkTimeToFirstPublish(b *testing.B) {
-	b.Run("fake-tick", func(b *testing.B) {
+	b.Run("full-message", func(b *testing.B) {
+		limit := messageBytesFor(b, 1)
 		var total time.Duration
 		for b.Loop() {
 			p := &firstSignal{c: make(chan time.Time, 1)}
-			clock := chunkstreamtest.NewClock(time.Time{})
-			s, err := chunkstream.New(context.Background(), p, "chat-1", &chunkstream.Options{Clock: clock})
+			s, err := chunkstream.New(context.Background(), p, "chat-1", &chunkstream.Options{MaxMessageBytes: limit})
 			if err != nil {
 				b.Fatal(err)
 			}
-			_ = s.PublishChunk(delta)
 			start := time.Now()
-			clock.Tick()
+			_ = s.PublishChunk(delta)
 			total += (<-p.c).Sub(start)
 			_ = s.Close(context.Background())
 		}

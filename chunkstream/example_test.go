@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/coursebuilder/realtime-go/chunkstream"
-	"github.com/coursebuilder/realtime-go/chunkstream/chunkstreamtest"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
@@ -16,34 +14,34 @@ func ExampleNew() {
 	ctx := context.Background()
 	// Any realtime.Provider: legacyparty, realtime.Inngest, a broadcast.
 	provider := realtimetest.NewRecorder()
-	// A fake clock decides when the 250 ms windows end; in production,
-	// leave Clock nil.
-	clock := chunkstreamtest.NewClock(time.Time{})
 
-	s, err := chunkstream.New(ctx, provider, "chat_42", &chunkstream.Options{Clock: clock})
+	s, err := chunkstream.New(ctx, provider, "chat_42", nil)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	// Every 250 ms, the text received since the last flush is published
+	// as one message.
 	_ = s.PublishChunk("Hello")
 	_ = s.PublishChunk(", wor")
-	clock.Tick() // a window ends: "Hello, wor" is published
-	if _, err := provider.WaitFor(ctx, 1); err != nil {
-		fmt.Println(err)
-		return
-	}
 	_ = s.PublishChunk("ld!")
-	if err := s.Close(ctx); err != nil { // "ld!", then the end marker
+	if err := s.Close(ctx); err != nil { // what is left, then the end marker
 		fmt.Println(err)
 		return
 	}
-	for _, rec := range provider.Records() {
-		fmt.Printf("%s %s\n", rec.Message.Room, rec.Envelope)
+	// However the 250 ms windows fell, the bodies in seq order rebuild
+	// the text, and the end marker comes last.
+	var text strings.Builder
+	msgs := provider.Messages()
+	for i, m := range msgs {
+		if i == len(msgs)-1 {
+			fmt.Printf("%q %s\n", text.String(), m.Body)
+			break
+		}
+		text.WriteString(m.Body.(string))
 	}
 	// Output:
-	// chat_42 {"body":"Hello, wor","requestId":"chat_42","name":"ai.message","seq":1}
-	// chat_42 {"body":"ld!","requestId":"chat_42","name":"ai.message","seq":2}
-	// chat_42 {"body":"\\ok","requestId":"chat_42","name":"ai.message","seq":3}
+	// "Hello, world!" \ok
 }
 
 func ExamplePump() {

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/coursebuilder/realtime-go/chunkstream"
-	"github.com/coursebuilder/realtime-go/chunkstream/chunkstreamtest"
 	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
@@ -22,17 +22,16 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-// newStream returns a stream on a fake clock, closed (if the test did not)
-// when t ends.
-func newStream(t testing.TB, p realtime.Provider, opts *chunkstream.Options) (*chunkstream.Stream, *chunkstreamtest.Clock) {
+// newStream returns a stream, closed (if the test did not) when t ends,
+// and a tick function that ends the stream's current window. Call it
+// inside a synctest bubble: the stream's ticker then runs on the bubble's
+// fake clock, and time passes only when every goroutine of the bubble is
+// blocked, so no flush happens because the test was slow.
+func newStream(t testing.TB, p realtime.Provider, opts *chunkstream.Options) (*chunkstream.Stream, func()) {
 	t.Helper()
-	clock := chunkstreamtest.NewClock(time.Unix(0, 0))
 	var o chunkstream.Options
 	if opts != nil {
 		o = *opts
-	}
-	if o.Clock == nil {
-		o.Clock = clock
 	}
 	s, err := chunkstream.New(context.Background(), p, "chat-1", &o)
 	if err != nil {
@@ -43,24 +42,19 @@ func newStream(t testing.TB, p realtime.Provider, opts *chunkstream.Options) (*c
 		defer cancel()
 		_ = s.Close(ctx)
 	})
-	return s, clock
+	interval := o.Interval
+	if interval <= 0 {
+		interval = chunkstream.DefaultInterval
+	}
+	return s, func() { tick(interval) }
 }
 
-// closeTicking closes s while ticking clock, so that retries at Close, which
-// wait for ticks, happen.
-func closeTicking(t testing.TB, s *chunkstream.Stream, clock *chunkstreamtest.Clock) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- s.Close(ctxT(t)) }()
-	for {
-		select {
-		case err := <-done:
-			return err
-		default:
-			clock.Tick()
-			time.Sleep(50 * time.Microsecond) // yield; not a timing assumption
-		}
-	}
+// tick sleeps one interval of the bubble's fake clock, so that every
+// stream ticker of that interval fires, and waits until the stream is done
+// with the tick (its flush published, or blocked in the provider).
+func tick(interval time.Duration) {
+	time.Sleep(interval)
+	synctest.Wait()
 }
 
 // body returns the text of a recorded message.

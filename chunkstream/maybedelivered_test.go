@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -44,48 +45,52 @@ func (p *lostAnswer) Publish(ctx context.Context, msg realtime.Message) error {
 // joined error is not retried: PartyKit receives the chunk exactly once
 // and the stream fails with a *FailedError that names both transports.
 func TestFallbackMaybeDeliveredIsNeverSentAgain(t *testing.T) {
-	inngest := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("inngest", 503, "", 0)))
-	party := &lostAnswer{err: maybeDelivered("partykit")}
-	b, err := broadcast.New(party, inngest, &broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
-	require.NoError(t, err)
+	synctest.Test(t, func(t *testing.T) {
+		inngest := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("inngest", 503, "", 0)))
+		party := &lostAnswer{err: maybeDelivered("partykit")}
+		b, err := broadcast.New(party, inngest, &broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
+		require.NoError(t, err)
 
-	s, clock := newStream(t, b, &chunkstream.Options{MaxAttempts: 3})
-	require.NoError(t, s.PublishChunk("first chunk"))
-	err = closeTicking(t, s, clock)
+		s, _ := newStream(t, b, &chunkstream.Options{MaxAttempts: 3})
+		require.NoError(t, s.PublishChunk("first chunk"))
+		err = s.Close(ctxT(t))
 
-	var fe *chunkstream.FailedError
-	require.ErrorAs(t, err, &fe)
-	assert.ErrorIs(t, err, chunkstream.ErrFailed)
-	assert.ErrorIs(t, err, realtime.ErrMaybeDelivered)
-	assert.Equal(t, uint64(1), fe.Seq)
-	assert.Equal(t, 1, fe.Attempts, "a message that may have been delivered is offered once")
-	var te *broadcast.TransportError
-	require.ErrorAs(t, err, &te)
-	assert.Equal(t, broadcast.TransportInngest, te.Transport, "the first failure is Inngest's")
+		var fe *chunkstream.FailedError
+		require.ErrorAs(t, err, &fe)
+		assert.ErrorIs(t, err, chunkstream.ErrFailed)
+		assert.ErrorIs(t, err, realtime.ErrMaybeDelivered)
+		assert.Equal(t, uint64(1), fe.Seq)
+		assert.Equal(t, 1, fe.Attempts, "a message that may have been delivered is offered once")
+		var te *broadcast.TransportError
+		require.ErrorAs(t, err, &te)
+		assert.Equal(t, broadcast.TransportInngest, te.Transport, "the first failure is Inngest's")
 
-	assert.Equal(t, 1, inngest.Calls())
-	recs := party.Records()
-	require.Len(t, recs, 1, "PartyKit received the chunk %d times", len(recs))
-	assert.Equal(t, "first chunk", body(t, recs[0].Message))
-	assert.Equal(t, uint64(1), recs[0].Message.Seq)
-	assert.Equal(t, err, s.PublishChunk("more"), "nothing more is accepted")
-	assert.Len(t, party.Records(), 1, "not even the end marker")
+		assert.Equal(t, 1, inngest.Calls())
+		recs := party.Records()
+		require.Len(t, recs, 1, "PartyKit received the chunk %d times", len(recs))
+		assert.Equal(t, "first chunk", body(t, recs[0].Message))
+		assert.Equal(t, uint64(1), recs[0].Message.Seq)
+		assert.Equal(t, err, s.PublishChunk("more"), "nothing more is accepted")
+		assert.Len(t, party.Records(), 1, "not even the end marker")
+	})
 }
 
 // TestFallbackBothUnavailableIsRetried: when every failure in the joined
 // error is retryable (Inngest 503, PartyKit 503), the message is tried
 // again, and PartyKit receives it once it recovers.
 func TestFallbackBothUnavailableIsRetried(t *testing.T) {
-	inngest := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("inngest", 503, "", 0)))
-	party := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("partykit", 503, "", 0)), realtimetest.Succeed())
-	b, err := broadcast.New(party, inngest, &broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
-	require.NoError(t, err)
+	synctest.Test(t, func(t *testing.T) {
+		inngest := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("inngest", 503, "", 0)))
+		party := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("partykit", 503, "", 0)), realtimetest.Succeed())
+		b, err := broadcast.New(party, inngest, &broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
+		require.NoError(t, err)
 
-	s, clock := newStream(t, b, nil)
-	require.NoError(t, s.PublishChunk("a"))
-	require.NoError(t, closeTicking(t, s, clock))
-	assert.Equal(t, "a", reassemble(t, party.Records(), true, 0))
-	assert.Equal(t, 3, party.Calls(), "seq 1 twice, then the end marker")
+		s, _ := newStream(t, b, nil)
+		require.NoError(t, s.PublishChunk("a"))
+		require.NoError(t, s.Close(ctxT(t)))
+		assert.Equal(t, "a", reassemble(t, party.Records(), true, 0))
+		assert.Equal(t, 3, party.Calls(), "seq 1 twice, then the end marker")
+	})
 }
 
 // TestDefaultRetryableReadsTheWholeTree: DefaultRetryable retries only
@@ -133,10 +138,12 @@ func (e retryableErr) Retryable() bool { return true }
 // that retries everything does not send again a message that may have been
 // delivered.
 func TestCustomRetryableNeverResendsMaybeDelivered(t *testing.T) {
-	p := &lostAnswer{err: maybeDelivered("test")}
-	s, clock := newStream(t, p, &chunkstream.Options{Retryable: func(error) bool { return true }})
-	require.NoError(t, s.PublishChunk("a"))
-	err := closeTicking(t, s, clock)
-	require.ErrorIs(t, err, realtime.ErrMaybeDelivered)
-	assert.Len(t, p.Records(), 1)
+	synctest.Test(t, func(t *testing.T) {
+		p := &lostAnswer{err: maybeDelivered("test")}
+		s, _ := newStream(t, p, &chunkstream.Options{Retryable: func(error) bool { return true }})
+		require.NoError(t, s.PublishChunk("a"))
+		err := s.Close(ctxT(t))
+		require.ErrorIs(t, err, realtime.ErrMaybeDelivered)
+		assert.Len(t, p.Records(), 1)
+	})
 }

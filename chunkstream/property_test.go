@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -56,50 +58,55 @@ func TestPropertyTextArrivesExactlyOnceInOrder(t *testing.T) {
 		iterations = 50
 	}
 	for seed := range iterations {
-		rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
-		text := randomText(rng)
-		deltas := randomDeltas(rng, text)
+		synctest.Test(t, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
+			text := randomText(rng)
+			deltas := randomDeltas(rng, text)
 
-		opts := &chunkstream.Options{MaxAttempts: 4}
-		limit := 0
-		if rng.IntN(2) == 0 {
-			limit = 90 + rng.IntN(200)
-			opts.MaxMessageBytes = limit
-		}
-		// A script of outcomes with at most two transient failures in a
-		// row, ending in success.
-		var script []realtimetest.Outcome
-		if rng.IntN(3) == 0 {
-			for range rng.IntN(12) {
+			opts := &chunkstream.Options{MaxAttempts: 4}
+			limit := 0
+			if rng.IntN(2) == 0 {
+				limit = 90 + rng.IntN(200)
+				opts.MaxMessageBytes = limit
+			}
+			// A script of outcomes with at most two transient failures in a
+			// row, ending in success.
+			var script []realtimetest.Outcome
+			if rng.IntN(3) == 0 {
+				for range rng.IntN(12) {
+					script = append(script, realtimetest.Succeed())
+					for range rng.IntN(3) {
+						script = append(script, realtimetest.Fail(unavailable()))
+					}
+				}
 				script = append(script, realtimetest.Succeed())
-				for range rng.IntN(3) {
-					script = append(script, realtimetest.Fail(unavailable()))
+			}
+			f := realtimetest.NewFaulty(script...)
+			s, tick := newStream(t, f, opts)
+
+			for _, d := range deltas {
+				if rng.IntN(8) == 0 {
+					// Bytes that no text can contain, even right after a
+					// character left open: refused, and nothing else lost.
+					bad := garbage[rng.IntN(len(garbage))]
+					require.ErrorIs(t, s.PublishChunk(bad), chunkstream.ErrInvalidUTF8, "seed %d", seed)
+				}
+				require.NoError(t, s.PublishChunk(d), "seed %d", seed)
+				switch rng.IntN(8) {
+				case 0:
+					tick() // a flush, done before the next delta
+				case 1:
+					// A flush that runs while the next deltas arrive.
+					time.Sleep(chunkstream.DefaultInterval)
+				case 2:
+					runtime.Gosched()
 				}
 			}
-			script = append(script, realtimetest.Succeed())
-		}
-		f := realtimetest.NewFaulty(script...)
-		s, clock := newStream(t, f, opts)
-
-		for _, d := range deltas {
-			if rng.IntN(8) == 0 {
-				// Bytes that no text can contain, even right after a
-				// character left open: refused, and nothing else lost.
-				bad := garbage[rng.IntN(len(garbage))]
-				require.ErrorIs(t, s.PublishChunk(bad), chunkstream.ErrInvalidUTF8, "seed %d", seed)
-			}
-			require.NoError(t, s.PublishChunk(d), "seed %d", seed)
-			switch rng.IntN(6) {
-			case 0:
-				clock.Tick()
-			case 1:
-				runtime.Gosched()
-			}
-		}
-		require.NoError(t, closeTicking(t, s, clock), "seed %d", seed)
-		got := reassemble(t, f.Records(), true, limit)
-		require.Equal(t, text, got, "seed %d", seed)
-		require.NotContains(t, got, "\uFFFD", "seed %d", seed)
+			require.NoError(t, s.Close(ctxT(t)), "seed %d", seed)
+			got := reassemble(t, f.Records(), true, limit)
+			require.Equal(t, text, got, "seed %d", seed)
+			require.NotContains(t, got, "\uFFFD", "seed %d", seed)
+		})
 	}
 }
 
@@ -113,25 +120,30 @@ func TestPropertyTextStream(t *testing.T) {
 		iterations = 30
 	}
 	for seed := range iterations {
-		rng := rand.New(rand.NewPCG(uint64(seed), 0x7e47))
-		text := randomText(rng)
-		p := &streamer{}
-		s, clock := newStream(t, p, &chunkstream.Options{TextStream: true})
-		for _, d := range randomDeltas(rng, text) {
-			require.NoError(t, s.PublishChunk(d))
-			if rng.IntN(4) == 0 {
-				clock.Tick()
+		synctest.Test(t, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(seed), 0x7e47))
+			text := randomText(rng)
+			p := &streamer{}
+			s, tick := newStream(t, p, &chunkstream.Options{TextStream: true})
+			for _, d := range randomDeltas(rng, text) {
+				require.NoError(t, s.PublishChunk(d))
+				switch rng.IntN(8) {
+				case 0, 1:
+					tick()
+				case 2:
+					time.Sleep(chunkstream.DefaultInterval)
+				}
 			}
-		}
-		require.NoError(t, s.Close(ctxT(t)))
-		var got string
-		if len(p.streams) > 0 {
-			require.Len(t, p.streams, 1)
-			var err error
-			got, err = chunkstream.DecodeStreamText(p.streams[0])
-			require.NoError(t, err)
-		}
-		require.Equal(t, text, got, "seed %d", seed)
-		require.Equal(t, "", reassemble(t, p.Records(), true, 0))
+			require.NoError(t, s.Close(ctxT(t)))
+			var got string
+			if len(p.streams) > 0 {
+				require.Len(t, p.streams, 1)
+				var err error
+				got, err = chunkstream.DecodeStreamText(p.streams[0])
+				require.NoError(t, err)
+			}
+			require.Equal(t, text, got, "seed %d", seed)
+			require.Equal(t, "", reassemble(t, p.Records(), true, 0))
+		})
 	}
 }

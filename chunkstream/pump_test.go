@@ -6,13 +6,13 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/coursebuilder/realtime-go/chunkstream"
-	"github.com/coursebuilder/realtime-go/chunkstream/chunkstreamtest"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
@@ -32,69 +32,59 @@ func deltas(err error, ds ...string) chunkstream.DeltaSource {
 }
 
 func TestPump(t *testing.T) {
-	rec := realtimetest.NewRecorder()
-	s, _ := newStream(t, rec, nil)
-	require.NoError(t, chunkstream.Pump(ctxT(t), deltas(nil, "The ", "", "answer", " is 42."), s))
-	assert.Equal(t, "The answer is 42.", reassemble(t, rec.Records(), true, 0))
-	assert.ErrorIs(t, s.PublishChunk("x"), chunkstream.ErrClosed)
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, _ := newStream(t, rec, nil)
+		require.NoError(t, chunkstream.Pump(ctxT(t), deltas(nil, "The ", "", "answer", " is 42."), s))
+		assert.Equal(t, "The answer is 42.", reassemble(t, rec.Records(), true, 0))
+		assert.ErrorIs(t, s.PublishChunk("x"), chunkstream.ErrClosed)
+	})
 }
 
 func TestPumpSourceFailure(t *testing.T) {
-	rec := realtimetest.NewRecorder()
-	s, _ := newStream(t, rec, nil)
-	boom := errors.New("connection reset")
-	err := chunkstream.Pump(ctxT(t), deltas(boom, "half ", "an answ"), s)
-	require.ErrorIs(t, err, boom)
-	assert.Equal(t, "half an answ", reassemble(t, rec.Records(), false, 0), "received text published, no end marker")
-	assert.Len(t, rec.Records(), 1)
-}
-
-// tickUntil ticks clock until done is closed.
-func tickUntil(clock *chunkstreamtest.Clock, done <-chan struct{}) {
-	for {
-		select {
-		case <-done:
-			return
-		default:
-			clock.Tick()
-			time.Sleep(50 * time.Microsecond) // yield; not a timing assumption
-		}
-	}
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, _ := newStream(t, rec, nil)
+		boom := errors.New("connection reset")
+		err := chunkstream.Pump(ctxT(t), deltas(boom, "half ", "an answ"), s)
+		require.ErrorIs(t, err, boom)
+		assert.Equal(t, "half an answ", reassemble(t, rec.Records(), false, 0), "received text published, no end marker")
+		assert.Len(t, rec.Records(), 1)
+	})
 }
 
 // TestPumpWaitsForRoom: with a tiny buffer, Pump waits instead of dropping
-// text, even for a delta larger than the whole buffer.
+// text, even for a delta larger than the whole buffer. Time passes (and
+// the stream flushes) whenever Pump waits.
 func TestPumpWaitsForRoom(t *testing.T) {
-	rec := realtimetest.NewRecorder()
-	s, clock := newStream(t, rec, &chunkstream.Options{MaxBuffered: 8})
-	var ds []string
-	for range 50 {
-		ds = append(ds, "12345")
-	}
-	ds = append(ds, strings.Repeat("long delta ", 10))
-	done := make(chan struct{})
-	go tickUntil(clock, done)
-	err := chunkstream.Pump(ctxT(t), deltas(nil, ds...), s)
-	close(done)
-	require.NoError(t, err)
-	assert.Equal(t, strings.Join(ds, ""), reassemble(t, rec.Records(), true, 0))
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, _ := newStream(t, rec, &chunkstream.Options{MaxBuffered: 8, Interval: 10 * time.Millisecond})
+		var ds []string
+		for range 50 {
+			ds = append(ds, "12345")
+		}
+		ds = append(ds, strings.Repeat("long delta ", 10))
+		require.NoError(t, chunkstream.Pump(ctxT(t), deltas(nil, ds...), s))
+		assert.Equal(t, strings.Join(ds, ""), reassemble(t, rec.Records(), true, 0))
+	})
 }
 
 func TestPumpContextEnds(t *testing.T) {
-	g := newGate()
-	s, clock := newStream(t, g, &chunkstream.Options{MaxBuffered: 4})
-	ctx, cancel := context.WithCancel(context.Background())
-	src := deltas(nil, "1234", "5678")
-	errc := make(chan error, 1)
-	go func() { errc <- chunkstream.Pump(ctx, src, s) }()
-	// "1234" fills the buffer and is stuck in the gate; Pump waits for room.
-	ticking := make(chan struct{})
-	go tickUntil(clock, ticking)
-	g.waitBlocked(t)
-	close(ticking)
-	cancel()
-	err := <-errc
-	assert.ErrorIs(t, err, context.Canceled)
-	assert.ErrorIs(t, err, chunkstream.ErrFailed)
-	assert.Zero(t, g.Len())
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate()
+		s, tick := newStream(t, g, &chunkstream.Options{MaxBuffered: 4})
+		ctx, cancel := context.WithCancel(context.Background())
+		src := deltas(nil, "1234", "5678")
+		errc := make(chan error, 1)
+		go func() { errc <- chunkstream.Pump(ctx, src, s) }()
+		// "1234" fills the buffer and is stuck in the gate; Pump waits for room.
+		tick()
+		g.requireBlocked(t)
+		cancel()
+		err := <-errc
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.ErrorIs(t, err, chunkstream.ErrFailed)
+		assert.Zero(t, g.Len())
+	})
 }

@@ -73,8 +73,6 @@ type Options struct {
 	// *realtime.Inngest does: see the package doc. Otherwise it has no
 	// effect.
 	TextStream bool
-	// Clock makes the flush ticker. Defaults to SystemClock.
-	Clock Clock
 	// Logger receives retry and failure diagnostics, never text. Defaults
 	// to zap.NewNop().
 	Logger *zap.Logger
@@ -94,7 +92,7 @@ type Stream struct {
 	maxAttempts int
 	retryable   func(error) bool
 	log         *zap.Logger
-	ticker      Ticker
+	ticker      *time.Ticker
 
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
@@ -195,10 +193,6 @@ func New(ctx context.Context, p realtime.Provider, requestID string, opts *Optio
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	clock := o.Clock
-	if clock == nil {
-		clock = SystemClock{}
-	}
 
 	if pin, ok := p.(realtime.Pinner); ok {
 		p = pin.Pin(ctx, s.room, s.name)
@@ -208,7 +202,7 @@ func New(ctx context.Context, p realtime.Provider, requestID string, opts *Optio
 		s.streamer = sp
 	}
 	s.ctx, s.cancel = context.WithCancelCause(ctx)
-	s.ticker = clock.NewTicker(interval)
+	s.ticker = time.NewTicker(interval)
 	go s.run()
 	return s, nil
 }
@@ -417,7 +411,7 @@ func (s *Stream) run() {
 		case <-s.closing:
 			s.finish()
 			return
-		case <-s.ticker.C():
+		case <-s.ticker.C:
 		case <-s.kick:
 		}
 		if !s.flush(false) {
@@ -440,7 +434,7 @@ func (s *Stream) finish() {
 		case <-s.ctx.Done():
 			s.failCtx()
 			return
-		case <-s.ticker.C():
+		case <-s.ticker.C:
 		}
 	}
 }

@@ -8,13 +8,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/coursebuilder/realtime-go/chunkstream"
-	"github.com/coursebuilder/realtime-go/chunkstream/chunkstreamtest"
 	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
@@ -25,149 +25,162 @@ func unavailable() error { return realtime.NewStatusError("test", 503, "", 0) }
 // rejected is a permanent failure.
 func rejected() error { return realtime.NewStatusError("test", 400, "bad", 0) }
 
-// waitCalls waits until f was called at least n times.
-func waitCalls(t testing.TB, f *realtimetest.Faulty, n int) {
+// requireCalls checks, once every goroutine of the bubble is blocked, that
+// f was called at least n times.
+func requireCalls(t testing.TB, f *realtimetest.Faulty, n int) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for f.Calls() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("provider called %d times, want %d", f.Calls(), n)
-		}
-		time.Sleep(time.Millisecond)
+	synctest.Wait()
+	if f.Calls() < n {
+		t.Fatalf("provider called %d times, want %d", f.Calls(), n)
 	}
 }
 
-// waitErr waits until the stream failed and returns its error.
-func waitErr(t testing.TB, s *chunkstream.Stream) error {
+// requireErr checks, once every goroutine of the bubble is blocked, that
+// the stream failed, and returns its error.
+func requireErr(t testing.TB, s *chunkstream.Stream) error {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for s.Err() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the stream did not fail")
-		}
-		time.Sleep(time.Millisecond)
+	synctest.Wait()
+	if s.Err() == nil {
+		t.Fatal("the stream did not fail")
 	}
 	return s.Err()
 }
 
 func TestFlushesEveryTick(t *testing.T) {
-	rec := realtimetest.NewRecorder()
-	s, clock := newStream(t, rec, nil)
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, tick := newStream(t, rec, nil)
 
-	require.NoError(t, s.PublishChunk("Hello, "))
-	require.NoError(t, s.PublishChunk("world"))
-	assert.Equal(t, 0, rec.Len(), "published before the interval was over")
-	clock.Tick()
-	recs, err := rec.WaitFor(ctxT(t), 1)
-	require.NoError(t, err)
-	assert.Equal(t, "Hello, world", body(t, recs[0].Message))
-	assert.Equal(t, uint64(1), recs[0].Message.Seq)
-	assert.JSONEq(t, `{"body":"Hello, world","requestId":"chat-1","name":"ai.message","seq":1}`, string(recs[0].Envelope))
+		require.NoError(t, s.PublishChunk("Hello, "))
+		require.NoError(t, s.PublishChunk("world"))
+		synctest.Wait()
+		assert.Equal(t, 0, rec.Len(), "published before the interval was over")
+		tick()
+		recs := rec.Records()
+		require.Len(t, recs, 1)
+		assert.Equal(t, "Hello, world", body(t, recs[0].Message))
+		assert.Equal(t, uint64(1), recs[0].Message.Seq)
+		assert.JSONEq(t, `{"body":"Hello, world","requestId":"chat-1","name":"ai.message","seq":1}`, string(recs[0].Envelope))
 
-	require.NoError(t, s.PublishChunk("!"))
-	clock.Tick()
-	_, err = rec.WaitFor(ctxT(t), 2)
-	require.NoError(t, err)
+		require.NoError(t, s.PublishChunk("!"))
+		tick()
+		require.Equal(t, 2, rec.Len())
 
-	require.NoError(t, s.Close(ctxT(t)))
-	recs = rec.Records()
-	require.Len(t, recs, 3)
-	assert.Equal(t, "Hello, world!", reassemble(t, recs, true, 0))
-	assert.JSONEq(t, `{"body":"\\ok","requestId":"chat-1","name":"ai.message","seq":3}`, string(recs[2].Envelope))
+		require.NoError(t, s.Close(ctxT(t)))
+		recs = rec.Records()
+		require.Len(t, recs, 3)
+		assert.Equal(t, "Hello, world!", reassemble(t, recs, true, 0))
+		assert.JSONEq(t, `{"body":"\\ok","requestId":"chat-1","name":"ai.message","seq":3}`, string(recs[2].Envelope))
+	})
 }
 
-func TestAdvanceFollowsTheInterval(t *testing.T) {
-	rec := realtimetest.NewRecorder()
-	s, clock := newStream(t, rec, &chunkstream.Options{Interval: 100 * time.Millisecond})
-	require.NoError(t, s.PublishChunk("a"))
-	clock.Advance(99 * time.Millisecond)
-	clock.Advance(time.Millisecond)
-	_, err := rec.WaitFor(ctxT(t), 1)
-	require.NoError(t, err)
-	require.NoError(t, s.Close(ctxT(t)))
-	assert.Equal(t, "a", reassemble(t, rec.Records(), true, 0))
+func TestFlushFollowsTheInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, _ := newStream(t, rec, &chunkstream.Options{Interval: 100 * time.Millisecond})
+		require.NoError(t, s.PublishChunk("a"))
+		time.Sleep(99 * time.Millisecond)
+		synctest.Wait()
+		assert.Zero(t, rec.Len(), "published before the interval was over")
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		assert.Equal(t, 1, rec.Len(), "not published when the interval was over")
+		require.NoError(t, s.Close(ctxT(t)))
+		assert.Equal(t, "a", reassemble(t, rec.Records(), true, 0))
+	})
 }
 
 func TestEmptyStreamPublishesOnlyTheEndMarker(t *testing.T) {
-	rec := realtimetest.NewRecorder()
-	s, clock := newStream(t, rec, nil)
-	require.NoError(t, s.PublishChunk(""))
-	clock.Tick()
-	clock.Tick()
-	require.NoError(t, s.Close(ctxT(t)))
-	recs := rec.Records()
-	require.Len(t, recs, 1)
-	assert.Equal(t, "", reassemble(t, recs, true, 0))
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, tick := newStream(t, rec, nil)
+		require.NoError(t, s.PublishChunk(""))
+		tick()
+		tick()
+		require.NoError(t, s.Close(ctxT(t)))
+		recs := rec.Records()
+		require.Len(t, recs, 1)
+		assert.Equal(t, "", reassemble(t, recs, true, 0))
+	})
 }
 
 func TestSplitsWhatDoesNotFitInOneMessage(t *testing.T) {
-	const limit = 200
-	rec := realtimetest.NewRecorder()
-	s, _ := newStream(t, rec, &chunkstream.Options{MaxMessageBytes: limit})
-	// Characters that grow when encoded, and some that take several bytes.
-	text := strings.Repeat(`<a href="x">&amp;</a> é中😀`+"\u2028\x01\n", 40)
-	require.NoError(t, s.PublishChunk(text))
-	// No tick: a full buffer flushes on its own.
-	_, err := rec.WaitFor(ctxT(t), 1)
-	require.NoError(t, err)
-	require.NoError(t, s.Close(ctxT(t)))
-	recs := rec.Records()
-	assert.Greater(t, len(recs), 10)
-	assert.Equal(t, text, reassemble(t, recs, true, limit))
+	synctest.Test(t, func(t *testing.T) {
+		const limit = 200
+		rec := realtimetest.NewRecorder()
+		s, _ := newStream(t, rec, &chunkstream.Options{MaxMessageBytes: limit})
+		// Characters that grow when encoded, and some that take several bytes.
+		text := strings.Repeat(`<a href="x">&amp;</a> é中😀`+"\u2028\x01\n", 40)
+		require.NoError(t, s.PublishChunk(text))
+		// No tick, and no time passes: a full buffer flushes on its own.
+		synctest.Wait()
+		assert.Greater(t, rec.Len(), 10)
+		require.NoError(t, s.Close(ctxT(t)))
+		recs := rec.Records()
+		assert.Greater(t, len(recs), 10)
+		assert.Equal(t, text, reassemble(t, recs, true, limit))
+	})
 }
 
 func TestLargeTextStaysUnderTheEnvelopeLimit(t *testing.T) {
-	rec := realtimetest.NewRecorder()
-	s, _ := newStream(t, rec, nil)
-	// 2 MiB that encode to 6 times their size.
-	text := strings.Repeat("<", 2<<20)
-	require.NoError(t, s.PublishChunk(text))
-	require.NoError(t, s.Close(ctxT(t)))
-	recs := rec.Records()
-	assert.Greater(t, len(recs), 24)
-	assert.Equal(t, text, reassemble(t, recs, true, realtime.MaxEnvelopeBytes))
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, _ := newStream(t, rec, nil)
+		// 2 MiB that encode to 6 times their size.
+		text := strings.Repeat("<", 2<<20)
+		require.NoError(t, s.PublishChunk(text))
+		require.NoError(t, s.Close(ctxT(t)))
+		recs := rec.Records()
+		assert.Greater(t, len(recs), 24)
+		assert.Equal(t, text, reassemble(t, recs, true, realtime.MaxEnvelopeBytes))
+	})
 }
 
 func TestCharacterSplitBetweenDeltasIsPublishedWhole(t *testing.T) {
-	rec := realtimetest.NewRecorder()
-	s, clock := newStream(t, rec, nil)
-	emoji := "😀"
-	require.NoError(t, s.PublishChunk("a"+emoji[:2]))
-	clock.Tick()
-	_, err := rec.WaitFor(ctxT(t), 1)
-	require.NoError(t, err)
-	require.NoError(t, s.PublishChunk(emoji[2:]+"b"))
-	require.NoError(t, s.Close(ctxT(t)))
-	recs := rec.Records()
-	require.Len(t, recs, 3)
-	assert.Equal(t, "a", body(t, recs[0].Message))
-	assert.Equal(t, emoji+"b", body(t, recs[1].Message))
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, tick := newStream(t, rec, nil)
+		emoji := "😀"
+		require.NoError(t, s.PublishChunk("a"+emoji[:2]))
+		tick()
+		require.Equal(t, 1, rec.Len())
+		require.NoError(t, s.PublishChunk(emoji[2:]+"b"))
+		require.NoError(t, s.Close(ctxT(t)))
+		recs := rec.Records()
+		require.Len(t, recs, 3)
+		assert.Equal(t, "a", body(t, recs[0].Message))
+		assert.Equal(t, emoji+"b", body(t, recs[1].Message))
+	})
 }
 
 func TestTextNeverReadsAsTheEndMarker(t *testing.T) {
-	rec := realtimetest.NewRecorder()
-	s, clock := newStream(t, rec, nil)
-	require.NoError(t, s.PublishChunk(chunkstream.EndMarker))
-	clock.Tick()
-	_, err := rec.WaitFor(ctxT(t), 2)
-	require.NoError(t, err)
-	require.NoError(t, s.PublishChunk(chunkstream.EndMarker))
-	require.NoError(t, s.Close(ctxT(t)))
-	recs := rec.Records()
-	assert.Equal(t, `\ok\ok`, reassemble(t, recs, true, 0))
-	assert.Len(t, recs, 5, `\o, k, \o, k, end`)
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, tick := newStream(t, rec, nil)
+		require.NoError(t, s.PublishChunk(chunkstream.EndMarker))
+		tick()
+		require.Equal(t, 2, rec.Len())
+		require.NoError(t, s.PublishChunk(chunkstream.EndMarker))
+		require.NoError(t, s.Close(ctxT(t)))
+		recs := rec.Records()
+		assert.Equal(t, `\ok\ok`, reassemble(t, recs, true, 0))
+		assert.Len(t, recs, 5, `\o, k, \o, k, end`)
+	})
 }
 
 func TestOptions(t *testing.T) {
-	rec := realtimetest.NewRecorder()
-	s, _ := newStream(t, rec, &chunkstream.Options{Room: "video-7", Name: "ai.reply"})
-	require.NoError(t, s.PublishChunk("x"))
-	require.NoError(t, s.Close(ctxT(t)))
-	for _, m := range rec.Messages() {
-		assert.Equal(t, "video-7", m.Room)
-		assert.Equal(t, "ai.reply", m.Name)
-		assert.Equal(t, "chat-1", m.RequestID)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, _ := newStream(t, rec, &chunkstream.Options{Room: "video-7", Name: "ai.reply"})
+		require.NoError(t, s.PublishChunk("x"))
+		require.NoError(t, s.Close(ctxT(t)))
+		require.Len(t, rec.Messages(), 2)
+		for _, m := range rec.Messages() {
+			assert.Equal(t, "video-7", m.Room)
+			assert.Equal(t, "ai.reply", m.Name)
+			assert.Equal(t, "chat-1", m.RequestID)
+		}
+	})
 }
 
 func TestNewRefuses(t *testing.T) {
@@ -203,75 +216,87 @@ func (p *pinner) Pin(_ context.Context, room, name string) realtime.Provider {
 }
 
 func TestPinsOnceAtNew(t *testing.T) {
-	p := &pinner{}
-	s, clock := newStream(t, p, nil)
-	for range 5 {
-		require.NoError(t, s.PublishChunk("x"))
-		clock.Tick()
-	}
-	require.NoError(t, s.Close(ctxT(t)))
-	assert.Equal(t, []string{"chat-1/ai.message"}, p.pins)
-	assert.Zero(t, p.direct.Load())
-	assert.Equal(t, "xxxxx", reassemble(t, p.Records(), true, 0))
+	synctest.Test(t, func(t *testing.T) {
+		p := &pinner{}
+		s, tick := newStream(t, p, nil)
+		for range 5 {
+			require.NoError(t, s.PublishChunk("x"))
+			tick()
+		}
+		require.NoError(t, s.Close(ctxT(t)))
+		assert.Equal(t, []string{"chat-1/ai.message"}, p.pins)
+		assert.Zero(t, p.direct.Load())
+		assert.Equal(t, "xxxxx", reassemble(t, p.Records(), true, 0))
+		assert.Len(t, p.Records(), 6, "one message a tick, then the end marker")
+	})
 }
 
 func TestCloseIsIdempotent(t *testing.T) {
-	rec := realtimetest.NewRecorder()
-	s, _ := newStream(t, rec, nil)
-	require.NoError(t, s.PublishChunk("rest"))
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Go(func() { assert.NoError(t, s.Close(ctxT(t))) })
-	}
-	wg.Wait()
-	require.NoError(t, s.Close(ctxT(t)))
-	assert.Equal(t, "rest", reassemble(t, rec.Records(), true, 0))
-	assert.Len(t, rec.Records(), 2)
-	assert.ErrorIs(t, s.PublishChunk("late"), chunkstream.ErrClosed)
-	assert.NoError(t, s.Err())
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, _ := newStream(t, rec, nil)
+		require.NoError(t, s.PublishChunk("rest"))
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() { assert.NoError(t, s.Close(ctxT(t))) })
+		}
+		wg.Wait()
+		require.NoError(t, s.Close(ctxT(t)))
+		assert.Equal(t, "rest", reassemble(t, rec.Records(), true, 0))
+		assert.Len(t, rec.Records(), 2)
+		assert.ErrorIs(t, s.PublishChunk("late"), chunkstream.ErrClosed)
+		assert.NoError(t, s.Err())
+	})
 }
 
 func TestCloseIncomplete(t *testing.T) {
-	rec := realtimetest.NewRecorder()
-	s, _ := newStream(t, rec, nil)
-	require.NoError(t, s.PublishChunk("half an ans"))
-	require.NoError(t, s.CloseIncomplete(ctxT(t)))
-	require.NoError(t, s.Close(ctxT(t)), "the first close decides")
-	assert.Equal(t, "half an ans", reassemble(t, rec.Records(), false, 0))
-	assert.Len(t, rec.Records(), 1)
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, _ := newStream(t, rec, nil)
+		require.NoError(t, s.PublishChunk("half an ans"))
+		require.NoError(t, s.CloseIncomplete(ctxT(t)))
+		require.NoError(t, s.Close(ctxT(t)), "the first close decides")
+		assert.Equal(t, "half an ans", reassemble(t, rec.Records(), false, 0))
+		assert.Len(t, rec.Records(), 1)
+	})
 }
 
 // TestSlowProviderNeverBlocksPublishChunk proves the bound on PublishChunk:
 // while a publish is stuck in the provider, many PublishChunk calls
-// complete.
+// complete, and the ticks that pass start no second publish.
 func TestSlowProviderNeverBlocksPublishChunk(t *testing.T) {
 	for name, outcome := range map[string]realtimetest.Outcome{
 		"hang":  realtimetest.Hang(),
 		"delay": realtimetest.Delay(time.Hour, realtimetest.Succeed()),
 	} {
 		t.Run(name, func(t *testing.T) {
-			f := realtimetest.NewFaulty(outcome)
-			s, clock := newStream(t, f, nil)
-			require.NoError(t, s.PublishChunk("first"))
-			clock.Tick()
-			waitCalls(t, f, 1) // the flush is inside Publish, and stays there
+			synctest.Test(t, func(t *testing.T) {
+				f := realtimetest.NewFaulty(outcome)
+				s, tick := newStream(t, f, nil)
+				require.NoError(t, s.PublishChunk("first"))
+				tick()
+				requireCalls(t, f, 1) // the flush is inside Publish, and stays there
 
-			for i := range 10000 {
-				clock.Tick()
-				require.NoError(t, s.PublishChunk("more text "), "call %d", i)
-			}
-			assert.Equal(t, 1, f.Calls(), "one publish in flight at most")
+				for i := range 10000 {
+					if i%1000 == 0 {
+						tick() // 10 ticks: 2.5 s, far less than the hour of "delay"
+					}
+					require.NoError(t, s.PublishChunk("more text "), "call %d", i)
+				}
+				synctest.Wait()
+				assert.Equal(t, 1, f.Calls(), "one publish in flight at most")
 
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-			defer cancel()
-			err := s.Close(ctx)
-			assert.ErrorIs(t, err, context.DeadlineExceeded)
-			assert.ErrorIs(t, err, chunkstream.ErrFailed)
-			var fe *chunkstream.FailedError
-			require.ErrorAs(t, err, &fe)
-			assert.Equal(t, uint64(1), fe.Seq)
-			assert.Equal(t, err, s.Err())
-			assert.Zero(t, f.Len())
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+				defer cancel()
+				err := s.Close(ctx)
+				assert.ErrorIs(t, err, context.DeadlineExceeded)
+				assert.ErrorIs(t, err, chunkstream.ErrFailed)
+				var fe *chunkstream.FailedError
+				require.ErrorAs(t, err, &fe)
+				assert.Equal(t, uint64(1), fe.Seq)
+				assert.Equal(t, err, s.Err())
+				assert.Zero(t, f.Len())
+			})
 		})
 	}
 }
@@ -295,44 +320,38 @@ func (g *gate) Publish(ctx context.Context, msg realtime.Message) error {
 	return g.Recorder.Publish(ctx, msg)
 }
 
-func (g *gate) waitBlocked(t testing.TB) {
+// requireBlocked checks, once every goroutine of the bubble is blocked,
+// that a publish is held by the gate.
+func (g *gate) requireBlocked(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for g.waiting.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("nothing was published")
-		}
-		time.Sleep(time.Millisecond)
+	synctest.Wait()
+	if g.waiting.Load() == 0 {
+		t.Fatal("nothing was published")
 	}
 }
 
 func TestBufferFullRefusesText(t *testing.T) {
-	g := newGate()
-	s, clock := newStream(t, g, &chunkstream.Options{MaxBuffered: 10})
-	require.NoError(t, s.PublishChunk("12345"))
-	clock.Tick()
-	g.waitBlocked(t) // "12345" is in flight, still held
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate()
+		s, tick := newStream(t, g, &chunkstream.Options{MaxBuffered: 10})
+		require.NoError(t, s.PublishChunk("12345"))
+		tick()
+		g.requireBlocked(t) // "12345" is in flight, still held
 
-	require.NoError(t, s.PublishChunk("abcd"))
-	err := s.PublishChunk("XY")
-	require.ErrorIs(t, err, chunkstream.ErrBufferFull)
-	require.NoError(t, s.PublishChunk("e"), "what fits is accepted")
+		require.NoError(t, s.PublishChunk("abcd"))
+		err := s.PublishChunk("XY")
+		require.ErrorIs(t, err, chunkstream.ErrBufferFull)
+		require.NoError(t, s.PublishChunk("e"), "what fits is accepted")
 
-	close(g.open)
-	_, err = g.WaitFor(ctxT(t), 1)
-	require.NoError(t, err)
-	// The caller kept "XY" and offers it again once there is room.
-	for {
-		err = s.PublishChunk("XY")
-		if !errors.Is(err, chunkstream.ErrBufferFull) {
-			break
-		}
-		clock.Tick()
-		time.Sleep(time.Millisecond)
-	}
-	require.NoError(t, err)
-	require.NoError(t, s.Close(ctxT(t)))
-	assert.Equal(t, "12345abcdeXY", reassemble(t, g.Records(), true, 0))
+		close(g.open)
+		synctest.Wait()
+		require.Equal(t, 1, g.Len())
+		// The caller kept "XY" and offers it again: "12345" is published,
+		// so there is room.
+		require.NoError(t, s.PublishChunk("XY"))
+		require.NoError(t, s.Close(ctxT(t)))
+		assert.Equal(t, "12345abcdeXY", reassemble(t, g.Records(), true, 0))
+	})
 }
 
 // attempts wraps a provider and records every message offered to it.
@@ -350,58 +369,65 @@ func (a *attempts) Publish(ctx context.Context, msg realtime.Message) error {
 }
 
 func TestTransientFailureIsRetriedWithTheSameSeq(t *testing.T) {
-	f := realtimetest.NewFaulty(realtimetest.Fail(unavailable()), realtimetest.Fail(unavailable()), realtimetest.Succeed())
-	a := &attempts{Provider: f}
-	s, clock := newStream(t, a, nil)
+	synctest.Test(t, func(t *testing.T) {
+		f := realtimetest.NewFaulty(realtimetest.Fail(unavailable()), realtimetest.Fail(unavailable()), realtimetest.Succeed())
+		a := &attempts{Provider: f}
+		s, tick := newStream(t, a, nil)
 
-	require.NoError(t, s.PublishChunk("a"))
-	clock.Tick()
-	waitCalls(t, f, 1)
-	require.NoError(t, s.PublishChunk("b"))
-	clock.Tick()
-	waitCalls(t, f, 2)
-	require.NoError(t, s.Err(), "two attempts of three: still healthy")
-	clock.Tick()
-	_, err := f.WaitFor(ctxT(t), 2)
-	require.NoError(t, err)
-	require.NoError(t, s.Close(ctxT(t)))
+		require.NoError(t, s.PublishChunk("a"))
+		tick()
+		requireCalls(t, f, 1)
+		require.NoError(t, s.PublishChunk("b"))
+		tick()
+		requireCalls(t, f, 2)
+		require.NoError(t, s.Err(), "two attempts of three: still healthy")
+		tick()
+		require.Equal(t, 2, f.Len(), "the third attempt of seq 1, then seq 2")
+		require.NoError(t, s.Close(ctxT(t)))
 
-	assert.Equal(t, "ab", reassemble(t, f.Records(), true, 0))
-	var seen []string
-	for _, m := range a.msgs {
-		seen = append(seen, body(t, m)+"#"+string(rune('0'+m.Seq)))
-	}
-	assert.Equal(t, []string{"a#1", "a#1", "a#1", "b#2", `\ok#3`}, seen)
+		assert.Equal(t, "ab", reassemble(t, f.Records(), true, 0))
+		var seen []string
+		for _, m := range a.msgs {
+			seen = append(seen, body(t, m)+"#"+string(rune('0'+m.Seq)))
+		}
+		assert.Equal(t, []string{"a#1", "a#1", "a#1", "b#2", `\ok#3`}, seen)
+	})
 }
 
 func TestRetriesAtClose(t *testing.T) {
-	f := realtimetest.NewFaulty(realtimetest.Fail(unavailable()), realtimetest.Succeed())
-	s, clock := newStream(t, f, nil)
-	require.NoError(t, s.PublishChunk("last words"))
-	require.NoError(t, closeTicking(t, s, clock))
-	assert.Equal(t, "last words", reassemble(t, f.Records(), true, 0))
+	synctest.Test(t, func(t *testing.T) {
+		f := realtimetest.NewFaulty(realtimetest.Fail(unavailable()), realtimetest.Succeed())
+		s, _ := newStream(t, f, nil)
+		require.NoError(t, s.PublishChunk("last words"))
+		start := time.Now()
+		require.NoError(t, s.Close(ctxT(t)))
+		assert.Equal(t, chunkstream.DefaultInterval, time.Since(start), "the retry waits for the next tick")
+		assert.Equal(t, "last words", reassemble(t, f.Records(), true, 0))
+	})
 }
 
 func TestGivesUpAfterMaxAttempts(t *testing.T) {
-	f := realtimetest.NewFaulty(realtimetest.Fail(unavailable()))
-	s, clock := newStream(t, f, &chunkstream.Options{MaxAttempts: 3})
-	require.NoError(t, s.PublishChunk("a"))
-	for i := 1; i <= 3; i++ {
-		clock.Tick()
-		waitCalls(t, f, i)
-	}
-	err := waitErr(t, s)
-	var fe *chunkstream.FailedError
-	require.ErrorAs(t, err, &fe)
-	assert.Equal(t, uint64(1), fe.Seq)
-	assert.Equal(t, 3, fe.Attempts)
-	assert.ErrorIs(t, err, chunkstream.ErrFailed)
-	assert.ErrorIs(t, err, realtime.ErrUnavailable)
+	synctest.Test(t, func(t *testing.T) {
+		f := realtimetest.NewFaulty(realtimetest.Fail(unavailable()))
+		s, tick := newStream(t, f, &chunkstream.Options{MaxAttempts: 3})
+		require.NoError(t, s.PublishChunk("a"))
+		for i := 1; i <= 3; i++ {
+			tick()
+			requireCalls(t, f, i)
+		}
+		err := requireErr(t, s)
+		var fe *chunkstream.FailedError
+		require.ErrorAs(t, err, &fe)
+		assert.Equal(t, uint64(1), fe.Seq)
+		assert.Equal(t, 3, fe.Attempts)
+		assert.ErrorIs(t, err, chunkstream.ErrFailed)
+		assert.ErrorIs(t, err, realtime.ErrUnavailable)
 
-	assert.Equal(t, err, s.PublishChunk("b"), "PublishChunk reports the failure")
-	assert.Equal(t, err, s.Close(ctxT(t)))
-	assert.Equal(t, 3, f.Calls(), "nothing published after giving up, not even the end marker")
-	assert.Zero(t, f.Len())
+		assert.Equal(t, err, s.PublishChunk("b"), "PublishChunk reports the failure")
+		assert.Equal(t, err, s.Close(ctxT(t)))
+		assert.Equal(t, 3, f.Calls(), "nothing published after giving up, not even the end marker")
+		assert.Zero(t, f.Len())
+	})
 }
 
 func TestNonRetryableFailureGivesUpAtOnce(t *testing.T) {
@@ -416,48 +442,52 @@ func TestNonRetryableFailureGivesUpAtOnce(t *testing.T) {
 		"panic":           {realtimetest.Panic("boom"), chunkstream.ErrFailed},
 	} {
 		t.Run(name, func(t *testing.T) {
-			f := realtimetest.NewFaulty(realtimetest.Succeed(), c.outcome, realtimetest.Succeed())
-			s, clock := newStream(t, f, nil)
-			require.NoError(t, s.PublishChunk("a"))
-			clock.Tick()
-			_, err := f.WaitFor(ctxT(t), 1)
-			require.NoError(t, err)
-			require.NoError(t, s.PublishChunk("b"))
-			clock.Tick()
-			err = waitErr(t, s)
-			assert.ErrorIs(t, err, c.is)
-			var fe *chunkstream.FailedError
-			require.ErrorAs(t, err, &fe)
-			assert.Equal(t, uint64(2), fe.Seq)
-			assert.Equal(t, err, s.Close(ctxT(t)))
-			assert.Equal(t, 2, f.Calls())
-			assert.Equal(t, "a", reassemble(t, f.Records(), false, 0))
+			synctest.Test(t, func(t *testing.T) {
+				f := realtimetest.NewFaulty(realtimetest.Succeed(), c.outcome, realtimetest.Succeed())
+				s, tick := newStream(t, f, nil)
+				require.NoError(t, s.PublishChunk("a"))
+				tick()
+				require.Equal(t, 1, f.Len())
+				require.NoError(t, s.PublishChunk("b"))
+				tick()
+				err := requireErr(t, s)
+				assert.ErrorIs(t, err, c.is)
+				var fe *chunkstream.FailedError
+				require.ErrorAs(t, err, &fe)
+				assert.Equal(t, uint64(2), fe.Seq)
+				assert.Equal(t, err, s.Close(ctxT(t)))
+				assert.Equal(t, 2, f.Calls())
+				assert.Equal(t, "a", reassemble(t, f.Records(), false, 0))
+			})
 		})
 	}
 }
 
 func TestCustomRetryable(t *testing.T) {
-	f := realtimetest.NewFaulty(realtimetest.Fail(io.ErrUnexpectedEOF), realtimetest.Succeed())
-	s, clock := newStream(t, f, &chunkstream.Options{Retryable: func(error) bool { return true }})
-	require.NoError(t, s.PublishChunk("a"))
-	require.NoError(t, closeTicking(t, s, clock))
-	assert.Equal(t, "a", reassemble(t, f.Records(), true, 0))
+	synctest.Test(t, func(t *testing.T) {
+		f := realtimetest.NewFaulty(realtimetest.Fail(io.ErrUnexpectedEOF), realtimetest.Succeed())
+		s, _ := newStream(t, f, &chunkstream.Options{Retryable: func(error) bool { return true }})
+		require.NoError(t, s.PublishChunk("a"))
+		require.NoError(t, s.Close(ctxT(t)))
+		assert.Equal(t, "a", reassemble(t, f.Records(), true, 0))
+	})
 }
 
 func TestNewContextEndsTheStream(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	f := realtimetest.NewFaulty(realtimetest.Hang())
-	clock := chunkstreamtest.NewClock(time.Time{})
-	s, err := chunkstream.New(ctx, f, "chat-1", &chunkstream.Options{Clock: clock})
-	require.NoError(t, err)
-	require.NoError(t, s.PublishChunk("a"))
-	clock.Tick()
-	waitCalls(t, f, 1)
-	cancel()
-	err = waitErr(t, s)
-	assert.ErrorIs(t, err, context.Canceled)
-	assert.ErrorIs(t, s.PublishChunk("b"), context.Canceled)
-	assert.ErrorIs(t, s.Close(ctxT(t)), context.Canceled)
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		f := realtimetest.NewFaulty(realtimetest.Hang())
+		s, err := chunkstream.New(ctx, f, "chat-1", nil)
+		require.NoError(t, err)
+		require.NoError(t, s.PublishChunk("a"))
+		tick(chunkstream.DefaultInterval)
+		requireCalls(t, f, 1)
+		cancel()
+		err = requireErr(t, s)
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.ErrorIs(t, s.PublishChunk("b"), context.Canceled)
+		assert.ErrorIs(t, s.Close(ctxT(t)), context.Canceled)
+	})
 }
 
 // streamer is a provider that implements realtime.StreamPublisher: it keeps
@@ -484,42 +514,48 @@ func (p *streamer) PublishStream(ctx context.Context, room, name string, r io.Re
 }
 
 func TestTextStream(t *testing.T) {
-	p := &streamer{}
-	s, clock := newStream(t, p, &chunkstream.Options{TextStream: true})
-	text := "Voilà: \"quotes\", \\backslash\\, 中文, 😀, <tags> & \u2028 \x00 \\ok"
-	for i := 0; i < len(text); i += 3 {
-		require.NoError(t, s.PublishChunk(text[i:min(i+3, len(text))]))
-		clock.Tick()
-	}
-	require.NoError(t, s.Close(ctxT(t)))
+	synctest.Test(t, func(t *testing.T) {
+		p := &streamer{}
+		s, tick := newStream(t, p, &chunkstream.Options{TextStream: true})
+		text := "Voilà: \"quotes\", \\backslash\\, 中文, 😀, <tags> & \u2028 \x00 \\ok"
+		for i := 0; i < len(text); i += 3 {
+			require.NoError(t, s.PublishChunk(text[i:min(i+3, len(text))]))
+			tick()
+		}
+		require.NoError(t, s.Close(ctxT(t)))
 
-	require.Len(t, p.streams, 1)
-	for _, c := range p.streams[0] {
-		require.Less(t, c, rune(0x80), "the stream is ASCII")
-	}
-	got, err := chunkstream.DecodeStreamText(p.streams[0])
-	require.NoError(t, err)
-	assert.Equal(t, text, got)
-	recs := p.Records()
-	require.Len(t, recs, 1, "only the end marker is a message")
-	assert.Equal(t, "", reassemble(t, recs, true, 0))
+		require.Len(t, p.streams, 1)
+		for _, c := range p.streams[0] {
+			require.Less(t, c, rune(0x80), "the stream is ASCII")
+		}
+		got, err := chunkstream.DecodeStreamText(p.streams[0])
+		require.NoError(t, err)
+		assert.Equal(t, text, got)
+		recs := p.Records()
+		require.Len(t, recs, 1, "only the end marker is a message")
+		assert.Equal(t, "", reassemble(t, recs, true, 0))
+	})
 }
 
 func TestTextStreamNeedsAStreamPublisher(t *testing.T) {
-	rec := realtimetest.NewRecorder()
-	s, _ := newStream(t, rec, &chunkstream.Options{TextStream: true})
-	require.NoError(t, s.PublishChunk("plain"))
-	require.NoError(t, s.Close(ctxT(t)))
-	assert.Equal(t, "plain", reassemble(t, rec.Records(), true, 0))
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, _ := newStream(t, rec, &chunkstream.Options{TextStream: true})
+		require.NoError(t, s.PublishChunk("plain"))
+		require.NoError(t, s.Close(ctxT(t)))
+		assert.Equal(t, "plain", reassemble(t, rec.Records(), true, 0))
+	})
 }
 
 func TestTextStreamFailure(t *testing.T) {
-	p := &streamer{fail: unavailable()}
-	s, clock := newStream(t, p, &chunkstream.Options{TextStream: true})
-	require.NoError(t, s.PublishChunk("lost"))
-	clock.Tick()
-	err := s.Close(ctxT(t))
-	assert.ErrorIs(t, err, chunkstream.ErrFailed)
-	assert.ErrorIs(t, err, realtime.ErrUnavailable)
-	assert.Zero(t, p.Len(), "no end marker after a failed stream")
+	synctest.Test(t, func(t *testing.T) {
+		p := &streamer{fail: unavailable()}
+		s, tick := newStream(t, p, &chunkstream.Options{TextStream: true})
+		require.NoError(t, s.PublishChunk("lost"))
+		tick()
+		err := s.Close(ctxT(t))
+		assert.ErrorIs(t, err, chunkstream.ErrFailed)
+		assert.ErrorIs(t, err, realtime.ErrUnavailable)
+		assert.Zero(t, p.Len(), "no end marker after a failed stream")
+	})
 }

@@ -39,6 +39,12 @@ func TestConformance(t *testing.T) {
 			Stalled: func(t *testing.T) realtime.Provider {
 				return newProvider(t, &legacyparty.Options{BaseURL: stalledServer(t).URL, MaxEnvelopeBytes: realtime.MaxEnvelopeBytes})
 			},
+			// The failure paths, over a fault server.
+			Faulty: func(t *testing.T, f realtimetest.Fault) realtimetest.FaultyTarget {
+				fs := realtimetest.NewFaultServer(t, f)
+				return fs.Target(newProvider(t, &legacyparty.Options{BaseURL: fs.URL, Retry: &f.Retry, AttemptTimeout: f.AttemptTimeout}))
+			},
+			Transport: "partykit",
 		}
 	})
 }

@@ -65,17 +65,11 @@ func ExampleProvider_Publish() {
 	// realtime: publish to partykit failed: status 400 Bad Request: "Invalid payload, please send JSON body": realtime: rejected
 }
 
-// NEXT_PUBLIC_PARTY_KIT_URL may hold a host without a scheme.
+// The base URL, like NEXT_PUBLIC_PARTY_KIT_URL, may be a host without a
+// scheme.
 func ExampleNew() {
-	for _, v := range []string{"my-party.user.partykit.dev", "localhost:1999", "https://my-party.user.partykit.dev/", ""} {
-		p, err := legacyparty.New(&legacyparty.Options{
-			LookupEnv: func(key string) (string, bool) {
-				if key == legacyparty.EnvBaseURL {
-					return v, true
-				}
-				return "", false
-			},
-		})
+	for _, v := range []string{"my-party.user.partykit.dev", "localhost:1999", "https://my-party.user.partykit.dev/", "ftp://my-party.user.partykit.dev"} {
+		p, err := legacyparty.New(&legacyparty.Options{BaseURL: v})
 		if err != nil {
 			fmt.Println(errors.Is(err, realtime.ErrNotConfigured), err)
 			continue
@@ -87,7 +81,7 @@ func ExampleNew() {
 	// https://my-party.user.partykit.dev
 	// http://localhost:1999
 	// https://my-party.user.partykit.dev
-	// true realtime: not configured: partykit base URL missing (set NEXT_PUBLIC_PARTY_KIT_URL or Options.BaseURL)
+	// true realtime: not configured: partykit base URL: scheme "ftp" is not http or https
 }
 
 // Rooms are one path segment spelled as partysocket spells it; a room

@@ -109,7 +109,8 @@ type Options struct {
 	// BaseURL is the PartyKit host, such as
 	// "https://my-party.user.partykit.dev" or "http://localhost:1999"; a path
 	// prefix is kept, a trailing slash dropped. Defaults to the
-	// NEXT_PUBLIC_PARTY_KIT_URL environment variable ([EnvBaseURL]).
+	// NEXT_PUBLIC_PARTY_KIT_URL environment variable ([EnvBaseURL]), read
+	// by New; an empty variable counts as unset.
 	//
 	// As in that variable, the scheme may be left out: a bare host[:port]
 	// gets http when the host is localhost or a loopback address (127.0.0.0/8,
@@ -136,8 +137,6 @@ type Options struct {
 	// Logger receives retry diagnostics (room and status, never a body).
 	// Defaults to zap.NewNop().
 	Logger *zap.Logger
-	// LookupEnv reads environment variables. Defaults to os.LookupEnv.
-	LookupEnv func(key string) (string, bool)
 	// MaxEnvelopeBytes lowers the largest envelope Publish sends, for a
 	// deployment whose limit is below the dev server's (a value above
 	// [MaxEnvelopeBytes] is taken as MaxEnvelopeBytes). Defaults to
@@ -200,14 +199,9 @@ func New(opts *Options) (*Provider, error) {
 	if opts != nil {
 		o = *opts
 	}
-	lookup := o.LookupEnv
-	if lookup == nil {
-		lookup = os.LookupEnv
-	}
 	raw := strings.TrimSpace(o.BaseURL)
 	if raw == "" {
-		v, _ := lookup(EnvBaseURL)
-		raw = strings.TrimSpace(v)
+		raw = strings.TrimSpace(os.Getenv(EnvBaseURL))
 	}
 	if raw == "" {
 		return nil, fmt.Errorf("%w: partykit base URL missing (set %s or Options.BaseURL)", realtime.ErrNotConfigured, EnvBaseURL)

@@ -383,13 +383,6 @@ func TestString(t *testing.T) {
 	assert.Equal(t, want+"|"+want, fmt.Sprintf("%v|%#v", p, p))
 }
 
-func env(vars map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := vars[k]
-		return v, ok
-	}
-}
-
 func TestNewBaseURL(t *testing.T) {
 	cases := []struct {
 		name     string
@@ -431,7 +424,11 @@ func TestNewBaseURL(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p, err := legacyparty.New(&legacyparty.Options{BaseURL: c.explicit, LookupEnv: env(c.env)})
+			t.Setenv(legacyparty.EnvBaseURL, "")
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			p, err := legacyparty.New(&legacyparty.Options{BaseURL: c.explicit})
 			if c.want == "" {
 				require.ErrorIs(t, err, realtime.ErrNotConfigured)
 				assert.Nil(t, p)

@@ -42,9 +42,8 @@ func TestPublishNeverFollowsARedirect(t *testing.T) {
 				}))
 				defer srv.Close()
 				opts := &legacyparty.Options{
-					BaseURL:   srv.URL,
-					LookupEnv: func(string) (string, bool) { return "", false },
-					Retry:     &realtime.RetryPolicy{Attempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond},
+					BaseURL: srv.URL,
+					Retry:   &realtime.RetryPolicy{Attempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond},
 				}
 				var user *http.Client
 				if client == "user client" {

@@ -27,7 +27,7 @@ var benchMsg = realtime.Message{Room: "vid_123", Name: "video.asset.ready", Requ
 // endpoint: validation, encoding, mapping, the request and its answer.
 func BenchmarkInngestPublish(b *testing.B) {
 	srv := loopback(b)
-	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: srv.URL, SigningKey: testKey, ChannelSecret: testChannelSecret, LookupEnv: noEnv})
+	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: srv.URL, SigningKey: testKey, ChannelSecret: testChannelSecret})
 	if err != nil {
 		b.Fatal(err)
 	}

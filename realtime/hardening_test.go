@@ -20,17 +20,14 @@ import (
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
-// hardEnv is the environment of the providers in this file: a channel
-// secret (channels are keyed when a signing key is set) and nothing else.
-func hardEnv(extra map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		if v, ok := extra[k]; ok {
-			return v, true
-		}
-		if k == "REALTIME_CHANNEL_SECRET" {
-			return strings.Repeat("s", 32), true
-		}
-		return "", false
+// hardEnv sets the environment of the providers in this file for the rest
+// of t: a channel secret (channels are keyed when a signing key is set),
+// and extra.
+func hardEnv(t *testing.T, extra map[string]string) {
+	t.Helper()
+	t.Setenv("REALTIME_CHANNEL_SECRET", strings.Repeat("s", 32))
+	for k, v := range extra {
+		t.Setenv(k, v)
 	}
 }
 
@@ -40,9 +37,7 @@ func hardInngest(t *testing.T, base string, opts realtime.InngestOptions) *realt
 	if opts.SigningKey == "" {
 		opts.SigningKey = testKey
 	}
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = hardEnv(nil)
-	}
+	hardEnv(t, nil)
 	return newInngest(t, base, opts)
 }
 
@@ -318,7 +313,8 @@ func TestPublishErrorIsOneLine(t *testing.T) {
 func TestInngestDevMustBeAURLOrABoolean(t *testing.T) {
 	for _, dev := range []string{"yes", "localhost:8288", "on", "dev"} {
 		t.Run("refuses "+dev, func(t *testing.T) {
-			_, err := realtime.NewInngest(&realtime.InngestOptions{SigningKey: testKey, LookupEnv: hardEnv(map[string]string{"INNGEST_DEV": dev})})
+			hardEnv(t, map[string]string{"INNGEST_DEV": dev})
+			_, err := realtime.NewInngest(&realtime.InngestOptions{SigningKey: testKey})
 			require.ErrorIs(t, err, realtime.ErrNotConfigured)
 			assert.Contains(t, err.Error(), "INNGEST_DEV")
 			assert.Contains(t, err.Error(), strconv.Quote(dev))
@@ -332,14 +328,16 @@ func TestInngestDevMustBeAURLOrABoolean(t *testing.T) {
 		"http://127.0.0.1:9999": "http://127.0.0.1:9999",
 	} {
 		t.Run("accepts "+dev, func(t *testing.T) {
-			p, err := realtime.NewInngest(&realtime.InngestOptions{SigningKey: testKey, LookupEnv: hardEnv(map[string]string{"INNGEST_DEV": dev})})
+			hardEnv(t, map[string]string{"INNGEST_DEV": dev})
+			p, err := realtime.NewInngest(&realtime.InngestOptions{SigningKey: testKey})
 			require.NoError(t, err)
 			defer p.Close()
 			assert.Equal(t, want, p.BaseURL())
 		})
 	}
 	t.Run("not consulted when a base URL is set", func(t *testing.T) {
-		p, err := realtime.NewInngest(&realtime.InngestOptions{SigningKey: testKey, LookupEnv: hardEnv(map[string]string{"INNGEST_DEV": "yes", "INNGEST_BASE_URL": "http://127.0.0.1:9"})})
+		hardEnv(t, map[string]string{"INNGEST_DEV": "yes", "INNGEST_BASE_URL": "http://127.0.0.1:9"})
+		p, err := realtime.NewInngest(&realtime.InngestOptions{SigningKey: testKey})
 		require.NoError(t, err)
 		defer p.Close()
 		assert.Equal(t, "http://127.0.0.1:9", p.BaseURL())
@@ -358,7 +356,8 @@ func TestInngestDevMustBeAURLOrABoolean(t *testing.T) {
 // INNGEST_BASE_URL must be an http(s) URL; the error names the variable.
 func TestInngestBaseURLFromTheEnvironmentIsValidated(t *testing.T) {
 	for _, v := range []string{"localhost:8288", "ftp://example.com", "http://"} {
-		_, err := realtime.NewInngest(&realtime.InngestOptions{SigningKey: testKey, LookupEnv: hardEnv(map[string]string{"INNGEST_BASE_URL": v})})
+		hardEnv(t, map[string]string{"INNGEST_BASE_URL": v})
+		_, err := realtime.NewInngest(&realtime.InngestOptions{SigningKey: testKey})
 		require.ErrorIs(t, err, realtime.ErrNotConfigured, v)
 		assert.Contains(t, err.Error(), "INNGEST_BASE_URL", v)
 	}

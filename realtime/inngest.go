@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,7 +33,9 @@ const (
 
 // InngestOptions configures [NewInngest]. A nil *InngestOptions, or a zero
 // field, means "resolve it as the official Inngest SDKs do", from the
-// environment.
+// environment. NewInngest reads the process environment (os.Getenv) once; a
+// field set here wins over its variable, and a variable set to "" counts as
+// unset.
 type InngestOptions struct {
 	// BaseURL of the Inngest API. Defaults to INNGEST_BASE_URL, else
 	// INNGEST_API_BASE_URL, else INNGEST_DEV when it is a URL, else the dev
@@ -81,8 +82,6 @@ type InngestOptions struct {
 	// Logger receives key-rotation and retry diagnostics; never a key or a
 	// body. Defaults to zap.NewNop().
 	Logger *zap.Logger
-	// LookupEnv reads environment variables. Defaults to os.LookupEnv.
-	LookupEnv func(key string) (string, bool)
 }
 
 // Inngest publishes messages to Inngest Realtime over HTTP:
@@ -103,8 +102,6 @@ type Inngest struct {
 	http       httpx.Sender // the client and the attempt timeout
 	retry      RetryPolicy
 	log        *zap.Logger
-
-	jsonHeaders sync.Map // hashed key → http.Header, read-only once stored
 }
 
 // keyring holds the hashed signing keys behind a pointer, so that printing an
@@ -128,11 +125,7 @@ func NewInngest(opts *InngestOptions) (*Inngest, error) {
 	if opts != nil {
 		o = *opts
 	}
-	lookup := o.LookupEnv
-	if lookup == nil {
-		lookup = os.LookupEnv
-	}
-	getenv := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
+	getenv := func(k string) string { return strings.TrimSpace(os.Getenv(k)) }
 
 	base, from, cloud, err := resolveBaseURL(o.BaseURL, getenv)
 	if err != nil {
@@ -351,23 +344,14 @@ func (p *Inngest) call(ctx context.Context, req request) (httpx.Answer, error) {
 // PublishError.Detail.
 const errorDetailLimit = 512
 
-// header returns the request headers for a key; httpx.Post only reads them,
-// so the JSON ones are built once per key instead of on every publish.
+// header returns the request headers for a key.
 func (p *Inngest) header(contentType, hashedKey string) http.Header {
-	if contentType == "application/json" {
-		if h, ok := p.jsonHeaders.Load(hashedKey); ok {
-			return h.(http.Header)
-		}
-	}
 	h := http.Header{"Content-Type": {contentType}, "User-Agent": {userAgent}}
 	if hashedKey != "" {
 		h.Set("Authorization", "Bearer "+hashedKey)
 	}
 	if p.env != "" {
 		h.Set("X-Inngest-Env", p.env)
-	}
-	if contentType == "application/json" {
-		p.jsonHeaders.Store(hashedKey, h)
 	}
 	return h
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/coursebuilder/realtime-go/internal/fakeinngest"
 	"github.com/coursebuilder/realtime-go/realtime"
-	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
 // Test keys: the hex part decodes, so they hash like real keys.
@@ -28,17 +27,12 @@ const (
 	testFallback = "signkey-test-fedcba9876543210fedcba9876543210"
 )
 
-func noEnv(string) (string, bool) { return "", false }
-
 // fastRetry keeps retry tests quick while still exercising backoff.
 var fastRetry = &realtime.RetryPolicy{Attempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
 
 func newInngest(t *testing.T, base string, opts realtime.InngestOptions) *realtime.Inngest {
 	t.Helper()
 	opts.BaseURL = base
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = noEnv
-	}
 	if opts.Retry == nil {
 		opts.Retry = fastRetry
 	}
@@ -51,20 +45,6 @@ func newInngest(t *testing.T, base string, opts realtime.InngestOptions) *realti
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
 	return p
-}
-
-func TestInngestConformance(t *testing.T) {
-	realtimetest.Run(t, func(t *testing.T) realtimetest.Target {
-		srv := fakeinngest.New(nil)
-		t.Cleanup(srv.Close)
-		return realtimetest.Target{
-			Provider:  newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey}),
-			Subscribe: srv.Subscribe,
-			Stalled: func(t *testing.T) realtime.Provider {
-				return newInngest(t, stalledServer(t), realtime.InngestOptions{SigningKey: testKey})
-			},
-		}
-	})
 }
 
 // stalledServer accepts connections and never answers.
@@ -140,7 +120,9 @@ func TestInngestResolvesLikeTheSDKs(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			opts := c.opts
-			opts.LookupEnv = func(k string) (string, bool) { v, ok := c.env[k]; return v, ok }
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
 			p, err := realtime.NewInngest(&opts)
 			if c.wantErr != nil {
 				require.ErrorIs(t, err, c.wantErr)

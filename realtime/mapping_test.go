@@ -161,38 +161,32 @@ func TestUnkeyedMappingKeepsReadableChannels(t *testing.T) {
 // when the option is empty; against the dev server (no key) the public
 // DevChannelSecret is used.
 func TestChannelSecretConfiguration(t *testing.T) {
-	env := func(kv ...string) func(string) (string, bool) {
-		return func(k string) (string, bool) {
-			for i := 0; i+1 < len(kv); i += 2 {
-				if kv[i] == k {
-					return kv[i+1], true
-				}
-			}
-			return "", false
-		}
-	}
-	_, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a", SigningKey: testKey, LookupEnv: noEnv})
+	_, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a", SigningKey: testKey})
 	require.ErrorIs(t, err, realtime.ErrNotConfigured)
 	assert.Contains(t, err.Error(), "REALTIME_CHANNEL_SECRET")
 
 	short := "short-but-secret"
-	_, err = realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a", SigningKey: testKey, LookupEnv: env(realtime.ChannelSecretEnv, short)})
+	t.Setenv(realtime.ChannelSecretEnv, short)
+	_, err = realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a", SigningKey: testKey})
 	require.ErrorIs(t, err, realtime.ErrNotConfigured)
 	assert.NotContains(t, err.Error(), short)
 
-	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a", SigningKey: testKey, LookupEnv: env(realtime.ChannelSecretEnv, " "+testChannelSecret+"\n")})
+	t.Setenv(realtime.ChannelSecretEnv, " "+testChannelSecret+"\n")
+	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a", SigningKey: testKey})
 	require.NoError(t, err)
 	ch, err := p.Channel("vid_1")
 	require.NoError(t, err)
 	assert.Equal(t, keyed(testChannelSecret, "vid_1"), ch, "read from the environment, trimmed")
 
-	p, err = realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a", SigningKey: testKey, ChannelSecret: strings.Repeat("o", 40), LookupEnv: env(realtime.ChannelSecretEnv, testChannelSecret)})
+	t.Setenv(realtime.ChannelSecretEnv, testChannelSecret)
+	p, err = realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a", SigningKey: testKey, ChannelSecret: strings.Repeat("o", 40)})
 	require.NoError(t, err)
 	ch, err = p.Channel("vid_1")
 	require.NoError(t, err)
 	assert.Equal(t, keyed(strings.Repeat("o", 40), "vid_1"), ch, "the option wins over the environment")
 
-	p, err = realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a", LookupEnv: noEnv})
+	t.Setenv(realtime.ChannelSecretEnv, "")
+	p, err = realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a"})
 	require.NoError(t, err)
 	ch, err = p.Channel("vid_1")
 	require.NoError(t, err)
@@ -211,7 +205,7 @@ func BenchmarkKeyedChannel(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			opts := c.opts
-			opts.BaseURL, opts.LookupEnv = "http://127.0.0.1:1", noEnv
+			opts.BaseURL = "http://127.0.0.1:1"
 			p, err := realtime.NewInngest(&opts)
 			if err != nil {
 				b.Fatal(err)

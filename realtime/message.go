@@ -100,7 +100,7 @@ func (m Message) EncodeLimit(limit int) ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := appendEnvelope(make([]byte, 0, envelopeSizeHint(m, limit)), m)
+	b, err := encodeEnvelope(m)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
@@ -108,27 +108,6 @@ func (m Message) EncodeLimit(limit int) ([]byte, error) {
 		return nil, &TooLargeError{Size: len(b), Limit: limit}
 	}
 	return b, nil
-}
-
-// envelopeSizeHint guesses the size of m's envelope so that encoding it
-// usually allocates once.
-func envelopeSizeHint(m Message, limit int) int {
-	n := len(`{"body":,"requestId":"","name":"","seq":18446744073709551615}`) + len(m.RequestID) + len(m.Name)
-	if s, ok := m.Body.(string); ok {
-		return n + min(len(s)+len(s)/8+2, limit)
-	}
-	return n + 256
-}
-
-// marshal encodes v, turning a panicking MarshalJSON into an error so that no
-// panic reaches a caller.
-func marshal(v any) (b []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			b, err = nil, fmt.Errorf("panic while encoding: %v", r)
-		}
-	}()
-	return json.Marshal(v)
 }
 
 // ValidateField checks one identifier (a room, name, channel or topic) the way

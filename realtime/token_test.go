@@ -301,7 +301,6 @@ func FuzzSubscriptionTokenAnswer(f *testing.F) {
 		BaseURL:       "http://inngest.invalid",
 		SigningKey:    testKey,
 		ChannelSecret: testChannelSecret,
-		LookupEnv:     noEnv,
 		HTTPClient: &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			return &http.Response{StatusCode: http.StatusCreated, Body: io.NopCloser(strings.NewReader(body)), Header: http.Header{}, Request: r}, nil
 		})},

@@ -37,7 +37,8 @@ run go test -run '^$' -bench 'InngestPublish$|BareHTTPPost' -benchtime 20000x -c
 
 # Chunk streaming.
 run go test -run '^$' -bench 'PublishChunk' ./chunkstream/
-run go test -run '^$' -bench 'PublishesPer1000Deltas|TimeToFirstPublish' -benchtime 500x ./chunkstream/
+run go test -v -run 'TestPublishesPer1000Deltas' ./chunkstream/
+run go test -run '^$' -bench 'TimeToFirstPublish' -benchtime 500x ./chunkstream/
 
 # The load test, with its figures in the log (the servers' own lines left out).
 (cd harness && run go test -run 'TestShadowLoad' -count 1 -v ./load/ -load.publishers 16 -load.messages 100 |

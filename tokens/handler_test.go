@@ -403,8 +403,7 @@ func TestHandlerAnswersTheMintersBaseURLAsAPIBaseURL(t *testing.T) {
 
 func TestHandlerUsesARealInngestsBaseURL(t *testing.T) {
 	p, err := realtime.NewInngest(&realtime.InngestOptions{
-		BaseURL:   "http://inngest.internal:8288",
-		LookupEnv: func(string) (string, bool) { return "", false },
+		BaseURL: "http://inngest.internal:8288",
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
@@ -515,8 +514,7 @@ func TestHandlerContainsAPanickingMinterBaseURL(t *testing.T) {
 // 500 with a fixed body, counts the outcome "panic" and logs which one.
 func TestHandlerContainsPanics(t *testing.T) {
 	panickingMapping, err := realtime.NewInngest(&realtime.InngestOptions{
-		BaseURL:   "http://127.0.0.1:1", // never reached: the mapping panics first
-		LookupEnv: func(string) (string, bool) { return "", false },
+		BaseURL: "http://127.0.0.1:1", // never reached: the mapping panics first
 		Mapping: realtime.Mapping{Channel: func(string) string {
 			panic("mapping exploded with " + testJWT)
 		}},

@@ -116,15 +116,15 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], environment{Lookup: os.LookupEnv, Stdout: os.Stdout, Stderr: os.Stderr})
+	code := run(ctx, os.Args[1:], environment{Stdout: os.Stdout, Stderr: os.Stderr})
 	stop()
 	os.Exit(code)
 }
 
 // environment is what run takes from the process, so that tests can
-// replace it.
+// replace it. The variables are read from the process environment, by run
+// and by the providers it builds; tests set them with t.Setenv.
 type environment struct {
-	Lookup         func(string) (string, bool)
 	Stdout, Stderr io.Writer
 	// Wrap wraps the local Inngest endpoint's handler; for tests.
 	Wrap func(http.Handler) http.Handler
@@ -158,7 +158,7 @@ func run(ctx context.Context, args []string, env environment) int {
 		fmt.Fprintln(env.Stderr, "canary:", err)
 		return exitUsage
 	}
-	getenv := func(k string) string { v, _ := env.Lookup(k); return strings.TrimSpace(v) }
+	getenv := func(k string) string { return strings.TrimSpace(os.Getenv(k)) }
 
 	logger := zap.NewNop()
 	var logf func(string, ...any)
@@ -191,7 +191,7 @@ func run(ctx context.Context, args []string, env environment) int {
 	if strings.EqualFold(m, "env") {
 		api := isolated.NewAPI()
 		defer func() { _ = api.Shutdown(context.WithoutCancel(ctx)) }()
-		if err := api.SetProviderAndWait(ctx, flags.NewEnvProvider(&flags.EnvOptions{LookupEnv: env.Lookup})); err != nil {
+		if err := api.SetProviderAndWait(ctx, flags.NewEnvProvider(nil)); err != nil {
 			return fail(err)
 		}
 		resolver = flags.NewEvaluator(api.NewClient(), &flags.Options{App: "canary", Logger: logger})
@@ -220,7 +220,7 @@ func run(ctx context.Context, args []string, env environment) int {
 		cfg = l.config()
 	} else {
 		if inngestSet {
-			p, err := realtime.NewInngest(&realtime.InngestOptions{LookupEnv: env.Lookup, Logger: logger})
+			p, err := realtime.NewInngest(&realtime.InngestOptions{Logger: logger})
 			if err != nil {
 				return fail(err)
 			}
@@ -229,7 +229,7 @@ func run(ctx context.Context, args []string, env environment) int {
 			fmt.Fprintf(out, "canary: Inngest Realtime at %s\n", p.BaseURL())
 		}
 		if partySet {
-			p, err := legacyparty.New(&legacyparty.Options{LookupEnv: env.Lookup, Logger: logger})
+			p, err := legacyparty.New(&legacyparty.Options{Logger: logger})
 			if err != nil {
 				return fail(err)
 			}

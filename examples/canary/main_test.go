@@ -31,6 +31,7 @@ import (
 var shared partykit.Shared
 
 func TestMain(m *testing.M) {
+	clearEnv()
 	code := m.Run()
 	if err := shared.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -125,10 +126,25 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func noEnv(string) (string, bool) { return "", false }
+// clearEnv removes from the process environment every variable the canary
+// or its providers read (INNGEST_*, the flags' REALTIME_* and
+// ENABLE_REALTIME_*, NEXT_PUBLIC_PARTY_KIT_URL), so that a developer's or
+// CI's values do not reach the tests.
+func clearEnv() {
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "INNGEST_") || strings.HasPrefix(k, "REALTIME_") || strings.HasPrefix(k, "ENABLE_REALTIME_") || k == legacyparty.EnvBaseURL {
+			_ = os.Unsetenv(k)
+		}
+	}
+}
 
-func mapEnv(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+// setEnv sets m in the process environment for the rest of t.
+func setEnv(t *testing.T, m map[string]string) {
+	t.Helper()
+	for k, v := range m {
+		t.Setenv(k, v)
+	}
 }
 
 func transport(t *testing.T, rep *Report, name string) TransportResult {
@@ -162,7 +178,7 @@ func TestRunLocal(t *testing.T) {
 		t.Skip("starts its own PartyKit dev server")
 	}
 	out, errOut := testlog.New(t), testlog.New(t)
-	code := run(ctxT(t), []string{"-local"}, environment{Lookup: noEnv, Stdout: out, Stderr: errOut})
+	code := run(ctxT(t), []string{"-local"}, environment{Stdout: out, Stderr: errOut})
 	if code != exitPass {
 		t.Fatalf("exit %d, want %d", code, exitPass)
 	}
@@ -186,7 +202,7 @@ func TestRunLocalDroppedPublishFails(t *testing.T) {
 	var dropped atomic.Int32
 	out, errOut := testlog.New(t), testlog.New(t)
 	code := run(ctxT(t), []string{"-local", "-no-partykit", "-deadline", "1s"},
-		environment{Lookup: noEnv, Stdout: out, Stderr: errOut, Wrap: dropPublishes(&dropped)})
+		environment{Stdout: out, Stderr: errOut, Wrap: dropPublishes(&dropped)})
 	if code != exitFail {
 		t.Fatalf("exit %d, want %d", code, exitFail)
 	}
@@ -359,7 +375,8 @@ func TestRunFromEnvironment(t *testing.T) {
 		want[0] = "flags=primary effective=realtime"
 	}
 	out, errOut := testlog.New(t), testlog.New(t)
-	if code := run(ctxT(t), nil, environment{Lookup: mapEnv(env), Stdout: out, Stderr: errOut}); code != exitPass {
+	setEnv(t, env)
+	if code := run(ctxT(t), nil, environment{Stdout: out, Stderr: errOut}); code != exitPass {
 		t.Fatalf("exit %d, want %d", code, exitPass)
 	}
 	for _, w := range want {
@@ -375,7 +392,8 @@ func TestRunFromEnvironment(t *testing.T) {
 	env["REALTIME_VIDEO_READY_MODE"] = "legacy"
 	if _, ok := env[legacyparty.EnvBaseURL]; ok {
 		out = testlog.New(t)
-		if code := run(ctxT(t), nil, environment{Lookup: mapEnv(env), Stdout: out, Stderr: errOut}); code != exitPass {
+		setEnv(t, env)
+		if code := run(ctxT(t), nil, environment{Stdout: out, Stderr: errOut}); code != exitPass {
 			t.Fatalf("legacy: exit %d, want %d", code, exitPass)
 		}
 		if !strings.Contains(out.String(), "(not published to in legacy mode)") {
@@ -387,13 +405,14 @@ func TestRunFromEnvironment(t *testing.T) {
 func TestRunUsage(t *testing.T) {
 	for _, args := range [][]string{{"-mode", "sideways", "-local", "-no-partykit"}, {"-deadline", "0", "-local", "-no-partykit"}, {"extra"}, {"-nope"}} {
 		errOut := testlog.New(t)
-		if code := run(ctxT(t), args, environment{Lookup: noEnv, Stdout: io.Discard, Stderr: errOut}); code != exitUsage {
+		if code := run(ctxT(t), args, environment{Stdout: io.Discard, Stderr: errOut}); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
 		}
 	}
 	// A configuration realtime.NewInngest refuses.
 	errOut := testlog.New(t)
-	code := run(ctxT(t), nil, environment{Lookup: mapEnv(map[string]string{"INNGEST_SIGNING_KEY": "not-a-key"}), Stdout: io.Discard, Stderr: errOut})
+	setEnv(t, map[string]string{"INNGEST_SIGNING_KEY": "not-a-key"})
+	code := run(ctxT(t), nil, environment{Stdout: io.Discard, Stderr: errOut})
 	if code != exitUsage || !strings.Contains(errOut.String(), "signing key") {
 		t.Errorf("bad key: exit %d (%s), want %d naming the key", code, errOut.String(), exitUsage)
 	}

@@ -92,6 +92,11 @@ func muxHook(typ string) map[string]any {
 func run(ctx context.Context, out io.Writer, modeName string, wantParty bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
+	// The demo runs on its own servers: the shell's Inngest fallback key
+	// and branch, which no option can turn off, must not reach them.
+	for _, k := range []string{"INNGEST_SIGNING_KEY_FALLBACK", "INNGEST_ENV"} {
+		_ = os.Unsetenv(k)
+	}
 
 	// Refuse a bad -mode before starting anything.
 	var chosen *flags.Mode
@@ -125,8 +130,12 @@ func run(ctx context.Context, out io.Writer, modeName string, wantParty bool) er
 		fmt.Fprintf(out, "PartyKit          %s  (the real partykit dev server)\n", party.URL())
 	}
 
-	noEnv := func(string) (string, bool) { return "", false }
-	rt, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: inn.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text(), LookupEnv: noEnv})
+	// Every option the environment could supply is set here, so the
+	// demo's providers read nothing from the shell: a field set in code
+	// wins over its variable, and the fallback key and branch name
+	// (INNGEST_SIGNING_KEY_FALLBACK, INNGEST_ENV), which have no "none"
+	// value, were cleared from this process's environment above.
+	rt, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: inn.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text()})
 	if err != nil {
 		return err
 	}
@@ -137,7 +146,7 @@ func run(ctx context.Context, out io.Writer, modeName string, wantParty bool) er
 		return fmt.Errorf("%w: PartyKit is not running", realtime.ErrNotConfigured)
 	})
 	if party != nil {
-		lp, err := legacyparty.New(&legacyparty.Options{BaseURL: party.URL(), LookupEnv: noEnv})
+		lp, err := legacyparty.New(&legacyparty.Options{BaseURL: party.URL()})
 		if err != nil {
 			return err
 		}

@@ -54,6 +54,13 @@ func servers(b *testing.B, needParty bool) {
 }
 
 func TestMain(m *testing.M) {
+	// The providers read INNGEST_*, REALTIME_CHANNEL_SECRET and
+	// NEXT_PUBLIC_PARTY_KIT_URL from the environment for every option left
+	// empty: keep a developer's or CI's values out of the tests.
+	for _, k := range []string{"INNGEST_BASE_URL", "INNGEST_API_BASE_URL", "INNGEST_DEV", "INNGEST_SIGNING_KEY",
+		"INNGEST_SIGNING_KEY_FALLBACK", "INNGEST_ENV", "REALTIME_CHANNEL_SECRET", "NEXT_PUBLIC_PARTY_KIT_URL"} {
+		_ = os.Unsetenv(k)
+	}
 	code := m.Run()
 	if party != nil {
 		_ = party.Close()
@@ -73,8 +80,7 @@ func inngestProvider(b *testing.B) *realtime.Inngest {
 	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: inn.URL(), SigningKey: innKey,
 		// Readable channels, so that subscriptions by room (inn.Token)
 		// and the bare client's publishes meet the provider's.
-		Mapping:   realtime.Mapping{Unkeyed: true},
-		LookupEnv: func(string) (string, bool) { return "", false }})
+		Mapping: realtime.Mapping{Unkeyed: true}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -280,7 +286,7 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 		return c.post(room, body)
 	})
 	if party != nil {
-		lp, err := legacyparty.New(&legacyparty.Options{BaseURL: party.URL(), LookupEnv: func(string) (string, bool) { return "", false }})
+		lp, err := legacyparty.New(&legacyparty.Options{BaseURL: party.URL()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -374,8 +380,7 @@ const hangLimit = 200
 func BenchmarkShadowEndToEnd(b *testing.B) {
 	servers(b, true)
 	ctx := context.Background()
-	noEnv := func(string) (string, bool) { return "", false }
-	lp, err := legacyparty.New(&legacyparty.Options{BaseURL: party.URL(), LookupEnv: noEnv})
+	lp, err := legacyparty.New(&legacyparty.Options{BaseURL: party.URL()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -493,8 +498,7 @@ func halfFailingInngest(b *testing.B) realtime.Provider {
 	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, Retry: &realtime.RetryPolicy{Attempts: 1},
 		// Readable channels, so that subscriptions by room (inn.Token)
 		// and the bare client's publishes meet the provider's.
-		Mapping:   realtime.Mapping{Unkeyed: true},
-		LookupEnv: func(string) (string, bool) { return "", false }})
+		Mapping: realtime.Mapping{Unkeyed: true}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -520,8 +524,7 @@ func hangingInngest(b *testing.B) realtime.Provider {
 	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://" + ln.Addr().String(), SigningKey: innKey,
 		// Readable channels, so that subscriptions by room (inn.Token)
 		// and the bare client's publishes meet the provider's.
-		Mapping:   realtime.Mapping{Unkeyed: true},
-		LookupEnv: func(string) (string, bool) { return "", false }})
+		Mapping: realtime.Mapping{Unkeyed: true}})
 	if err != nil {
 		b.Fatal(err)
 	}

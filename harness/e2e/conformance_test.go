@@ -30,6 +30,14 @@ func TestInngestConformance(t *testing.T) {
 			},
 			// Inngest relays the envelope's bytes as they are.
 			Respell: nil,
+			// The failure paths, with a fault proxy in front of the real
+			// server: a request whose answer is lost reaches it first.
+			Faulty: func(t *testing.T, f realtimetest.Fault) realtimetest.FaultyTarget {
+				fs := realtimetest.NewFaultProxy(t, f, s.URL())
+				return fs.Target(newInngest(t, realtime.InngestOptions{BaseURL: fs.URL, SigningKey: key, Retry: &f.Retry, AttemptTimeout: f.AttemptTimeout}))
+			},
+			Transport: "inngest",
+			Secrets:   []string{key, hashedKey(t, key)},
 		}
 	})
 }
@@ -58,6 +66,22 @@ func TestPartyKitConformance(t *testing.T) {
 			},
 			// The party relays JSON.stringify(await req.json()).
 			Respell: partySpelling,
+			// The failure paths, with a fault proxy in front of partykit dev.
+			Faulty: func(t *testing.T, f realtimetest.Fault) realtimetest.FaultyTarget {
+				fs := realtimetest.NewFaultProxy(t, f, s.URL())
+				return fs.Target(newParty(t, legacyparty.Options{BaseURL: fs.URL, Retry: &f.Retry, AttemptTimeout: f.AttemptTimeout}))
+			},
+			Transport: "partykit",
 		}
 	})
+}
+
+// hashedKey is key as it is sent, or fails t.
+func hashedKey(t testing.TB, key string) string {
+	t.Helper()
+	h, err := realtime.HashSigningKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

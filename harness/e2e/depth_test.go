@@ -51,7 +51,8 @@ func postRaw(t testing.TB, base, key, channel string, body []byte) {
 func TestDepthLimitIsWhatTheRealServerDelivers(t *testing.T) {
 	s, key := sharedInngest(t)
 	e := newEndpoint(t, nil)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: s.URL(), SigningKey: key, LookupEnv: hardeningEnv})
+	hardeningEnv(t)
+	p := newInngest(t, realtime.InngestOptions{BaseURL: s.URL(), SigningKey: key})
 	rm := room("depth")
 	ch := channelOf(t, p, rm, topic)
 	sub := mustSubscribeInngest(t, s, ch, topic)
@@ -69,7 +70,7 @@ func TestDepthLimitIsWhatTheRealServerDelivers(t *testing.T) {
 	}
 
 	// One level more: refused, and nothing reaches a server.
-	pe := newInngest(t, realtime.InngestOptions{BaseURL: e.URL(), SigningKey: e.Key, LookupEnv: hardeningEnv})
+	pe := newInngest(t, realtime.InngestOptions{BaseURL: e.URL(), SigningKey: e.Key})
 	over := realtime.Message{Room: rm, Name: topic, RequestID: "over", Body: deepArrays(realtime.MaxBodyDepth + 1)}
 	if err := pe.Publish(ctxT(t), over); !errors.Is(err, realtime.ErrEncode) || !strings.Contains(err.Error(), "depth limit") {
 		t.Fatalf("Publish one level past the depth limit: %v, want ErrEncode naming the depth limit", err)

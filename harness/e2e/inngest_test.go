@@ -264,10 +264,10 @@ func TestInngestConfiguredFromTheEnvironment(t *testing.T) {
 		"INNGEST_SIGNING_KEY_FALLBACK": e.Key,
 		"INNGEST_ENV":                  "branch-from-env",
 	}
-	p := newInngest(t, realtime.InngestOptions{LookupEnv: func(k string) (string, bool) {
-		v, ok := vars[k]
-		return v, ok
-	}})
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+	p := newInngest(t, realtime.InngestOptions{})
 	if p.BaseURL() != e.URL() {
 		t.Fatalf("BaseURL() = %s, want %s", p.BaseURL(), e.URL())
 	}

@@ -33,6 +33,13 @@ const quiet = 300 * time.Millisecond
 const wait = 15 * time.Second
 
 func TestMain(m *testing.M) {
+	// The providers read INNGEST_*, REALTIME_CHANNEL_SECRET and
+	// NEXT_PUBLIC_PARTY_KIT_URL from the environment for every option left
+	// empty: keep a developer's or CI's values out of the tests.
+	for _, k := range []string{"INNGEST_BASE_URL", "INNGEST_API_BASE_URL", "INNGEST_DEV", "INNGEST_SIGNING_KEY",
+		"INNGEST_SIGNING_KEY_FALLBACK", "INNGEST_ENV", "REALTIME_CHANNEL_SECRET", "NEXT_PUBLIC_PARTY_KIT_URL"} {
+		_ = os.Unsetenv(k)
+	}
 	opts := inngestrt.LeakOptions()
 	// The shared servers are closed after the tests and before the leak
 	// check.
@@ -153,22 +160,15 @@ func closeShared() error {
 // ---------------------------------------------------------------------------
 // Providers under test
 
-// noEnv keeps the process environment (INNGEST_*, NEXT_PUBLIC_PARTY_KIT_URL
-// on a developer's machine or in CI) out of the providers.
-func noEnv(string) (string, bool) { return "", false }
-
 // fastRetry retries like the default policy, with shorter delays.
 func fastRetry(attempts int) *realtime.RetryPolicy {
 	return &realtime.RetryPolicy{Attempts: attempts, BaseDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
 }
 
-// newInngest returns an Inngest provider closed when t ends. opts.LookupEnv
-// defaults to noEnv and opts.Logger to t's log.
+// newInngest returns an Inngest provider closed when t ends. opts.Logger
+// defaults to t's log.
 func newInngest(t testing.TB, opts realtime.InngestOptions) *realtime.Inngest {
 	t.Helper()
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = noEnv
-	}
 	if opts.Logger == nil {
 		opts.Logger = zaptest.NewLogger(t)
 	}
@@ -190,9 +190,6 @@ func newInngest(t testing.TB, opts realtime.InngestOptions) *realtime.Inngest {
 // newParty returns a PartyKit provider closed when t ends.
 func newParty(t testing.TB, opts legacyparty.Options) *legacyparty.Provider {
 	t.Helper()
-	if opts.LookupEnv == nil {
-		opts.LookupEnv = noEnv
-	}
 	if opts.Logger == nil {
 		opts.Logger = zaptest.NewLogger(t)
 	}

@@ -13,13 +13,12 @@ import (
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
-// hardeningEnv is the environment of the providers of the hardening tests:
-// a channel secret, in case channels are keyed, and nothing else.
-func hardeningEnv(k string) (string, bool) {
-	if k == "REALTIME_CHANNEL_SECRET" {
-		return "e2e channel secret, at least thirty-two bytes long", true
-	}
-	return "", false
+// hardeningEnv sets the environment of the providers of the hardening
+// tests for the rest of t: a channel secret, in case channels are keyed,
+// and nothing else (TestMain cleared the rest).
+func hardeningEnv(t testing.TB) {
+	t.Helper()
+	t.Setenv("REALTIME_CHANNEL_SECRET", "e2e channel secret, at least thirty-two bytes long")
 }
 
 // channelOf returns the channel p publishes room to, from its publish URL.
@@ -65,7 +64,8 @@ func newRedirectProxy(t testing.TB, real string) *redirectProxy {
 func TestRedirectToTheRealServerIsRejectedAndNotFollowed(t *testing.T) {
 	s, key := sharedInngest(t)
 	proxy := newRedirectProxy(t, s.URL())
-	opts := realtime.InngestOptions{SigningKey: key, Retry: fastRetry(3), LookupEnv: hardeningEnv}
+	hardeningEnv(t)
+	opts := realtime.InngestOptions{SigningKey: key, Retry: fastRetry(3)}
 	opts.BaseURL = proxy.URL
 	viaProxy := newInngest(t, opts)
 	opts.BaseURL = s.URL()

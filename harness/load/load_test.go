@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -32,6 +33,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The providers read INNGEST_*, REALTIME_CHANNEL_SECRET and
+	// NEXT_PUBLIC_PARTY_KIT_URL from the environment for every option left
+	// empty: keep a developer's or CI's values out of the tests.
+	for _, k := range []string{"INNGEST_BASE_URL", "INNGEST_API_BASE_URL", "INNGEST_DEV", "INNGEST_SIGNING_KEY",
+		"INNGEST_SIGNING_KEY_FALLBACK", "INNGEST_ENV", "REALTIME_CHANNEL_SECRET", "NEXT_PUBLIC_PARTY_KIT_URL"} {
+		_ = os.Unsetenv(k)
+	}
 	opts := inngestrt.LeakOptions()
 	goleak.VerifyTestMain(m, opts...)
 }
@@ -92,13 +100,12 @@ func runLoad(t *testing.T, failing bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	noEnv := func(string) (string, bool) { return "", false }
-	lp, err := legacyparty.New(&legacyparty.Options{BaseURL: party.URL(), LookupEnv: noEnv})
+	lp, err := legacyparty.New(&legacyparty.Options{BaseURL: party.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt, err := realtime.NewInngest(&realtime.InngestOptions{
-		BaseURL: inn.URL(), SigningKey: opts.SigningKeys[0], LookupEnv: noEnv,
+		BaseURL: inn.URL(), SigningKey: opts.SigningKeys[0],
 		ChannelSecret: "load-test-channel-secret-0123456789abcdef",
 		Retry:         &realtime.RetryPolicy{Attempts: 1}, // failures stay failures
 	})

@@ -37,6 +37,24 @@ type Target struct {
 	// [JSSpelling]). The suite then expects Respell(envelope) byte for byte.
 	// Nil means the server relays the envelope's bytes unchanged.
 	Respell func(envelope []byte) []byte
+
+	// Faulty, if set, returns a provider in front of a server that plays
+	// f (see [Fault]): the suite's failure paths, each checked for the
+	// documented error class (and none of the others), the
+	// [*realtime.PublishError] fields and the exact number of requests
+	// the server received. The provider must use f.Retry and
+	// f.AttemptTimeout. An HTTP transport points at a [NewFaultServer];
+	// an in-memory one emulates the fault with [EmulateFault].
+	Faulty func(t *testing.T, f Fault) FaultyTarget
+	// Transport is the PublishError.Transport the faulty provider's errors
+	// carry, such as "inngest". Empty means any non-empty name.
+	Transport string
+	// UnauthorizedRequests is how many requests a 401 or 403 costs: 1, or
+	// 2 for a provider that tries a fallback key once. Defaults to 1.
+	UnauthorizedRequests int
+	// Secrets are credentials the provider holds (signing keys, raw and as
+	// sent); no error of the failure paths may contain one.
+	Secrets []string
 }
 
 // Subscription yields the payloads a subscriber receives, in order: for
@@ -59,7 +77,32 @@ type Subscription interface {
 //     [*realtime.TooLargeError] while one at the limit arrives intact;
 //   - a cancelled context fails with [context.Canceled] and sends nothing;
 //     a deadline ends a publish to a server that never answers;
-//   - concurrent publishes are all delivered exactly once (run with -race).
+//   - concurrent publishes are all delivered exactly once (run with -race);
+//   - when Target.Faulty is set, every failure path ends in its documented
+//     class (see "Faults" below).
+//
+// # Faults
+//
+// Each fault runs under the retry policy {Attempts: 3, BaseDelay: 1ms,
+// MaxDelay: 5ms} and an attempt timeout of 250ms for a server that never
+// answers, 10s otherwise. The suite expects, as errors.Is matches (and no
+// other of ErrUnauthorized, ErrRejected, ErrUnavailable,
+// ErrMaybeDelivered), PublishError.StatusCode and Attempts, and requests
+// received:
+//
+//	400, 404, 409              ErrRejected                         1 attempt,  1 request
+//	401, 403                   ErrUnauthorized                     1 attempt,  Target.UnauthorizedRequests
+//	408, 500, 502, 503         ErrUnavailable                      3 attempts, 3 requests
+//	429, Retry-After: 1        ErrUnavailable, RetryAfter() = 1s   3 attempts, 3 requests
+//	429, Retry-After: 3600     ErrUnavailable, DeadlineExceeded    1 attempt,  1 request (the wait would outlive the context)
+//	600, 999                   ErrRejected                         1 attempt,  1 request
+//	302, 307, 308 elsewhere    ErrRejected, the other origin gets nothing  1 attempt, 1 request
+//	no answer after reading    ErrUnavailable, ErrMaybeDelivered   1 attempt,  1 request
+//	reset after reading        ErrUnavailable, ErrMaybeDelivered   1 attempt,  1 request
+//	connection refused         ErrUnavailable                      3 attempts, 0 requests
+//
+// [realtime.IsPermanent] holds exactly for ErrRejected, and no error
+// message contains one of Target.Secrets.
 func Run(t *testing.T, newTarget func(t *testing.T) Target) {
 	t.Helper()
 	t.Run("Envelope", func(t *testing.T) { testEnvelope(t, newTarget(t)) })
@@ -69,6 +112,7 @@ func Run(t *testing.T, newTarget func(t *testing.T) Target) {
 	t.Run("Cancellation", func(t *testing.T) { testCancellation(t, newTarget(t)) })
 	t.Run("Deadline", func(t *testing.T) { testDeadline(t, newTarget(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newTarget(t)) })
+	t.Run("Faults", func(t *testing.T) { testFaults(t, newTarget(t)) })
 }
 
 // names is every event name the suite publishes.
