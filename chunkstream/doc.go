@@ -37,8 +37,10 @@
 // nothing is ever published as U+FFFD (text that is not valid UTF-8 is
 // refused, see below); a text message never has a body equal to the end
 // marker (text that would is cut
-// in two: `\o`, then `k`). A message is created once and never changes: a
-// retry sends the same text with the same seq.
+// in two: `\o`, then `k`). A message is created once, never changes, and
+// is offered to the provider once: a seq never names two texts, and the
+// stream never sends a message again (the provider's own retries repeat
+// the same envelope, the same seq).
 //
 // The flag decision is taken once per stream: when the provider implements
 // [realtime.Pinner] (broadcast.Broadcast does), New pins it, so the
@@ -58,15 +60,16 @@
 // the text is sent escaped to ASCII, as the inside of a JSON string literal;
 // [DecodeStreamText] (or JSON.parse in a browser) turns the concatenated
 // chunks back into the text. The end marker is still an ordinary message
-// after the streams, with seq 1. A stream cannot be retried: a failure
-// fails the Stream.
+// after the streams, with seq 1. A stream is not retried (not by the
+// provider either: it cannot be sent twice without showing its text
+// twice): a failure fails the Stream.
 //
 // # Errors
 //
 // [Stream.PublishChunk] fails with [ErrBufferFull] when the stream already
 // holds [Options.MaxBuffered] bytes not yet published (the text is not
 // accepted; offer it again later), with [ErrClosed] after Close, and with
-// the stream's [*FailedError] once it gave up, and with [ErrInvalidUTF8]
+// the stream's [*FailedError] once it failed, and with [ErrInvalidUTF8]
 // for text that is not valid UTF-8 and cannot become so: PublishChunk may
 // end in the middle of a character, and the next call must then begin with
 // the bytes that complete it; any other invalid sequence is refused, the
@@ -77,22 +80,22 @@
 // [*realtime.ValidationError] for a room, name or request id that cannot be
 // published.
 //
-// A publish that fails with a retryable error ([DefaultRetryable]: every
-// failure in the error, each transport of a broadcast's joined error
-// included, was a transport that was unavailable and did not get the
-// request) leaves its message at the head of the queue; the next flush, an
-// interval later, publishes it again with the same seq, then the messages
-// after it, in order. After [Options.MaxAttempts] attempts, or at once for
-// any other error (a rejected message, a provider's panic, and an error
-// that matches [realtime.ErrMaybeDelivered] anywhere in its tree, such as a
-// broadcast whose Inngest answered 503 and whose PartyKit fallback may have
-// delivered: a message that may have been delivered is never sent again,
-// whatever [Options.Retryable] says), the stream gives up: nothing more is
-// published, not even the end marker, and [Stream.Err], Close and PublishChunk return a
-// [*FailedError] that matches [ErrFailed] and the provider's error and says
-// from which seq text is missing. The end of New's context, or of Close's
-// before Close is done, fails the stream the same way with the context's
-// error.
+// A Stream does not retry: the provider's retry policy is the one retry
+// loop ([realtime.InngestOptions.Retry] and legacyparty.Options.Retry
+// retry a transient failure, such as a 503, within the Publish call), so a
+// message costs at most the provider's attempts, never a multiple of them.
+// A publish that fails anyway, whatever the error (a transport still
+// unavailable after the provider's retries, a rejected message, a
+// provider's panic, an error that matches [realtime.ErrMaybeDelivered] such
+// as a broadcast whose Inngest answered 503 and whose PartyKit fallback may
+// have delivered), fails the stream for good: its message is never offered
+// again, so a message that may have been delivered is never sent twice;
+// nothing more is published, not even the end marker, and [Stream.Err],
+// Close and PublishChunk return a [*FailedError] that matches [ErrFailed]
+// and the provider's error and says from which seq text is missing. Close
+// does not try again either: a failure before or during Close is final.
+// The end of New's context, or of Close's before Close is done, fails the
+// stream the same way with the context's error.
 //
 // # Concurrency
 //

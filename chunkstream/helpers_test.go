@@ -3,7 +3,11 @@ package chunkstream_test
 import (
 	"context"
 	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -107,3 +111,66 @@ func reassemble(t testing.TB, recs []realtimetest.Record, end bool, limit int) s
 	}
 	return sb.String()
 }
+
+// pipeServer starts an httptest server for handler that listens on an
+// in-memory network (net.Pipe), and returns it with a client that dials
+// it. Inside a synctest bubble, as the bubble's documentation asks: a
+// goroutine waiting on a pipe is durably blocked, so the fake clock runs
+// (a provider's retry backoff passes at once) and synctest.Wait works,
+// which real sockets would prevent. Both are closed when t ends.
+func pipeServer(t testing.TB, handler http.Handler) (*httptest.Server, *http.Client) {
+	t.Helper()
+	l := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	srv := httptest.NewUnstartedServer(handler)
+	_ = srv.Listener.Close() // the loopback listener it opened
+	srv.Listener = l
+	srv.Start()
+	tr := &http.Transport{DialContext: l.dial}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		srv.Close()
+	})
+	return srv, &http.Client{Transport: tr}
+}
+
+// pipeListener is a net.Listener whose connections are net.Pipe ends.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+// dial connects to the listener, whatever the address.
+func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// pipeAddr is the listener's address: the host of the server's URL.
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "inngest.pipe.test" }

@@ -3,10 +3,12 @@ package chunkstream_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -40,10 +42,10 @@ func (p *lostAnswer) Publish(ctx context.Context, msg realtime.Message) error {
 }
 
 // TestFallbackMaybeDeliveredIsNeverSentAgain: over a broadcast in realtime
-// mode with FallbackToLegacy, Inngest answering 503 (retryable) and
-// PartyKit's answer lost after it delivered (ErrMaybeDelivered), the
-// joined error is not retried: PartyKit receives the chunk exactly once
-// and the stream fails with a *FailedError that names both transports.
+// mode with FallbackToLegacy, Inngest answering 503 and PartyKit's answer
+// lost after it delivered (ErrMaybeDelivered), PartyKit receives the chunk
+// exactly once and the stream fails with a *FailedError that names both
+// transports.
 func TestFallbackMaybeDeliveredIsNeverSentAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		inngest := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("inngest", 503, "", 0)))
@@ -51,7 +53,7 @@ func TestFallbackMaybeDeliveredIsNeverSentAgain(t *testing.T) {
 		b, err := broadcast.New(party, inngest, &broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
 		require.NoError(t, err)
 
-		s, _ := newStream(t, b, &chunkstream.Options{MaxAttempts: 3})
+		s, tick := newStream(t, b, nil)
 		require.NoError(t, s.PublishChunk("first chunk"))
 		err = s.Close(ctxT(t))
 
@@ -60,11 +62,11 @@ func TestFallbackMaybeDeliveredIsNeverSentAgain(t *testing.T) {
 		assert.ErrorIs(t, err, chunkstream.ErrFailed)
 		assert.ErrorIs(t, err, realtime.ErrMaybeDelivered)
 		assert.Equal(t, uint64(1), fe.Seq)
-		assert.Equal(t, 1, fe.Attempts, "a message that may have been delivered is offered once")
 		var te *broadcast.TransportError
 		require.ErrorAs(t, err, &te)
 		assert.Equal(t, broadcast.TransportInngest, te.Transport, "the first failure is Inngest's")
 
+		tick()
 		assert.Equal(t, 1, inngest.Calls())
 		recs := party.Records()
 		require.Len(t, recs, 1, "PartyKit received the chunk %d times", len(recs))
@@ -75,75 +77,146 @@ func TestFallbackMaybeDeliveredIsNeverSentAgain(t *testing.T) {
 	})
 }
 
-// TestFallbackBothUnavailableIsRetried: when every failure in the joined
-// error is retryable (Inngest 503, PartyKit 503), the message is tried
-// again, and PartyKit receives it once it recovers.
-func TestFallbackBothUnavailableIsRetried(t *testing.T) {
+// TestFallbackBothUnavailableFailsTheStream: when both transports of a
+// broadcast fail with a retryable 503 (each provider already retried), the
+// stream does not offer the message again, though PartyKit would take it
+// now: each transport is called once and the stream fails.
+func TestFallbackBothUnavailableFailsTheStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		inngest := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("inngest", 503, "", 0)))
 		party := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("partykit", 503, "", 0)), realtimetest.Succeed())
 		b, err := broadcast.New(party, inngest, &broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
 		require.NoError(t, err)
 
-		s, _ := newStream(t, b, nil)
+		s, tick := newStream(t, b, nil)
 		require.NoError(t, s.PublishChunk("a"))
-		require.NoError(t, s.Close(ctxT(t)))
-		assert.Equal(t, "a", reassemble(t, party.Records(), true, 0))
-		assert.Equal(t, 3, party.Calls(), "seq 1 twice, then the end marker")
+		tick()
+		tick()
+		err = s.Close(ctxT(t))
+		var fe *chunkstream.FailedError
+		require.ErrorAs(t, err, &fe)
+		assert.Equal(t, uint64(1), fe.Seq)
+		assert.ErrorIs(t, err, realtime.ErrUnavailable)
+		assert.Len(t, failedTransports(err), 2, "%v", err)
+		tick()
+		assert.Equal(t, 1, inngest.Calls())
+		assert.Equal(t, 1, party.Calls())
+		assert.Zero(t, party.Len())
 	})
 }
 
-// TestDefaultRetryableReadsTheWholeTree: DefaultRetryable retries only
-// when every failure in the error tree is retryable and none may have been
-// delivered, whatever the order of a join and however deep the wrapping.
-func TestDefaultRetryableReadsTheWholeTree(t *testing.T) {
-	u503 := func() error { return realtime.NewStatusError("inngest", 503, "", 0) }
-	wrap := func(transport string, err error) error {
-		return &broadcast.TransportError{Transport: transport, Mode: flags.Realtime, Err: err}
+// failedTransports returns the transports named by the
+// *broadcast.TransportError values in err's tree.
+func failedTransports(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(err error) {
+		if te, ok := err.(*broadcast.TransportError); ok {
+			out = append(out, te.Transport)
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			if e := u.Unwrap(); e != nil {
+				walk(e)
+			}
+		}
 	}
-	for name, c := range map[string]struct {
-		err  error
-		want bool
-	}{
-		"nil":                            {nil, false},
-		"503":                            {u503(), true},
-		"wrapped 503":                    {fmt.Errorf("outer: %w", wrap("inngest", u503())), true},
-		"two 503s":                       {errors.Join(wrap("inngest", u503()), wrap("partykit", u503())), true},
-		"503 then maybe delivered":       {errors.Join(wrap("inngest", u503()), wrap("partykit", maybeDelivered("partykit"))), false},
-		"maybe delivered then 503":       {errors.Join(wrap("partykit", maybeDelivered("partykit")), wrap("inngest", u503())), false},
-		"503 then rejected":              {errors.Join(u503(), realtime.NewStatusError("partykit", 400, "", 0)), false},
-		"503 then plain error":           {errors.Join(u503(), io.ErrUnexpectedEOF), false},
-		"multiple %w, maybe delivered":   {fmt.Errorf("%w; %w", u503(), maybeDelivered("partykit")), false},
-		"multiple %w, both 503":          {fmt.Errorf("%w; %w", u503(), u503()), true},
-		"bare ErrMaybeDelivered":         {errors.Join(realtime.ErrUnavailable, realtime.ErrMaybeDelivered), false},
-		"retryable-looking but maybe":    {retryableErr{realtime.ErrMaybeDelivered}, false},
-		"context canceled":               {context.Canceled, false},
-		"network error, not sent":        {realtime.NewNetworkError("partykit", io.ErrUnexpectedEOF), true},
-		"join of retryable and canceled": {errors.Join(u503(), context.Canceled), false},
-	} {
-		t.Run(name, func(t *testing.T) {
-			assert.Equal(t, c.want, chunkstream.DefaultRetryable(c.err), "%v", c.err)
-		})
-	}
+	walk(err)
+	return out
 }
 
-// retryableErr says it is retryable whatever it wraps.
-type retryableErr struct{ err error }
+// inngestOver returns a realtime.Inngest that publishes to a server for
+// handler on the bubble's in-memory network, retrying under retry.
+func inngestOver(t testing.TB, handler http.HandlerFunc, retry *realtime.RetryPolicy) *realtime.Inngest {
+	t.Helper()
+	srv, client := pipeServer(t, handler)
+	p, err := realtime.NewInngest(&realtime.InngestOptions{
+		BaseURL:    srv.URL,
+		SigningKey: "signkey-test-0123456789abcdef0123456789abcdef",
+		Mapping:    realtime.Mapping{Unkeyed: true},
+		HTTPClient: client,
+		Retry:      retry,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
 
-func (e retryableErr) Error() string   { return "retryable: " + e.err.Error() }
-func (e retryableErr) Unwrap() error   { return e.err }
-func (e retryableErr) Retryable() bool { return true }
+// settle lets a minute of the bubble's fake clock pass, far more than the
+// backoffs of a retry policy's few attempts, and waits until the bubble is
+// idle again.
+func settle() {
+	time.Sleep(time.Minute)
+	synctest.Wait()
+}
 
-// TestCustomRetryableNeverResendsMaybeDelivered: even an Options.Retryable
-// that retries everything does not send again a message that may have been
-// delivered.
-func TestCustomRetryableNeverResendsMaybeDelivered(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		p := &lostAnswer{err: maybeDelivered("test")}
-		s, _ := newStream(t, p, &chunkstream.Options{Retryable: func(error) bool { return true }})
-		require.NoError(t, s.PublishChunk("a"))
-		err := s.Close(ctxT(t))
-		require.ErrorIs(t, err, realtime.ErrMaybeDelivered)
-		assert.Len(t, p.Records(), 1)
+// statuses answers the n-th request (from 1) with codes[n-1], and every
+// request after the last code with the last one. It counts the requests.
+type statuses struct {
+	codes []int
+	n     atomic.Int32
+}
+
+func (s *statuses) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	n := int(s.n.Add(1))
+	code := s.codes[min(n, len(s.codes))-1]
+	if code != http.StatusOK {
+		http.Error(w, "unavailable", code)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// TestProviderRetryIsTheOnlyRetry: a realtime.Inngest, over a server that
+// answers 503 then 200, delivers the chunk with exactly 2 requests, its
+// own retry, and the stream adds none; over a server that always answers
+// 503, the chunk costs exactly the provider's 3 attempts (not 3 per
+// attempt of the stream), the stream fails, and nothing more is sent, not
+// at the next flushes and not at Close.
+func TestProviderRetryIsTheOnlyRetry(t *testing.T) {
+	t.Run("recovers", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := &statuses{codes: []int{503, 200}}
+			s, tick := newStream(t, inngestOver(t, h.ServeHTTP, nil), nil)
+			require.NoError(t, s.PublishChunk("a"))
+			tick()
+			settle() // the provider's backoff
+			assert.Equal(t, int32(2), h.n.Load(), "the provider's retry, and no other")
+			require.NoError(t, s.Err())
+			require.NoError(t, s.Close(ctxT(t)))
+			assert.Equal(t, int32(3), h.n.Load(), "then one request for the end marker")
+		})
+	})
+	t.Run("stays unavailable", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := &statuses{codes: []int{503}}
+			retry := &realtime.RetryPolicy{Attempts: 3}
+			s, tick := newStream(t, inngestOver(t, h.ServeHTTP, retry), nil)
+			require.NoError(t, s.PublishChunk("a"))
+			tick()
+			settle() // the provider's backoffs
+			err := requireErr(t, s)
+			assert.Equal(t, int32(3), h.n.Load(), "the provider's 3 attempts, once")
+			var fe *chunkstream.FailedError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, uint64(1), fe.Seq)
+			assert.ErrorIs(t, err, realtime.ErrUnavailable)
+			var pe *realtime.PublishError
+			require.ErrorAs(t, err, &pe)
+			assert.Equal(t, 503, pe.StatusCode)
+			assert.Equal(t, 3, pe.Attempts, "the provider's error counts its attempts")
+
+			assert.Equal(t, err, s.PublishChunk("b"))
+			settle() // the flushes of a minute
+			start := time.Now()
+			assert.Equal(t, err, s.Close(ctxT(t)))
+			assert.Zero(t, time.Since(start), "Close does not wait to try again")
+			assert.Equal(t, int32(3), h.n.Load(), "nothing after the failure, not even the end marker")
+		})
 	})
 }

@@ -1,6 +1,7 @@
 package chunkstream_test
 
 import (
+	"errors"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/coursebuilder/realtime-go/chunkstream"
+	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
@@ -48,10 +50,14 @@ func randomDeltas(rng *rand.Rand, text string) []string {
 
 // TestPropertyTextArrivesExactlyOnceInOrder: for random texts cut into
 // random deltas, with flushes at random moments, small random message
-// limits, transient provider failures and invalid UTF-8 offered between
-// deltas (refused with ErrInvalidUTF8), the bodies in seq order,
-// concatenated without the end marker, are exactly the valid text, with no
-// U+FFFD; seq runs 1..n without a gap; no envelope exceeds the limit.
+// limits, invalid UTF-8 offered between deltas (refused with
+// ErrInvalidUTF8) and, in some runs, one transient provider failure, the
+// bodies in seq order, concatenated without the end marker, are exactly
+// the valid text, with no U+FFFD; seq runs 1..n without a gap; no envelope
+// exceeds the limit. A run whose provider fails at its k-th publish ends
+// with a *FailedError at seq k after exactly k publishes: the text of
+// seq 1..k-1 is a prefix of the valid text, and the failed message is
+// never offered again, though the provider would take it.
 func TestPropertyTextArrivesExactlyOnceInOrder(t *testing.T) {
 	iterations := 400
 	if testing.Short() {
@@ -63,35 +69,43 @@ func TestPropertyTextArrivesExactlyOnceInOrder(t *testing.T) {
 			text := randomText(rng)
 			deltas := randomDeltas(rng, text)
 
-			opts := &chunkstream.Options{MaxAttempts: 4}
+			opts := &chunkstream.Options{}
 			limit := 0
 			if rng.IntN(2) == 0 {
 				limit = 90 + rng.IntN(200)
 				opts.MaxMessageBytes = limit
 			}
-			// A script of outcomes with at most two transient failures in a
-			// row, ending in success.
+			// In a third of the runs, the failAt-th publish fails with a
+			// retryable error, and every publish after it would succeed.
+			failAt := 0
 			var script []realtimetest.Outcome
 			if rng.IntN(3) == 0 {
-				for range rng.IntN(12) {
+				failAt = 1 + rng.IntN(12)
+				for range failAt - 1 {
 					script = append(script, realtimetest.Succeed())
-					for range rng.IntN(3) {
-						script = append(script, realtimetest.Fail(unavailable()))
-					}
 				}
-				script = append(script, realtimetest.Succeed())
+				script = append(script, realtimetest.Fail(unavailable()), realtimetest.Succeed())
 			}
 			f := realtimetest.NewFaulty(script...)
 			s, tick := newStream(t, f, opts)
 
+			failed := func(err error) {
+				t.Helper()
+				require.ErrorIs(t, err, chunkstream.ErrFailed, "seed %d", seed)
+				require.NotZero(t, failAt, "seed %d: the stream failed with no failure: %v", seed, err)
+			}
 			for _, d := range deltas {
 				if rng.IntN(8) == 0 {
 					// Bytes that no text can contain, even right after a
 					// character left open: refused, and nothing else lost.
 					bad := garbage[rng.IntN(len(garbage))]
-					require.ErrorIs(t, s.PublishChunk(bad), chunkstream.ErrInvalidUTF8, "seed %d", seed)
+					if err := s.PublishChunk(bad); !errors.Is(err, chunkstream.ErrInvalidUTF8) {
+						failed(err)
+					}
 				}
-				require.NoError(t, s.PublishChunk(d), "seed %d", seed)
+				if err := s.PublishChunk(d); err != nil {
+					failed(err)
+				}
 				switch rng.IntN(8) {
 				case 0:
 					tick() // a flush, done before the next delta
@@ -102,9 +116,25 @@ func TestPropertyTextArrivesExactlyOnceInOrder(t *testing.T) {
 					runtime.Gosched()
 				}
 			}
-			require.NoError(t, s.Close(ctxT(t)), "seed %d", seed)
-			got := reassemble(t, f.Records(), true, limit)
-			require.Equal(t, text, got, "seed %d", seed)
+			err := s.Close(ctxT(t))
+			if err == nil {
+				if failAt > 0 {
+					require.Less(t, f.Calls(), failAt, "seed %d: a failed publish went unnoticed", seed)
+				}
+				got := reassemble(t, f.Records(), true, limit)
+				require.Equal(t, text, got, "seed %d", seed)
+				require.NotContains(t, got, "\uFFFD", "seed %d", seed)
+				return
+			}
+			failed(err)
+			var fe *chunkstream.FailedError
+			require.ErrorAs(t, err, &fe, "seed %d", seed)
+			require.ErrorIs(t, err, realtime.ErrUnavailable, "seed %d", seed)
+			require.Equal(t, uint64(failAt), fe.Seq, "seed %d", seed)
+			tick()
+			require.Equal(t, failAt, f.Calls(), "seed %d: publishes after the failure", seed)
+			got := reassemble(t, f.Records(), false, limit)
+			require.True(t, strings.HasPrefix(text, got), "seed %d: %q is not a prefix of the text", seed, got)
 			require.NotContains(t, got, "\uFFFD", "seed %d", seed)
 		})
 	}

@@ -29,9 +29,6 @@ const (
 	// DefaultMaxBuffered bounds the text a Stream holds before it is
 	// published.
 	DefaultMaxBuffered = 4 << 20
-	// DefaultMaxAttempts is how many times a message is offered to the
-	// provider before the stream gives up.
-	DefaultMaxAttempts = 3
 )
 
 // minBody is the least room for text a message must have: one character,
@@ -58,29 +55,23 @@ type Options struct {
 	// not yet published; past it PublishChunk fails with ErrBufferFull.
 	// Defaults to 4 MiB.
 	MaxBuffered int
-	// MaxAttempts is how many times a message is offered to the provider,
-	// one flush after the other, before the stream gives up. Each attempt
-	// is one Publish call, which may itself retry (realtime.Inngest does).
-	// Defaults to 3.
-	MaxAttempts int
-	// Retryable says whether a failed publish is tried again at the next
-	// flush. Defaults to DefaultRetryable. It is not asked about an error
-	// that matches realtime.ErrMaybeDelivered anywhere in its tree: such a
-	// message is never sent again.
-	Retryable func(error) bool
 	// TextStream sends the text with the provider's streaming publish when
 	// the provider (after Pin) implements realtime.StreamPublisher, as
 	// *realtime.Inngest does: see the package doc. Otherwise it has no
 	// effect.
 	TextStream bool
-	// Logger receives retry and failure diagnostics, never text. Defaults
-	// to zap.NewNop().
+	// Logger receives failure diagnostics, never text. Defaults to
+	// zap.NewNop().
 	Logger *zap.Logger
 }
 
 // Stream publishes the text of one streamed response, in order, through a
 // [realtime.Provider]. Create one with [New], feed it with
 // [Stream.PublishChunk] (or [Pump]) and end it with [Stream.Close].
+//
+// A Stream offers each message to the provider once and never retries:
+// the provider's retry policy is the only retry loop. A publish that fails
+// fails the stream for good, Close included (see [FailedError]).
 type Stream struct {
 	// Fixed by New.
 	provider    realtime.Provider
@@ -89,8 +80,6 @@ type Stream struct {
 	requestID   string
 	maxBody     int // room for text in one message, encoded
 	maxBuffered int
-	maxAttempts int
-	retryable   func(error) bool
 	log         *zap.Logger
 	ticker      *time.Ticker
 
@@ -105,28 +94,17 @@ type Stream struct {
 	mu     sync.Mutex
 	buf    []byte // accepted, not yet taken by a flush
 	bufEnc int    // encodedLen(buf), an upper bound
-	held   int    // accepted and not yet published: buf and queue
+	held   int    // accepted and not yet published: buf and the flush in progress
 	closed bool
 	err    error
 	space  chan struct{} // closed when held shrinks or the stream ends
 
 	// Owned by the run goroutine.
 	spare  []byte
-	queue  []pending
-	qhead  int
-	seq    uint64
-	tries  int
-	ended  bool // the end marker is queued
+	seq    uint64 // of the last message created
 	pw     *io.PipeWriter
 	sdone  chan error
 	escBuf []byte
-}
-
-// pending is a message with its sequence number, published or retried as
-// is: a Seq never names two different texts.
-type pending struct {
-	msg  realtime.Message
-	size int // text bytes it holds, counted in held
 }
 
 // New starts a stream for requestID over p and returns it. It fails with a
@@ -153,8 +131,6 @@ func New(ctx context.Context, p realtime.Provider, requestID string, opts *Optio
 		name:        o.Name,
 		requestID:   requestID,
 		maxBuffered: o.MaxBuffered,
-		maxAttempts: o.MaxAttempts,
-		retryable:   o.Retryable,
 		log:         o.Logger,
 		kick:        make(chan struct{}, 1),
 		closing:     make(chan struct{}),
@@ -179,12 +155,6 @@ func New(ctx context.Context, p realtime.Provider, requestID string, opts *Optio
 	}
 	if s.maxBuffered <= 0 {
 		s.maxBuffered = DefaultMaxBuffered
-	}
-	if s.maxAttempts <= 0 {
-		s.maxAttempts = DefaultMaxAttempts
-	}
-	if s.retryable == nil {
-		s.retryable = DefaultRetryable
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -319,9 +289,12 @@ func (s *Stream) publishWait(ctx context.Context, text string) error {
 
 // Close publishes the text not published yet, then the end marker as a
 // message of its own, and waits for both, or until ctx ends: then what is
-// left is abandoned and the stream fails with ctx's error. A message that
-// fails with a retryable error is tried again after an interval, up to
-// MaxAttempts. Close returns nil when everything was published (but for a
+// left is abandoned and the stream fails with ctx's error. Close offers
+// each message to the provider once, like every flush: a publish that
+// fails, whatever the error, fails the stream for good (the provider's own
+// retry policy, such as [realtime.InngestOptions.Retry], already retried
+// what it could), and the text after it and the end marker are not
+// published. Close returns nil when everything was published (but for a
 // character the text left incomplete, see [Stream.PublishChunk]), the
 // stream's [*FailedError] otherwise. Every goroutine the stream started has
 // ended when Close returns.
@@ -355,7 +328,7 @@ func (s *Stream) close(ctx context.Context, complete bool) error {
 	return s.Err()
 }
 
-// Err returns the stream's [*FailedError] once it gave up, nil until then.
+// Err returns the stream's [*FailedError] once it failed, nil until then.
 func (s *Stream) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -381,17 +354,17 @@ func (s *Stream) fail(err error) {
 		zap.String("room", s.room), zap.String("request_id", s.requestID), zap.Error(err))
 }
 
-// failCtx fails the stream because its context ended.
-func (s *Stream) failCtx() {
-	s.fail(&FailedError{Seq: s.headSeq(), Attempts: s.tries, Err: context.Cause(s.ctx)})
+// failCtx fails the stream because its context ended, before the message
+// seq was published.
+func (s *Stream) failCtx(seq uint64) {
+	s.fail(&FailedError{Seq: seq, Err: context.Cause(s.ctx)})
 }
 
-// headSeq is the sequence number of the first message not published.
-func (s *Stream) headSeq() uint64 {
-	if s.qhead < len(s.queue) {
-		return s.queue[s.qhead].msg.Seq
-	}
-	if s.streamer != nil && !s.ended {
+// nextSeq is the sequence number of the first message not published while
+// the stream waits between two flushes: the next one to be created, or 0
+// in text-stream mode, whose text is not in messages.
+func (s *Stream) nextSeq() uint64 {
+	if s.streamer != nil {
 		return 0
 	}
 	return s.seq + 1
@@ -406,10 +379,10 @@ func (s *Stream) run() {
 	for {
 		select {
 		case <-s.ctx.Done():
-			s.failCtx()
+			s.failCtx(s.nextSeq())
 			return
 		case <-s.closing:
-			s.finish()
+			s.flush(true)
 			return
 		case <-s.ticker.C:
 		case <-s.kick:
@@ -420,28 +393,9 @@ func (s *Stream) run() {
 	}
 }
 
-// finish flushes everything, the end marker included, retrying failed
-// messages at each tick.
-func (s *Stream) finish() {
-	for {
-		if !s.flush(true) {
-			return
-		}
-		if s.qhead == len(s.queue) {
-			return
-		}
-		select {
-		case <-s.ctx.Done():
-			s.failCtx()
-			return
-		case <-s.ticker.C:
-		}
-	}
-}
-
 // flush publishes what was accepted so far and reports whether the stream
 // is still healthy. A final flush takes every byte, an incomplete character
-// included, and queues the end marker of a complete stream.
+// included, and publishes the end marker of a complete stream.
 func (s *Stream) flush(final bool) bool {
 	text := s.take(final)
 	if s.streamer != nil {
@@ -454,15 +408,16 @@ func (s *Stream) flush(final bool) bool {
 			if string(text[:n]) == EndMarker {
 				n-- // a text message never reads as the end: `\o`, then `k`
 			}
-			s.enqueue(string(text[:n]), n)
+			if !s.publish(string(text[:n]), n) {
+				return false
+			}
 			text = text[n:]
 		}
 	}
-	if final && s.complete && !s.ended {
-		s.enqueue(EndMarker, 0)
-		s.ended = true
+	if final && s.complete {
+		return s.publish(EndMarker, 0)
 	}
-	return s.publishQueue()
+	return true
 }
 
 // take returns the buffered text up to the last whole character. The
@@ -490,52 +445,27 @@ func (s *Stream) take(final bool) []byte {
 	return taken
 }
 
-func (s *Stream) enqueue(body string, size int) {
-	if s.qhead == len(s.queue) {
-		s.queue, s.qhead = s.queue[:0], 0
-	}
+// publish creates the next message, with body and the next seq, and offers
+// it to the provider once; size is the text bytes it holds, counted in
+// held. A failure fails the stream, whatever the error: the provider's
+// retry policy is the only retry loop, so the message is never sent again
+// and a seq never names two different texts.
+func (s *Stream) publish(body string, size int) bool {
 	s.seq++
-	s.queue = append(s.queue, pending{
-		msg:  realtime.Message{Room: s.room, Name: s.name, RequestID: s.requestID, Body: body, Seq: s.seq},
-		size: size,
-	})
-}
-
-// publishQueue publishes the queued messages in order. A failure leaves the
-// message at the head of the queue for the next flush, or fails the stream
-// when it is not retryable or was tried MaxAttempts times.
-func (s *Stream) publishQueue() bool {
-	for s.qhead < len(s.queue) {
-		if s.ctx.Err() != nil {
-			s.failCtx()
-			return false
-		}
-		head := &s.queue[s.qhead]
-		err := safePublish(s.ctx, s.provider, head.msg)
-		if err == nil {
-			s.release(head.size)
-			*head = pending{}
-			s.qhead++
-			s.tries = 0
-			continue
-		}
-		s.tries++
-		if s.ctx.Err() != nil {
-			s.failCtx()
-			return false
-		}
-		// A message that may have been delivered is never sent again,
-		// whatever Options.Retryable says: clients that do not read seq
-		// would show its text twice.
-		if errors.Is(err, realtime.ErrMaybeDelivered) || !s.retryable(err) || s.tries >= s.maxAttempts {
-			s.fail(&FailedError{Seq: head.msg.Seq, Attempts: s.tries, Err: err})
-			return false
-		}
-		s.log.Warn("chunkstream: publish failed; trying again at the next flush",
-			zap.String("room", s.room), zap.String("request_id", s.requestID),
-			zap.Uint64("seq", head.msg.Seq), zap.Int("attempt", s.tries), zap.Error(err))
-		return true
+	msg := realtime.Message{Room: s.room, Name: s.name, RequestID: s.requestID, Body: body, Seq: s.seq}
+	if s.ctx.Err() != nil {
+		s.failCtx(msg.Seq)
+		return false
 	}
+	if err := safePublish(s.ctx, s.provider, msg); err != nil {
+		if s.ctx.Err() != nil {
+			s.failCtx(msg.Seq)
+		} else {
+			s.fail(&FailedError{Seq: msg.Seq, Err: err})
+		}
+		return false
+	}
+	s.release(size)
 	return true
 }
 
@@ -597,7 +527,7 @@ func (s *Stream) failText(err error) bool {
 	if s.ctx.Err() != nil {
 		err = context.Cause(s.ctx)
 	}
-	s.fail(&FailedError{Attempts: 1, Err: err})
+	s.fail(&FailedError{Err: err})
 	return false
 }
 

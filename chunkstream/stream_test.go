@@ -19,7 +19,8 @@ import (
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
-// unavailable is a transient failure: DefaultRetryable retries it.
+// unavailable is a transient failure: a provider retries it, a Stream
+// does not.
 func unavailable() error { return realtime.NewStatusError("test", 503, "", 0) }
 
 // rejected is a permanent failure.
@@ -368,74 +369,72 @@ func (a *attempts) Publish(ctx context.Context, msg realtime.Message) error {
 	return a.Provider.Publish(ctx, msg)
 }
 
-func TestTransientFailureIsRetriedWithTheSameSeq(t *testing.T) {
+// TestTransientFailureFailsTheStream: a publish that fails with a
+// retryable 503 is not offered again, though the provider would take it
+// now: the provider is called once, and the stream fails at that seq.
+func TestTransientFailureFailsTheStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := realtimetest.NewFaulty(realtimetest.Fail(unavailable()), realtimetest.Fail(unavailable()), realtimetest.Succeed())
+		f := realtimetest.NewFaulty(realtimetest.Succeed(), realtimetest.Fail(unavailable()), realtimetest.Succeed())
 		a := &attempts{Provider: f}
 		s, tick := newStream(t, a, nil)
 
 		require.NoError(t, s.PublishChunk("a"))
 		tick()
-		requireCalls(t, f, 1)
+		require.NoError(t, s.Err())
 		require.NoError(t, s.PublishChunk("b"))
 		tick()
-		requireCalls(t, f, 2)
-		require.NoError(t, s.Err(), "two attempts of three: still healthy")
-		tick()
-		require.Equal(t, 2, f.Len(), "the third attempt of seq 1, then seq 2")
-		require.NoError(t, s.Close(ctxT(t)))
+		err := requireErr(t, s)
+		var fe *chunkstream.FailedError
+		require.ErrorAs(t, err, &fe)
+		assert.Equal(t, uint64(2), fe.Seq)
+		assert.ErrorIs(t, err, chunkstream.ErrFailed)
+		assert.ErrorIs(t, err, realtime.ErrUnavailable)
+		assert.Equal(t, "chunkstream: stream failed at seq 2: "+unavailable().Error(), err.Error())
 
-		assert.Equal(t, "ab", reassemble(t, f.Records(), true, 0))
+		assert.Equal(t, err, s.PublishChunk("c"), "PublishChunk reports the failure")
+		for range 5 {
+			tick()
+		}
+		assert.Equal(t, err, s.Close(ctxT(t)))
 		var seen []string
 		for _, m := range a.msgs {
 			seen = append(seen, body(t, m)+"#"+string(rune('0'+m.Seq)))
 		}
-		assert.Equal(t, []string{"a#1", "a#1", "a#1", "b#2", `\ok#3`}, seen)
+		assert.Equal(t, []string{"a#1", "b#2"}, seen, "seq 2 once, and nothing after it, not even the end marker")
+		assert.Equal(t, "a", reassemble(t, f.Records(), false, 0))
 	})
 }
 
-func TestRetriesAtClose(t *testing.T) {
+// TestFailureAtCloseIsFinal: Close offers the rest of the text once; a
+// failure is not tried again at a later tick, and Close returns at once.
+func TestFailureAtCloseIsFinal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := realtimetest.NewFaulty(realtimetest.Fail(unavailable()), realtimetest.Succeed())
 		s, _ := newStream(t, f, nil)
 		require.NoError(t, s.PublishChunk("last words"))
 		start := time.Now()
-		require.NoError(t, s.Close(ctxT(t)))
-		assert.Equal(t, chunkstream.DefaultInterval, time.Since(start), "the retry waits for the next tick")
-		assert.Equal(t, "last words", reassemble(t, f.Records(), true, 0))
-	})
-}
-
-func TestGivesUpAfterMaxAttempts(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := realtimetest.NewFaulty(realtimetest.Fail(unavailable()))
-		s, tick := newStream(t, f, &chunkstream.Options{MaxAttempts: 3})
-		require.NoError(t, s.PublishChunk("a"))
-		for i := 1; i <= 3; i++ {
-			tick()
-			requireCalls(t, f, i)
-		}
-		err := requireErr(t, s)
+		err := s.Close(ctxT(t))
+		assert.Zero(t, time.Since(start), "Close waited to try again")
 		var fe *chunkstream.FailedError
 		require.ErrorAs(t, err, &fe)
 		assert.Equal(t, uint64(1), fe.Seq)
-		assert.Equal(t, 3, fe.Attempts)
-		assert.ErrorIs(t, err, chunkstream.ErrFailed)
 		assert.ErrorIs(t, err, realtime.ErrUnavailable)
-
-		assert.Equal(t, err, s.PublishChunk("b"), "PublishChunk reports the failure")
-		assert.Equal(t, err, s.Close(ctxT(t)))
-		assert.Equal(t, 3, f.Calls(), "nothing published after giving up, not even the end marker")
+		assert.Equal(t, err, s.Close(ctxT(t)), "a second Close does not try again either")
+		assert.Equal(t, 1, f.Calls())
 		assert.Zero(t, f.Len())
 	})
 }
 
-func TestNonRetryableFailureGivesUpAtOnce(t *testing.T) {
+// TestEveryFailureGivesUpAtOnce: whatever the error, the failed message is
+// offered once and nothing after it is published.
+func TestEveryFailureGivesUpAtOnce(t *testing.T) {
 	maybe := &realtime.PublishError{Transport: "test", Err: errors.Join(realtime.ErrUnavailable, realtime.ErrMaybeDelivered)}
 	for name, c := range map[string]struct {
 		outcome realtimetest.Outcome
 		is      error
 	}{
+		"unavailable":     {realtimetest.Fail(unavailable()), realtime.ErrUnavailable},
+		"network error":   {realtimetest.Fail(realtime.NewNetworkError("test", io.ErrUnexpectedEOF)), realtime.ErrUnavailable},
 		"rejected":        {realtimetest.Fail(rejected()), realtime.ErrRejected},
 		"maybe delivered": {realtimetest.Fail(maybe), realtime.ErrMaybeDelivered},
 		"plain error":     {realtimetest.Fail(io.ErrUnexpectedEOF), io.ErrUnexpectedEOF},
@@ -455,22 +454,13 @@ func TestNonRetryableFailureGivesUpAtOnce(t *testing.T) {
 				var fe *chunkstream.FailedError
 				require.ErrorAs(t, err, &fe)
 				assert.Equal(t, uint64(2), fe.Seq)
+				tick()
 				assert.Equal(t, err, s.Close(ctxT(t)))
 				assert.Equal(t, 2, f.Calls())
 				assert.Equal(t, "a", reassemble(t, f.Records(), false, 0))
 			})
 		})
 	}
-}
-
-func TestCustomRetryable(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := realtimetest.NewFaulty(realtimetest.Fail(io.ErrUnexpectedEOF), realtimetest.Succeed())
-		s, _ := newStream(t, f, &chunkstream.Options{Retryable: func(error) bool { return true }})
-		require.NoError(t, s.PublishChunk("a"))
-		require.NoError(t, s.Close(ctxT(t)))
-		assert.Equal(t, "a", reassemble(t, f.Records(), true, 0))
-	})
 }
 
 func TestNewContextEndsTheStream(t *testing.T) {

@@ -77,12 +77,17 @@
 // everything off at once, set REALTIME_KILL_SWITCH=true, which beats them
 // all. Booleans and modes are case-insensitive. A value that does not parse
 // makes that flag a PARSE_ERROR, that is legacy plus a logged, counted
-// fallback — not a silent step to the next variable.
+// fallback — not a silent step to the next variable. [EnvVariables] lists
+// the variables of the table, for a program (or a test) that unsets them so
+// that only its flags file counts.
 //
 // When a change applies:
 //
 //   - The process environment (os.LookupEnv) cannot change from outside a
 //     running process: a variable set there applies from the next start.
+//     It is read on every evaluation that misses the cache, so a change the
+//     program makes itself (os.Setenv, t.Setenv in a test) emits no event
+//     and applies within Options.CacheTTL.
 //   - The flags file applies while the process runs. The provider re-reads
 //     it every EnvOptions.PollInterval (250ms by default) and on
 //     [EnvProvider.Refresh], compares its content, and on a change emits a
@@ -93,8 +98,6 @@
 //     rename) so that it is never read half-written. A missing file sets
 //     nothing; a file that cannot be read makes every flag an error, so the
 //     Evaluator answers the last known modes and counts the fallbacks.
-//   - A custom EnvOptions.LookupEnv is read on every evaluation, but emits
-//     no event: a change applies within Options.CacheTTL.
 //
 // # Example
 //

@@ -37,17 +37,14 @@ const maxFlagsFile = 1 << 20
 // EnvOptions configures an [EnvProvider]. A nil *EnvOptions means every
 // default.
 type EnvOptions struct {
-	// LookupEnv reads one environment variable. Defaults to os.LookupEnv.
-	// The process environment cannot change without a restart, so a
-	// variable read from it applies from the next start.
-	LookupEnv func(key string) (string, bool)
 	// File is a flags file of KEY=VALUE lines (blank lines, "# comments" and
 	// an "export " prefix allowed; surrounding quotes are stripped; the last
 	// line of a key wins) holding the same variables. A variable set in the
-	// file wins over LookupEnv. Unlike the environment, the file can change
-	// while the process runs: the provider re-reads it every PollInterval
-	// while it is registered with an OpenFeature API (between Init and
-	// Shutdown) and on [EnvProvider.Refresh], and when its content changed
+	// file wins over the process environment (os.LookupEnv). Unlike the
+	// environment, the file can change while the process runs: the provider
+	// re-reads it every PollInterval while it is registered with an
+	// OpenFeature API (between Init and Shutdown) and on
+	// [EnvProvider.Refresh], and when its content changed
 	// emits a PROVIDER_CONFIGURATION_CHANGED event, on which an [Evaluator]
 	// drops its cache. A missing file sets nothing; a file that cannot be
 	// read makes every flag a GENERAL error until it can. Empty means no
@@ -74,7 +71,6 @@ type EnvOptions struct {
 // file, Shutdown stops it; both are no-ops without a file) and
 // openfeature.EventHandler.
 type EnvProvider struct {
-	lookup func(string) (string, bool)
 	file   string
 	poll   time.Duration
 	snap   atomic.Pointer[fileSnapshot]
@@ -101,11 +97,8 @@ var (
 // NewEnvProvider returns an EnvProvider. With a file it reads the file once
 // before returning.
 func NewEnvProvider(opts *EnvOptions) *EnvProvider {
-	p := &EnvProvider{lookup: os.LookupEnv, poll: DefaultPollInterval, events: make(chan openfeature.Event, 4)}
+	p := &EnvProvider{poll: DefaultPollInterval, events: make(chan openfeature.Event, 4)}
 	if opts != nil {
-		if opts.LookupEnv != nil {
-			p.lookup = opts.LookupEnv
-		}
 		p.file = opts.File
 		if opts.PollInterval != 0 {
 			p.poll = opts.PollInterval
@@ -255,8 +248,9 @@ func parseFlagsFile(raw []byte) map[string]string {
 	return vars
 }
 
-// get reads one variable: from the flags file if it sets it, else from
-// LookupEnv. While the file cannot be read, every variable is an error.
+// get reads one variable: from the flags file if it sets it, else from the
+// process environment. While the file cannot be read, every variable is an
+// error.
 func (p *EnvProvider) get(name string) (string, bool, error) {
 	if p.file != "" {
 		if s := p.snap.Load(); s != nil {
@@ -268,7 +262,7 @@ func (p *EnvProvider) get(name string) (string, bool, error) {
 			}
 		}
 	}
-	v, ok := p.lookup(name)
+	v, ok := os.LookupEnv(name)
 	return v, ok, nil
 }
 
@@ -313,6 +307,31 @@ func sourcesOf(s Scope) []envSource {
 	}
 	if strings.HasPrefix(string(s), "video-") {
 		out = append(out, src(EnvVideoRealtime, false))
+	}
+	return out
+}
+
+// EnvVariables returns the names of the environment variables an
+// [EnvProvider] reads for [KillSwitchKey] and the mode flags of [Scopes]:
+// REALTIME_KILL_SWITCH, then for each scope in order REALTIME_<SCOPE>_MODE
+// and ENABLE_REALTIME_<SCOPE> (none for default), with
+// ENABLE_REALTIME_VIDEO_REALTIME after the first video-* scope. Mode flags
+// of scopes outside [Scopes] read variables of the same form, not listed.
+//
+// A program whose flags must come from its flags file alone unsets these at
+// start (os.Unsetenv), so that nothing from the shell it was started from
+// applies; a test package does the same in TestMain and sets what a test
+// needs with t.Setenv. The slice is new on every call.
+func EnvVariables() []string {
+	out := []string{EnvKillSwitch}
+	seen := map[string]bool{EnvKillSwitch: true}
+	for _, s := range knownScopes { // Scopes, but not a variable a caller can change
+		for _, src := range envSources[ModeKey(s)] {
+			if !seen[src.name] {
+				seen[src.name] = true
+				out = append(out, src.name)
+			}
+		}
 	}
 	return out
 }

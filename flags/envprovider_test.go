@@ -8,10 +8,12 @@ import (
 	"github.com/open-feature/go-sdk/openfeature"
 )
 
-func lookupMap(env map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) {
-		v, ok := env[k]
-		return v, ok
+// setenv sets env in the process environment for the rest of the test
+// (t.Setenv restores it); TestMain started from none of EnvVariables.
+func setenv(t testing.TB, env map[string]string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
 	}
 }
 
@@ -59,7 +61,8 @@ func TestEnvProviderTable(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, newClient(t, NewEnvProvider(&EnvOptions{LookupEnv: lookupMap(tc.env)})), Options{})
+			setenv(t, tc.env)
+			f := newFixture(t, newClient(t, NewEnvProvider(nil)), Options{})
 			for _, s := range Scopes {
 				if got := f.ev.Mode(context.Background(), s, room); got != tc.want[s] {
 					t.Errorf("%s: Mode = %v, want %v", s, got, tc.want[s])
@@ -87,7 +90,8 @@ func TestEnvProviderErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, newClient(t, NewEnvProvider(&EnvOptions{LookupEnv: lookupMap(tc.env)})), Options{})
+			setenv(t, tc.env)
+			f := newFixture(t, newClient(t, NewEnvProvider(nil)), Options{})
 			if got := f.ev.Mode(context.Background(), tc.scope, room); got != Legacy {
 				t.Errorf("Mode = %v, want legacy", got)
 			}
@@ -114,10 +118,11 @@ func TestEnvProviderErrors(t *testing.T) {
 // TestEnvProviderDirect checks the provider against the OpenFeature contract
 // for keys and types it does not serve.
 func TestEnvProviderDirect(t *testing.T) {
-	p := NewEnvProvider(&EnvOptions{LookupEnv: lookupMap(map[string]string{
+	setenv(t, map[string]string{
 		"ENABLE_REALTIME_VIDEO_READY": "true", EnvKillSwitch: "on",
 		"REALTIME_QUIZ_MODE": "primary",
-	})})
+	})
+	p := NewEnvProvider(nil)
 	ctx := context.Background()
 	if p.Metadata().Name == "" {
 		t.Error("empty provider name")
@@ -210,5 +215,47 @@ func TestClip(t *testing.T) {
 	}
 	if clip("short") != "short" {
 		t.Error("clip changed a short value")
+	}
+}
+
+// TestEnvVariables checks the list against the documented table, and that
+// each variable listed is one the provider reads: set alone, it is the
+// source of some flag.
+func TestEnvVariables(t *testing.T) {
+	want := "REALTIME_KILL_SWITCH " +
+		"REALTIME_VIDEO_UPLOAD_MODE ENABLE_REALTIME_VIDEO_UPLOAD ENABLE_REALTIME_VIDEO_REALTIME " +
+		"REALTIME_VIDEO_READY_MODE ENABLE_REALTIME_VIDEO_READY " +
+		"REALTIME_VIDEO_ERRORED_MODE ENABLE_REALTIME_VIDEO_ERRORED " +
+		"REALTIME_TRANSCRIPT_MODE ENABLE_REALTIME_TRANSCRIPT " +
+		"REALTIME_AI_STREAM_MODE ENABLE_REALTIME_AI_STREAM " +
+		"REALTIME_DEFAULT_MODE"
+	vars := EnvVariables()
+	if got := strings.Join(vars, " "); got != want {
+		t.Errorf("EnvVariables() = %s\nwant %s", got, want)
+	}
+	vars[0] = "changed"
+	if EnvVariables()[0] != EnvKillSwitch {
+		t.Error("EnvVariables returned a shared slice")
+	}
+
+	ctx := context.Background()
+	for _, v := range EnvVariables() {
+		t.Run(v, func(t *testing.T) {
+			value := "realtime" // every mode variable accepts a mode name
+			if v == EnvKillSwitch {
+				value = "true"
+			}
+			t.Setenv(v, value)
+			p := NewEnvProvider(nil)
+			read := p.BooleanEvaluation(ctx, KillSwitchKey, false, nil).FlagMetadata["source"] == v
+			for _, s := range Scopes {
+				if p.StringEvaluation(ctx, ModeKey(s), "", nil).FlagMetadata["source"] == v {
+					read = true
+				}
+			}
+			if !read {
+				t.Errorf("no flag reads %s", v)
+			}
+		})
 	}
 }

@@ -88,8 +88,6 @@ type Options struct {
 	// The counter counts every one. Defaults to [DefaultLogInterval] (10s);
 	// negative logs every fallback.
 	LogInterval time.Duration
-	// Now is the clock of LogInterval and CacheTTL. Defaults to time.Now.
-	Now func() time.Time
 }
 
 // Evaluator is the OpenFeature-backed [Resolver]. For each call to
@@ -114,7 +112,6 @@ type Evaluator struct {
 	maxInFlight int64
 	ttl         time.Duration // <= 0: no cache
 	logEvery    time.Duration
-	now         func() time.Time
 	app, env    string
 	seed        maphash.Seed
 
@@ -185,7 +182,6 @@ func NewEvaluator(client openfeature.IClient, opts *Options) *Evaluator {
 		maxInFlight: int64(o.MaxInFlight),
 		ttl:         o.CacheTTL,
 		logEvery:    o.LogInterval,
-		now:         o.Now,
 		app:         o.App,
 		env:         o.Environment,
 		seed:        maphash.MakeSeed(),
@@ -204,9 +200,6 @@ func NewEvaluator(client openfeature.IClient, opts *Options) *Evaluator {
 	}
 	if e.logEvery == 0 {
 		e.logEvery = DefaultLogInterval
-	}
-	if e.now == nil {
-		e.now = time.Now
 	}
 	meter := o.Meter
 	if meter == nil {
@@ -427,7 +420,7 @@ func (e *Evaluator) Mode(ctx context.Context, scope Scope, room string) Mode {
 	si := e.info(scope)
 	slot := e.slot(si, room)
 	if slot.b != nil && e.ttl > 0 && !e.closed.Load() {
-		if c := slot.b.find(room); c != nil && c.gen == e.gen.Load() && e.now().Before(c.expires) {
+		if c := slot.b.find(room); c != nil && c.gen == e.gen.Load() && time.Now().Before(c.expires) {
 			return c.mode
 		}
 	}
@@ -507,7 +500,7 @@ func (e *Evaluator) remember(si *scopeInfo, slot slot, room string, m Mode, gen 
 	}
 	si.lastMode.Store(uint32(m) + 1)
 	if slot.b != nil {
-		slot.b.put(&cached{room: room, mode: m, gen: gen, expires: e.now().Add(e.ttl)}, slot.victim)
+		slot.b.put(&cached{room: room, mode: m, gen: gen, expires: time.Now().Add(e.ttl)}, slot.victim)
 	}
 }
 
@@ -599,7 +592,7 @@ func (e *Evaluator) fallback(si *scopeInfo, slot slot, room string, o outcome) M
 		e.fallbacks.Add(context.Background(), 1, addOption(si.scope, o.reason, answer))
 	}
 	g := &si.gates[o.reason]
-	if ok, suppressed := g.allow(e.now(), e.logEvery); ok {
+	if ok, suppressed := g.allow(time.Now(), e.logEvery); ok {
 		fields := []zap.Field{
 			zap.String("scope", string(si.scope)),
 			zap.String("flag", o.key),

@@ -134,7 +134,8 @@ func TestFallbackMatrix(t *testing.T) {
 			name: "unparseable environment variable",
 			client: func(t *testing.T) openfeature.IClient {
 				env := map[string]string{"REALTIME_VIDEO_READY_MODE": "banana", "ENABLE_REALTIME_VIDEO_READY": "true"}
-				return newClient(t, NewEnvProvider(&EnvOptions{LookupEnv: lookupMap(env)}))
+				setenv(t, env)
+				return newClient(t, NewEnvProvider(nil))
 			},
 			reason: "parse_error", flag: videoReady,
 		},
@@ -464,16 +465,12 @@ func TestFlipWithoutCache(t *testing.T) {
 	}
 }
 
-// TestEnvFlipBetweenCalls changes the variables an EnvProvider reads
-// through LookupEnv, which emits no event: the change applies once the
-// cached mode is CacheTTL old, and not before (synctest's clock).
+// TestEnvFlipBetweenCalls changes the process environment an EnvProvider
+// reads, which emits no event: the change applies once the cached mode is
+// CacheTTL old, and not before (synctest's clock).
 func TestEnvFlipBetweenCalls(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var mu sync.Mutex
-		env := map[string]string{}
-		set := func(k, v string) { mu.Lock(); defer mu.Unlock(); env[k] = v }
-		lookup := func(k string) (string, bool) { mu.Lock(); defer mu.Unlock(); v, ok := env[k]; return v, ok }
-		f := newFixture(t, newClient(t, NewEnvProvider(&EnvOptions{LookupEnv: lookup})), Options{})
+		f := newFixture(t, newClient(t, NewEnvProvider(nil)), Options{})
 		ctx := context.Background()
 		check := func(step string, want Mode) {
 			t.Helper()
@@ -495,7 +492,7 @@ func TestEnvFlipBetweenCalls(t *testing.T) {
 		}
 		prev := Legacy
 		for _, s := range steps {
-			set(s.key, s.value)
+			t.Setenv(s.key, s.value)
 			time.Sleep(DefaultCacheTTL - time.Millisecond)
 			check(s.key+"="+s.value+" within the TTL", prev)
 			time.Sleep(time.Millisecond)
@@ -507,39 +504,38 @@ func TestEnvFlipBetweenCalls(t *testing.T) {
 }
 
 // TestLogRateLimit checks one Warn per scope and reason per interval, with
-// the suppressed count, while the counter counts them all.
+// the suppressed count, while the counter counts them all (synctest's
+// clock).
 func TestLogRateLimit(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Unix(1_700_000_000, 0)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
-
-	f := newFixture(t, nil, Options{LogInterval: time.Minute, Now: clock})
-	ctx := context.Background()
-	for range 3 {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, nil, Options{LogInterval: time.Minute})
+		ctx := context.Background()
+		for range 3 {
+			f.ev.Mode(ctx, ScopeVideoReady, room)
+		}
+		f.ev.Mode(ctx, ScopeTranscript, room) // another scope has its own gate
+		if n := f.logs.Len(); n != 2 {
+			t.Fatalf("logged %d, want 2 (one per scope)", n)
+		}
+		time.Sleep(time.Minute - time.Nanosecond)
 		f.ev.Mode(ctx, ScopeVideoReady, room)
-	}
-	f.ev.Mode(ctx, ScopeTranscript, room) // another scope has its own gate
-	if n := f.logs.Len(); n != 2 {
-		t.Fatalf("logged %d, want 2 (one per scope)", n)
-	}
-	advance(30 * time.Second)
-	f.ev.Mode(ctx, ScopeVideoReady, room)
-	if n := f.logs.Len(); n != 2 {
-		t.Fatalf("logged %d within the interval, want 2", n)
-	}
-	advance(31 * time.Second)
-	f.ev.Mode(ctx, ScopeVideoReady, room)
-	entries := f.logs.All()
-	if len(entries) != 3 {
-		t.Fatalf("logged %d after the interval, want 3", len(entries))
-	}
-	if got := entries[2].ContextMap()["suppressed"]; got != int64(3) {
-		t.Errorf("suppressed = %v, want 3", got)
-	}
-	f.wantFallbacks(t, map[string]int64{"video-ready/no_provider": 5, "transcript/no_provider": 1})
+		if n := f.logs.Len(); n != 2 {
+			t.Fatalf("logged %d within the interval, want 2", n)
+		}
+		time.Sleep(time.Nanosecond)
+		f.ev.Mode(ctx, ScopeVideoReady, room)
+		entries := f.logs.All()
+		if len(entries) != 3 {
+			t.Fatalf("logged %d once the interval passed, want 3", len(entries))
+		}
+		if got := entries[2].ContextMap()["suppressed"]; got != int64(3) {
+			t.Errorf("suppressed = %v, want 3", got)
+		}
+		f.wantFallbacks(t, map[string]int64{"video-ready/no_provider": 5, "transcript/no_provider": 1})
+	})
 
 	// Negative interval: every fallback is logged.
+	ctx := context.Background()
 	g := newFixture(t, nil, Options{LogInterval: -1})
 	for range 4 {
 		g.ev.Mode(ctx, Scope("quiz"), room)

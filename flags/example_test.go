@@ -63,22 +63,22 @@ func ExampleEvaluator() {
 	// video-ready legacy
 }
 
-// The environment provider serves the migration plan's variables. LookupEnv
-// is injected here; by default it is os.LookupEnv, whose variables apply
-// from the next start of the process (use EnvOptions.File for variables that
-// change while it runs).
+// The environment provider serves the migration plan's variables from the
+// process environment. In a deployment they are set where the process
+// starts and apply from its next start (use EnvOptions.File for variables
+// that change while it runs); here the example sets them itself.
 func ExampleNewEnvProvider() {
 	ctx := context.Background()
-	env := map[string]string{
+	for k, v := range map[string]string{
 		"ENABLE_REALTIME_VIDEO_REALTIME": "true",     // every video-* scope → shadow
 		"REALTIME_VIDEO_READY_MODE":      "primary",  // … but video-ready is further along
 		"ENABLE_REALTIME_TRANSCRIPT":     "false",    // transcript stays on PartyKit
 		"REALTIME_DEFAULT_MODE":          "realtime", // everything else is migrated
+	} {
+		_ = os.Setenv(k, v)
+		defer os.Unsetenv(k)
 	}
-	provider := flags.NewEnvProvider(&flags.EnvOptions{LookupEnv: func(k string) (string, bool) {
-		v, ok := env[k]
-		return v, ok
-	}})
+	provider := flags.NewEnvProvider(nil)
 
 	api := isolated.NewAPI()
 	defer func() { _ = api.Shutdown(ctx) }()

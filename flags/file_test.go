@@ -37,7 +37,7 @@ func TestFileFlipSeenAfterPoll(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "realtime.flags")
 		writeFile(t, path, "REALTIME_VIDEO_READY_MODE=shadow\n")
-		p := NewEnvProvider(&EnvOptions{File: path, LookupEnv: lookupMap(nil)})
+		p := NewEnvProvider(&EnvOptions{File: path})
 		f := newFixture(t, newClient(t, p), Options{CacheTTL: time.Hour})
 		synctest.Wait()
 		ctx := context.Background()
@@ -61,7 +61,7 @@ func TestFileKillSwitchActsOnNextPublish(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "realtime.flags")
 		writeFile(t, path, "REALTIME_DEFAULT_MODE=realtime\n")
-		p := NewEnvProvider(&EnvOptions{File: path, LookupEnv: lookupMap(nil)})
+		p := NewEnvProvider(&EnvOptions{File: path})
 		f := newFixture(t, newClient(t, p), Options{CacheTTL: time.Hour})
 		synctest.Wait()
 		ctx := context.Background()
@@ -95,8 +95,8 @@ func TestFileKillSwitchActsOnNextPublish(t *testing.T) {
 func TestFileWinsOverEnvironment(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "realtime.flags")
 	writeFile(t, path, "REALTIME_VIDEO_READY_MODE=primary\n")
-	env := lookupMap(map[string]string{"REALTIME_VIDEO_READY_MODE": "shadow", "REALTIME_TRANSCRIPT_MODE": "realtime"})
-	f := newFixture(t, newClient(t, NewEnvProvider(&EnvOptions{File: path, LookupEnv: env, PollInterval: -1})), Options{})
+	setenv(t, map[string]string{"REALTIME_VIDEO_READY_MODE": "shadow", "REALTIME_TRANSCRIPT_MODE": "realtime"})
+	f := newFixture(t, newClient(t, NewEnvProvider(&EnvOptions{File: path, PollInterval: -1})), Options{})
 	ctx := context.Background()
 	if got := f.ev.Mode(ctx, ScopeVideoReady, room); got != Primary {
 		t.Errorf("video-ready: Mode = %v, want primary (file)", got)
@@ -110,7 +110,7 @@ func TestFileWinsOverEnvironment(t *testing.T) {
 // variables are unset until it appears.
 func TestFileMissingSetsNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "absent.flags")
-	p := NewEnvProvider(&EnvOptions{File: path, LookupEnv: lookupMap(nil), PollInterval: -1})
+	p := NewEnvProvider(&EnvOptions{File: path, PollInterval: -1})
 	f := newFixture(t, newClient(t, p), Options{CacheTTL: -1})
 	ctx := context.Background()
 	if got := f.ev.Mode(ctx, ScopeVideoReady, room); got != Legacy {
@@ -132,7 +132,7 @@ func TestFileMissingSetsNothing(t *testing.T) {
 func TestFileUnreadableAnswersLastKnown(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "realtime.flags")
 	writeFile(t, path, "REALTIME_VIDEO_READY_MODE=realtime\n")
-	p := NewEnvProvider(&EnvOptions{File: path, LookupEnv: lookupMap(nil), PollInterval: -1})
+	p := NewEnvProvider(&EnvOptions{File: path, PollInterval: -1})
 	f := newFixture(t, newClient(t, p), Options{CacheTTL: -1})
 	ctx := context.Background()
 	if got := f.ev.Mode(ctx, ScopeVideoReady, room); got != Realtime {

@@ -3,6 +3,7 @@ package flags
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,14 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
+// TestMain starts the tests, and the examples, from an environment without
+// the variables an EnvProvider reads, whatever the shell sets: a test that
+// needs one sets it with t.Setenv, which restores it when the test ends.
+// It then fails the package if a test leaves a goroutine behind.
 func TestMain(m *testing.M) {
+	for _, k := range EnvVariables() {
+		_ = os.Unsetenv(k)
+	}
 	goleak.VerifyTestMain(m)
 }
 

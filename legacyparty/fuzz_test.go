@@ -56,15 +56,7 @@ func FuzzRoomPath(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	tr := &captureTransport{}
-	p, err := legacyparty.New(&legacyparty.Options{
-		BaseURL:    "https://party.example.com/base",
-		HTTPClient: &http.Client{Transport: tr},
-		Retry:      &realtime.RetryPolicy{Attempts: 1},
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
+	p, tr := captured(f)
 	f.Fuzz(func(t *testing.T, room string) {
 		m := realtime.Message{Room: room, Name: "video.asset.ready", Body: 1}
 		err := p.Publish(context.Background(), m)
@@ -120,4 +112,20 @@ func FuzzRoomPath(f *testing.F) {
 			t.Fatalf("room %q: server would see path %q, %v", room, parsed.Path, err)
 		}
 	})
+}
+
+// captured returns a provider whose requests tr records instead of sending,
+// one attempt each.
+func captured(tb testing.TB) (*legacyparty.Provider, *captureTransport) {
+	tb.Helper()
+	tr := &captureTransport{}
+	p, err := legacyparty.New(&legacyparty.Options{
+		BaseURL:    "https://party.example.com/base",
+		HTTPClient: &http.Client{Transport: tr},
+		Retry:      &realtime.RetryPolicy{Attempts: 1},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p, tr
 }

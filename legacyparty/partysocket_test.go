@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -275,15 +274,7 @@ func FuzzPublishURL(f *testing.F) {
 	for _, tc := range partysocketRooms {
 		f.Add(tc.room)
 	}
-	tr := &captureTransport{}
-	p, err := legacyparty.New(&legacyparty.Options{
-		BaseURL:    "https://party.example.com/base",
-		HTTPClient: &http.Client{Transport: tr},
-		Retry:      &realtime.RetryPolicy{Attempts: 1},
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
+	p, tr := captured(f)
 	f.Fuzz(func(t *testing.T, room string) {
 		m := realtime.Message{Room: room, Name: "video.asset.ready", Body: 1}
 		err := p.Publish(context.Background(), m)

@@ -84,25 +84,28 @@ func ExampleHandler() {
 	// 400 no-store {"error":"invalid query: scope is not one of video-upload, video-ready, video-errored, transcript, ai-stream, default"}
 }
 
+// A TokenSource keeps the token it fetched until 10s (SourceOptions.Margin)
+// before it expires, and fetches a new one when Inngest refuses it.
 func ExampleTokenSource() {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	minted := 0
 	src := tokens.NewTokenSource(func(context.Context) (realtime.Token, error) {
 		minted++
-		return realtime.Token{JWT: fmt.Sprint("jwt-", minted), Expires: now.Add(time.Minute)}, nil
-	}, &tokens.SourceOptions{Now: func() time.Time { return now }})
+		return realtime.Token{JWT: fmt.Sprint("jwt-", minted), Expires: time.Now().Add(time.Hour)}, nil
+	}, nil)
 	defer src.Close()
 
-	for _, elapsed := range []time.Duration{0, 30 * time.Second, 49 * time.Second, 50 * time.Second} {
-		now = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(elapsed)
-		tok, err := src.Token(context.Background())
-		fmt.Println(elapsed, tok.JWT, err)
-	}
+	ctx := context.Background()
+	tok, err := src.Token(ctx)
+	fmt.Println(tok.JWT, err)
+	tok, err = src.Token(ctx) // still fresh: no fetch
+	fmt.Println(tok.JWT, err)
+	src.Invalidate(tok) // e.g. the websocket connect was answered 401
+	tok, err = src.Token(ctx)
+	fmt.Println(tok.JWT, err)
 	// Output:
-	// 0s jwt-1 <nil>
-	// 30s jwt-1 <nil>
-	// 49s jwt-1 <nil>
-	// 50s jwt-2 <nil>
+	// jwt-1 <nil>
+	// jwt-1 <nil>
+	// jwt-2 <nil>
 }
 
 // A Go program that follows a video's pipeline through Inngest Realtime

@@ -42,8 +42,6 @@ type SourceOptions struct {
 	Margin time.Duration
 	// Timeout bounds one fetch. Defaults to DefaultFetchTimeout (30s).
 	Timeout time.Duration
-	// Now is the clock the expiry is compared with. Defaults to time.Now.
-	Now func() time.Time
 }
 
 // TokenSource hands out a subscription token, fetching a new one only when
@@ -60,7 +58,6 @@ type TokenSource struct {
 	fetch   FetchFunc
 	margin  time.Duration
 	timeout time.Duration
-	now     func() time.Time
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -88,15 +85,12 @@ func NewTokenSource(fetch FetchFunc, opts *SourceOptions) *TokenSource {
 	if opts != nil {
 		o = *opts
 	}
-	s := &TokenSource{fetch: fetch, margin: o.Margin, timeout: o.Timeout, now: o.Now}
+	s := &TokenSource{fetch: fetch, margin: o.Margin, timeout: o.Timeout}
 	if s.margin <= 0 {
 		s.margin = DefaultMargin
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultFetchTimeout
-	}
-	if s.now == nil {
-		s.now = time.Now
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -108,8 +102,8 @@ func NewTokenSource(fetch FetchFunc, opts *SourceOptions) *TokenSource {
 // ctx.Err() when ctx ends first, and with [ErrClosed] after Close.
 //
 // A token is returned to the callers of the fetch that obtained it even if
-// it has already expired by the source's clock (the clocks of the source
-// and of Inngest may differ; Inngest decides), but it is not kept.
+// it has already expired by the local clock (time.Now; the clocks of this
+// machine and of Inngest may differ; Inngest decides), but it is not kept.
 func (s *TokenSource) Token(ctx context.Context) (realtime.Token, error) {
 	if err := ctx.Err(); err != nil {
 		return realtime.Token{}, err
@@ -119,7 +113,7 @@ func (s *TokenSource) Token(ctx context.Context) (realtime.Token, error) {
 		s.mu.Unlock()
 		return realtime.Token{}, ErrClosed
 	}
-	if s.cached && s.now().Before(s.refreshAt) {
+	if s.cached && time.Now().Before(s.refreshAt) {
 		tok := s.tok
 		s.mu.Unlock()
 		return tok, nil
@@ -150,7 +144,7 @@ func (s *TokenSource) run(caller context.Context, f *flight) {
 	defer stop()
 
 	tok, err := s.call(ctx)
-	fetched := s.now()
+	fetched := time.Now()
 
 	s.mu.Lock()
 	s.flight = nil

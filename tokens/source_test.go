@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -16,37 +17,16 @@ import (
 	"github.com/coursebuilder/realtime-go/tokens"
 )
 
-// clock is a settable clock for TokenSource.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-// counter is a FetchFunc that mints numbered tokens living for life on
-// clock c.
+// counter is a FetchFunc that mints numbered tokens living for life. Run
+// in a synctest bubble, its clock is the bubble's.
 type counter struct {
-	c    *clock
 	life time.Duration
 	n    atomic.Int32
 }
 
 func (f *counter) fetch(context.Context) (realtime.Token, error) {
 	n := f.n.Add(1)
-	return realtime.Token{JWT: fmt.Sprintf("jwt-%d", n), Channel: "vid_1", Topics: []string{"video.asset.ready"}, Expires: f.c.Now().Add(f.life)}, nil
+	return realtime.Token{JWT: fmt.Sprintf("jwt-%d", n), Channel: "vid_1", Topics: []string{"video.asset.ready"}, Expires: time.Now().Add(f.life)}, nil
 }
 
 func mustToken(t *testing.T, s *tokens.TokenSource) string {
@@ -56,54 +36,59 @@ func mustToken(t *testing.T, s *tokens.TokenSource) string {
 	return tok.JWT
 }
 
-func TestTokenSourceRefreshesBeforeExpiry(t *testing.T) {
-	c := newClock()
-	f := &counter{c: c, life: time.Minute}
-	s := tokens.NewTokenSource(f.fetch, &tokens.SourceOptions{Now: c.Now})
-	defer s.Close()
+// The tests of the refresh schedule run on synctest's clock: time.Sleep
+// moves it, to the nanosecond, with no wall-clock time passing.
 
-	assert.Equal(t, "jwt-1", mustToken(t, s))
-	c.Advance(49 * time.Second)
-	assert.Equal(t, "jwt-1", mustToken(t, s), "11s left: kept")
-	c.Advance(time.Second)
-	assert.Equal(t, "jwt-2", mustToken(t, s), "10s left (the default margin): renewed")
-	assert.Equal(t, "jwt-2", mustToken(t, s))
-	assert.EqualValues(t, 2, f.n.Load())
+func TestTokenSourceRefreshesBeforeExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &counter{life: time.Minute}
+		s := tokens.NewTokenSource(f.fetch, nil)
+		defer s.Close()
+
+		assert.Equal(t, "jwt-1", mustToken(t, s))
+		time.Sleep(50*time.Second - time.Nanosecond)
+		assert.Equal(t, "jwt-1", mustToken(t, s), "just over 10s left: kept")
+		time.Sleep(time.Nanosecond)
+		assert.Equal(t, "jwt-2", mustToken(t, s), "10s left (the default margin): renewed")
+		assert.Equal(t, "jwt-2", mustToken(t, s))
+		assert.EqualValues(t, 2, f.n.Load())
+	})
 }
 
 func TestTokenSourceMargin(t *testing.T) {
-	c := newClock()
-	f := &counter{c: c, life: time.Minute}
-	s := tokens.NewTokenSource(f.fetch, &tokens.SourceOptions{Now: c.Now, Margin: 30 * time.Second})
-	defer s.Close()
+	synctest.Test(t, func(t *testing.T) {
+		f := &counter{life: time.Minute}
+		s := tokens.NewTokenSource(f.fetch, &tokens.SourceOptions{Margin: 30 * time.Second})
+		defer s.Close()
 
-	assert.Equal(t, "jwt-1", mustToken(t, s))
-	c.Advance(29 * time.Second)
-	assert.Equal(t, "jwt-1", mustToken(t, s))
-	c.Advance(time.Second)
-	assert.Equal(t, "jwt-2", mustToken(t, s))
+		assert.Equal(t, "jwt-1", mustToken(t, s))
+		time.Sleep(30*time.Second - time.Nanosecond)
+		assert.Equal(t, "jwt-1", mustToken(t, s))
+		time.Sleep(time.Nanosecond)
+		assert.Equal(t, "jwt-2", mustToken(t, s))
+	})
 }
 
 func TestTokenSourceShortLivedTokensAreRenewedHalfWay(t *testing.T) {
-	c := newClock()
-	f := &counter{c: c, life: 8 * time.Second} // shorter than the 10s margin
-	s := tokens.NewTokenSource(f.fetch, &tokens.SourceOptions{Now: c.Now})
-	defer s.Close()
+	synctest.Test(t, func(t *testing.T) {
+		f := &counter{life: 8 * time.Second} // shorter than the 10s margin
+		s := tokens.NewTokenSource(f.fetch, nil)
+		defer s.Close()
 
-	assert.Equal(t, "jwt-1", mustToken(t, s))
-	c.Advance(3 * time.Second)
-	assert.Equal(t, "jwt-1", mustToken(t, s), "kept, not fetched on every call")
-	c.Advance(time.Second)
-	assert.Equal(t, "jwt-2", mustToken(t, s))
+		assert.Equal(t, "jwt-1", mustToken(t, s))
+		time.Sleep(4*time.Second - time.Nanosecond)
+		assert.Equal(t, "jwt-1", mustToken(t, s), "kept, not fetched on every call")
+		time.Sleep(time.Nanosecond)
+		assert.Equal(t, "jwt-2", mustToken(t, s), "renewed half way through its life")
+	})
 }
 
 func TestTokenSourceDoesNotKeepTokensItCannotDate(t *testing.T) {
-	c := newClock()
 	var n atomic.Int32
 	expired := tokens.NewTokenSource(func(context.Context) (realtime.Token, error) {
 		n.Add(1)
-		return realtime.Token{JWT: "old", Expires: c.Now().Add(-time.Second)}, nil
-	}, &tokens.SourceOptions{Now: c.Now})
+		return realtime.Token{JWT: "old", Expires: time.Now().Add(-time.Second)}, nil
+	}, nil)
 	defer expired.Close()
 	assert.Equal(t, "old", mustToken(t, expired), "handed out: Inngest decides")
 	assert.Equal(t, "old", mustToken(t, expired))
@@ -119,88 +104,82 @@ func TestTokenSourceDoesNotKeepTokensItCannotDate(t *testing.T) {
 	assert.EqualValues(t, 4, n.Load())
 }
 
+// TestTokenSourceSingleFlight: callers that arrive while a fetch is in
+// flight wait for it; synctest.Wait returns once every one of them is
+// blocked, so all of them are known to have joined before it ends.
 func TestTokenSourceSingleFlight(t *testing.T) {
-	c := newClock()
-	release := make(chan struct{})
-	started := make(chan struct{}, 100)
-	var fetches atomic.Int32
-	s := tokens.NewTokenSource(func(ctx context.Context) (realtime.Token, error) {
-		n := fetches.Add(1)
-		started <- struct{}{}
-		<-release
-		return realtime.Token{JWT: fmt.Sprintf("jwt-%d", n), Expires: c.Now().Add(time.Minute)}, nil
-	}, &tokens.SourceOptions{Now: c.Now})
-	defer s.Close()
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var fetches atomic.Int32
+		s := tokens.NewTokenSource(func(ctx context.Context) (realtime.Token, error) {
+			n := fetches.Add(1)
+			<-release
+			return realtime.Token{JWT: fmt.Sprintf("jwt-%d", n), Expires: time.Now().Add(time.Minute)}, nil
+		}, nil)
+		defer s.Close()
 
-	const callers = 50
-	var wg sync.WaitGroup
-	got := make([]string, callers)
-	errs := make([]error, callers)
-	var ready sync.WaitGroup
-	ready.Add(callers)
-	for i := range callers {
-		wg.Go(func() {
-			ready.Done()
-			tok, err := s.Token(context.Background())
-			got[i], errs[i] = tok.JWT, err
-		})
-	}
-	ready.Wait()
-	<-started
-	close(release)
-	wg.Wait()
+		const callers = 50
+		var wg sync.WaitGroup
+		got := make([]string, callers)
+		errs := make([]error, callers)
+		for i := range callers {
+			wg.Go(func() {
+				tok, err := s.Token(context.Background())
+				got[i], errs[i] = tok.JWT, err
+			})
+		}
+		synctest.Wait()
+		close(release)
+		wg.Wait()
 
-	assert.EqualValues(t, 1, fetches.Load(), "one fetch for %d concurrent callers", callers)
-	for i := range callers {
-		assert.NoError(t, errs[i])
-		assert.Equal(t, "jwt-1", got[i])
-	}
+		assert.EqualValues(t, 1, fetches.Load(), "one fetch for %d concurrent callers", callers)
+		for i := range callers {
+			assert.NoError(t, errs[i])
+			assert.Equal(t, "jwt-1", got[i])
+		}
+	})
 }
 
 func TestTokenSourceErrorsReachEveryWaiter(t *testing.T) {
-	release := make(chan struct{})
-	var fetches atomic.Int32
-	var healthy atomic.Bool
-	boom := realtime.NewStatusError("inngest", 503, "", 0)
-	s := tokens.NewTokenSource(func(ctx context.Context) (realtime.Token, error) {
-		if healthy.Load() {
-			return realtime.Token{JWT: "good", Expires: time.Now().Add(time.Minute)}, nil
-		}
-		if fetches.Add(1) == 1 {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var fetches atomic.Int32
+		var healthy atomic.Bool
+		boom := realtime.NewStatusError("inngest", 503, "", 0)
+		s := tokens.NewTokenSource(func(ctx context.Context) (realtime.Token, error) {
+			if healthy.Load() {
+				return realtime.Token{JWT: "good", Expires: time.Now().Add(time.Minute)}, nil
+			}
+			fetches.Add(1)
 			<-release // the callers pile up on this one
+			return realtime.Token{}, boom
+		}, nil)
+		defer s.Close()
+
+		const callers = 50
+		var wg sync.WaitGroup
+		errs := make([]error, callers)
+		for i := range callers {
+			wg.Go(func() { _, errs[i] = s.Token(context.Background()) })
 		}
-		return realtime.Token{}, boom
-	}, nil)
-	defer s.Close()
+		synctest.Wait() // every caller waits for the one fetch
+		close(release)
+		wg.Wait()
 
-	const callers = 50
-	var wg sync.WaitGroup
-	errs := make([]error, callers)
-	for i := range callers {
-		wg.Go(func() { _, errs[i] = s.Token(context.Background()) })
-	}
-	for fetches.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(20 * time.Millisecond) // let most callers join the flight
-	close(release)
-	wg.Wait()
+		assert.EqualValues(t, 1, fetches.Load(), "one failed fetch for %d callers", callers)
+		for _, err := range errs {
+			require.ErrorIs(t, err, realtime.ErrUnavailable)
+			var pe *realtime.PublishError
+			assert.ErrorAs(t, err, &pe)
+			assert.ErrorContains(t, err, "tokens: fetch token: ")
+		}
 
-	for _, err := range errs {
-		require.ErrorIs(t, err, realtime.ErrUnavailable)
-		var pe *realtime.PublishError
-		assert.ErrorAs(t, err, &pe)
-		assert.ErrorContains(t, err, "tokens: fetch token: ")
-	}
-	// Callers that came after the first fetch had failed started fetches
-	// of their own (TestTokenSourceSingleFlight counts fetches).
-	t.Logf("%d fetches for %d callers", fetches.Load(), callers)
-
-	// The failure is not remembered.
-	healthy.Store(true)
-	tok, err := s.Token(context.Background())
-	require.NoError(t, err)
-	assert.Equal(t, "good", tok.JWT)
+		// The failure is not remembered.
+		healthy.Store(true)
+		tok, err := s.Token(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, "good", tok.JWT)
+	})
 }
 
 func TestTokenSourceCallerThatGivesUpDoesNotCancelTheFetch(t *testing.T) {
@@ -229,9 +208,8 @@ func TestTokenSourceCallerThatGivesUpDoesNotCancelTheFetch(t *testing.T) {
 }
 
 func TestTokenSourceInvalidate(t *testing.T) {
-	c := newClock()
-	f := &counter{c: c, life: time.Minute}
-	s := tokens.NewTokenSource(f.fetch, &tokens.SourceOptions{Now: c.Now})
+	f := &counter{life: time.Hour}
+	s := tokens.NewTokenSource(f.fetch, nil)
 	defer s.Close()
 
 	first, err := s.Token(context.Background())
@@ -260,14 +238,30 @@ func TestTokenSourceFetchFailures(t *testing.T) {
 	}
 }
 
+// TestTokenSourceTimeout: a fetch that does not return is canceled after
+// SourceOptions.Timeout, DefaultFetchTimeout by default (synctest's clock).
 func TestTokenSourceTimeout(t *testing.T) {
-	s := tokens.NewTokenSource(func(ctx context.Context) (realtime.Token, error) {
-		<-ctx.Done()
-		return realtime.Token{}, ctx.Err()
-	}, &tokens.SourceOptions{Timeout: 10 * time.Millisecond})
-	defer s.Close()
-	_, err := s.Token(context.Background())
-	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	for name, c := range map[string]struct {
+		opts *tokens.SourceOptions
+		want time.Duration
+	}{
+		"set":     {&tokens.SourceOptions{Timeout: 10 * time.Millisecond}, 10 * time.Millisecond},
+		"default": {nil, tokens.DefaultFetchTimeout},
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := tokens.NewTokenSource(func(ctx context.Context) (realtime.Token, error) {
+					<-ctx.Done()
+					return realtime.Token{}, ctx.Err()
+				}, c.opts)
+				defer s.Close()
+				start := time.Now()
+				_, err := s.Token(context.Background())
+				assert.ErrorIs(t, err, context.DeadlineExceeded)
+				assert.Equal(t, c.want, time.Since(start), "on the bubble's clock")
+			})
+		})
+	}
 }
 
 func TestTokenSourceClose(t *testing.T) {

@@ -23,7 +23,9 @@
 // The Broadcast's resolver is a flags.Evaluator over a flags.EnvProvider
 // whose variables are the KEY=VALUE lines of the flags file
 // (flags.EnvOptions.File: blank lines, "# comments" and an "export " prefix
-// are allowed). The provider checks the file every 250ms
+// are allowed). The program unsets the flags variables of its own
+// environment at start (flags.EnvVariables), so that none set in the shell
+// applies: only the file counts. The provider checks the file every 250ms
 // (flags.DefaultPollInterval) and the program calls its Refresh after
 // rewriting the file itself (-script). The Evaluator runs with its cache
 // off (CacheTTL < 0), so that a scripted change applies to the very next
@@ -92,6 +94,7 @@ const (
 )
 
 func main() {
+	clearFlagsEnv()
 	var cfg config
 	flag.StringVar(&cfg.FlagsPath, "flags", "", "flags file (KEY=VALUE lines); default rollout.flags in a new temp dir")
 	flag.IntVar(&cfg.N, "n", 30, "number of publishes")
@@ -118,6 +121,18 @@ func main() {
 	if _, err := run(ctx, cfg); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "rollout:", err)
 		os.Exit(1)
+	}
+}
+
+// clearFlagsEnv unsets, in this process, every variable the flags package
+// reads (flags.EnvVariables). The flags.EnvProvider reads the flags file
+// first and the process environment for what the file does not set, so a
+// REALTIME_KILL_SWITCH or ENABLE_REALTIME_* left in the shell that started
+// the demo would otherwise decide modes the file does not mention: only the
+// file is to count, so that editing it shows exactly what it does.
+func clearFlagsEnv() {
+	for _, k := range flags.EnvVariables() {
+		_ = os.Unsetenv(k)
 	}
 }
 
@@ -332,11 +347,12 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 		}, receipts)
 	}()
 
-	// The flags: an EnvProvider over the file (and nothing from the
-	// process environment), on an isolated OpenFeature API.
+	// The flags: an EnvProvider over the file, on an isolated OpenFeature
+	// API. main cleared the flags variables of the process environment
+	// (clearFlagsEnv), so the file is all that counts.
 	api := isolated.NewAPI()
 	defer func() { _ = api.Shutdown(context.WithoutCancel(ctx)) }()
-	provider := flags.NewEnvProvider(&flags.EnvOptions{File: path, LookupEnv: func(string) (string, bool) { return "", false }})
+	provider := flags.NewEnvProvider(&flags.EnvOptions{File: path})
 	if err := api.SetProviderAndWait(ctx, provider); err != nil {
 		return nil, err
 	}

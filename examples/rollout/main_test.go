@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +16,13 @@ import (
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
+
+// TestMain clears the flags variables as main does, so that run sees only
+// the flags file whatever the shell sets.
+func TestMain(m *testing.M) {
+	clearFlagsEnv()
+	os.Exit(m.Run())
+}
 
 // testWriter sends run's output to the test log.
 type testWriter struct{ t *testing.T }
@@ -133,7 +141,7 @@ func TestScriptLinesReadByFlagsFile(t *testing.T) {
 	if err := writeFlags(path, "# c\n"); err != nil {
 		t.Fatal(err)
 	}
-	p := flags.NewEnvProvider(&flags.EnvOptions{File: path, PollInterval: -1, LookupEnv: func(string) (string, bool) { return "", false }})
+	p := flags.NewEnvProvider(&flags.EnvOptions{File: path, PollInterval: -1})
 	api := isolated.NewAPI()
 	defer func() { _ = api.Shutdown(ctx) }()
 	if err := api.SetProviderAndWait(ctx, p); err != nil {
@@ -154,6 +162,20 @@ func TestScriptLinesReadByFlagsFile(t *testing.T) {
 		}
 		if got := ev.Mode(ctx, flags.ScopeOf(eventName), room); got != want {
 			t.Errorf("%s: Mode = %v, want %v", entry, got, want)
+		}
+	}
+}
+
+// TestClearFlagsEnv checks that what main runs first leaves none of the
+// flags variables set.
+func TestClearFlagsEnv(t *testing.T) {
+	for _, k := range flags.EnvVariables() {
+		t.Setenv(k, "true") // restored when the test ends
+	}
+	clearFlagsEnv()
+	for _, k := range flags.EnvVariables() {
+		if v, ok := os.LookupEnv(k); ok {
+			t.Errorf("%s=%q still set", k, v)
 		}
 	}
 }
