@@ -14,6 +14,7 @@ import (
 
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // Transport names, as they appear in errors, log lines and metrics.
@@ -75,7 +76,7 @@ type Options struct {
 	// provider, used only to name the channel and topic in log lines. A
 	// Mapping func that panics leaves those fields empty and adds a
 	// mapping_error field; the publish is not affected.
-	Mapping realtime.Mapping
+	Mapping inngest.Mapping
 	// Logger receives one line per transport per publish. Defaults to
 	// zap.NewNop().
 	Logger *zap.Logger
@@ -94,7 +95,7 @@ type Broadcast struct {
 	budget     time.Duration
 	shadowTO   time.Duration
 	fallback   bool
-	mapping    realtime.Mapping
+	mapping    inngest.Mapping
 	log        *zap.Logger
 	metrics    *instruments
 

@@ -23,7 +23,9 @@ import (
 
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
@@ -51,10 +53,10 @@ func newBroadcast(t *testing.T, legacy, rt realtime.Provider, opts broadcast.Opt
 // faults a transport can have; each must be contained unless it counts.
 var faults = map[string]func() realtimetest.Outcome{
 	"down": func() realtimetest.Outcome {
-		return realtimetest.Fail(realtime.NewNetworkError("x", errors.New("connection refused")))
+		return realtimetest.Fail(transport.NewNetworkError("x", errors.New("connection refused")))
 	},
-	"5xx":   func() realtimetest.Outcome { return realtimetest.Fail(realtime.NewStatusError("x", 503, "", 0)) },
-	"4xx":   func() realtimetest.Outcome { return realtimetest.Fail(realtime.NewStatusError("x", 400, "bad", 0)) },
+	"5xx":   func() realtimetest.Outcome { return realtimetest.Fail(transport.NewStatusError("x", 503, "", 0)) },
+	"4xx":   func() realtimetest.Outcome { return realtimetest.Fail(transport.NewStatusError("x", 400, "bad", 0)) },
 	"panic": func() realtimetest.Outcome { return realtimetest.Panic("provider bug") },
 	"hang":  func() realtimetest.Outcome { return realtimetest.Hang() },
 	"slow":  func() realtimetest.Outcome { return realtimetest.Delay(100*time.Millisecond, realtimetest.Succeed()) },
@@ -117,12 +119,12 @@ func TestModeFaultMatrix(t *testing.T) {
 
 func TestRealtimeModeFallsBackToPartyKit(t *testing.T) {
 	legacy := realtimetest.NewFaulty()
-	rt := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("inngest", 503, "", 0)))
+	rt := realtimetest.NewFaulty(realtimetest.Fail(transport.NewStatusError("inngest", 503, "", 0)))
 	b := newBroadcast(t, legacy, rt, broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
 	require.NoError(t, b.Publish(context.Background(), msg))
 	assert.Equal(t, 1, legacy.Len())
 
-	legacy.SetScript(realtimetest.Fail(realtime.NewStatusError("partykit", 500, "", 0)))
+	legacy.SetScript(realtimetest.Fail(transport.NewStatusError("partykit", 500, "", 0)))
 	err := b.Publish(context.Background(), msg)
 	require.ErrorIs(t, err, realtime.ErrUnavailable)
 	assert.Contains(t, err.Error(), "broadcast: inngest (realtime mode)")
@@ -277,10 +279,10 @@ func TestClosedRefusesNewPublishes(t *testing.T) {
 func TestOneLogLinePerTransportWithoutBody(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	legacy := realtimetest.NewFaulty()
-	rt := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("inngest", http.StatusServiceUnavailable, "", 0)))
+	rt := realtimetest.NewFaulty(realtimetest.Fail(transport.NewStatusError("inngest", http.StatusServiceUnavailable, "", 0)))
 	b := newBroadcast(t, legacy, rt, broadcast.Options{
 		Resolver: flags.Fixed(flags.Shadow), Logger: zap.New(core), ShadowBudget: time.Second,
-		Mapping: realtime.Mapping{Channel: func(r string) string { return "app:" + r }},
+		Mapping: inngest.Mapping{Channel: func(r string) string { return "app:" + r }},
 	})
 	require.NoError(t, b.Publish(context.Background(), msg))
 	require.NoError(t, b.Close(context.Background()))

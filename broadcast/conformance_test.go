@@ -5,8 +5,10 @@ import (
 
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
@@ -33,7 +35,7 @@ func faultyTransport(t *testing.T, name string, fs *realtimetest.FaultServer, f 
 	// environment.
 	t.Setenv("INNGEST_SIGNING_KEY_FALLBACK", "")
 	t.Setenv("INNGEST_ENV", "")
-	p, err := realtime.NewInngest(&realtime.InngestOptions{
+	p, err := inngest.New(&inngest.Options{
 		BaseURL: fs.URL, SigningKey: conformanceKey, ChannelSecret: conformanceSecret,
 		Retry: &f.Retry, AttemptTimeout: f.AttemptTimeout,
 	})
@@ -51,7 +53,7 @@ func faultyTransport(t *testing.T, name string, fs *realtimetest.FaultServer, f 
 // The failing transport is the real HTTP provider over a fault server, or
 // the in-memory fake emulating the fault; the other transport is healthy.
 func TestConformance(t *testing.T) {
-	hashed, err := realtime.HashSigningKey(conformanceKey)
+	hashed, err := transport.HashSigningKey(conformanceKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@
 //	if err != nil {
 //		return err
 //	}
-//	inngest, err := realtime.NewInngest(nil) // INNGEST_* variables
+//	inngest, err := inngest.New(nil) // INNGEST_* variables
 //	if err != nil {
 //		return err
 //	}

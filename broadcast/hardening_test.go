@@ -24,6 +24,7 @@ import (
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
@@ -208,7 +209,7 @@ func TestPanickingMappingIsContained(t *testing.T) {
 			core, logs := observer.New(zapcore.InfoLevel)
 			b := newBroadcast(t, legacy, rt, broadcast.Options{
 				Resolver: flags.Fixed(mode), Logger: zap.New(core), ShadowBudget: time.Minute,
-				Mapping: realtime.Mapping{Channel: func(string) string { panic("mapping bug") }},
+				Mapping: inngest.Mapping{Channel: func(string) string { panic("mapping bug") }},
 			})
 			require.NoError(t, b.Publish(context.Background(), msg))
 			require.NoError(t, b.Close(context.Background()))

@@ -50,19 +50,20 @@
 // # Text-stream mode
 //
 // With [Options.TextStream], and a provider that implements
-// [realtime.StreamPublisher] once pinned (a [*realtime.Inngest] used
+// [realtime.StreamPublisher] once pinned (a
+// [*github.com/coursebuilder/realtime-go/realtime/inngest.Provider] used
 // directly), the text goes through Inngest Realtime's streaming publish
 // instead: one request whose body grows as the response does, delivered to
 // subscribers as "datastream-start", "chunk" and "datastream-end" messages
 // (several streams, one after the other, for a long response: see
-// [realtime.Inngest.PublishStream]). The Inngest server cuts a stream at its
-// own read boundaries and would damage a multi-byte character cut in two, so
-// the text is sent escaped to ASCII, as the inside of a JSON string literal;
-// [DecodeStreamText] (or JSON.parse in a browser) turns the concatenated
-// chunks back into the text. The end marker is still an ordinary message
-// after the streams, with seq 1. A stream is not retried (not by the
-// provider either: it cannot be sent twice without showing its text
-// twice): a failure fails the Stream.
+// [github.com/coursebuilder/realtime-go/realtime/inngest.Provider.PublishStream]).
+// The Inngest server cuts a stream at its own read boundaries and would
+// damage a multi-byte character cut in two, so the text is sent escaped to
+// ASCII, as the inside of a JSON string literal; [DecodeStreamText] (or
+// JSON.parse in a browser) turns the concatenated chunks back into the text.
+// The end marker is still an ordinary message after the streams, with seq 1.
+// A stream is not retried (not by the provider either: it cannot be sent
+// twice without showing its text twice): a failure fails the Stream.
 //
 // # Errors
 //
@@ -80,22 +81,22 @@
 // [*realtime.ValidationError] for a room, name or request id that cannot be
 // published.
 //
-// A Stream does not retry: the provider's retry policy is the one retry
-// loop ([realtime.InngestOptions.Retry] and legacyparty.Options.Retry
-// retry a transient failure, such as a 503, within the Publish call), so a
-// message costs at most the provider's attempts, never a multiple of them.
-// A publish that fails anyway, whatever the error (a transport still
-// unavailable after the provider's retries, a rejected message, a
-// provider's panic, an error that matches [realtime.ErrMaybeDelivered] such
-// as a broadcast whose Inngest answered 503 and whose PartyKit fallback may
-// have delivered), fails the stream for good: its message is never offered
-// again, so a message that may have been delivered is never sent twice;
-// nothing more is published, not even the end marker, and [Stream.Err],
-// Close and PublishChunk return a [*FailedError] that matches [ErrFailed]
-// and the provider's error and says from which seq text is missing. Close
-// does not try again either: a failure before or during Close is final.
-// The end of New's context, or of Close's before Close is done, fails the
-// stream the same way with the context's error.
+// A Stream does not retry: the provider's retry policy is the one retry loop
+// ([github.com/coursebuilder/realtime-go/realtime/inngest.Options.Retry] and
+// legacyparty.Options.Retry retry a transient failure, such as a 503, within
+// the Publish call), so a message costs at most the provider's attempts,
+// never a multiple of them. A publish that fails anyway, whatever the error
+// (a transport still unavailable after the provider's retries, a rejected
+// message, a provider's panic, an error that matches
+// [realtime.ErrMaybeDelivered] such as a broadcast whose Inngest answered
+// 503 and whose PartyKit fallback may have delivered), fails the stream for
+// good: its message is never offered again, so a message that may have been
+// delivered is never sent twice; nothing more is published, not even the end
+// marker, and [Stream.Err], Close and PublishChunk return a [*FailedError]
+// that matches [ErrFailed] and the provider's error and says from which seq
+// text is missing. Close does not try again either: a failure before or
+// during Close is final. The end of New's context, or of Close's before
+// Close is done, fails the stream the same way with the context's error.
 //
 // # Concurrency
 //

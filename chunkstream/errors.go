@@ -33,7 +33,7 @@ var (
 // matches [ErrFailed] and the cause.
 //
 // The failure is final: a Stream offers each message to its provider
-// once, and the provider's retry policy (realtime.InngestOptions.Retry,
+// once, and the provider's retry policy (inngest.Options.Retry,
 // legacyparty.Options.Retry) is the only retry loop, so a message is never
 // sent twice by the stream, and Err is what the provider returned after
 // its own retries.

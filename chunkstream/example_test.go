@@ -12,7 +12,7 @@ import (
 
 func ExampleNew() {
 	ctx := context.Background()
-	// Any realtime.Provider: legacyparty, realtime.Inngest, a broadcast.
+	// Any realtime.Provider: legacyparty, inngest.Provider, a broadcast.
 	provider := realtimetest.NewRecorder()
 
 	s, err := chunkstream.New(ctx, provider, "chat_42", nil)

@@ -16,7 +16,9 @@ import (
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/chunkstream"
 	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
@@ -48,7 +50,7 @@ func (p *lostAnswer) Publish(ctx context.Context, msg realtime.Message) error {
 // transports.
 func TestFallbackMaybeDeliveredIsNeverSentAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		inngest := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("inngest", 503, "", 0)))
+		inngest := realtimetest.NewFaulty(realtimetest.Fail(transport.NewStatusError("inngest", 503, "", 0)))
 		party := &lostAnswer{err: maybeDelivered("partykit")}
 		b, err := broadcast.New(party, inngest, &broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
 		require.NoError(t, err)
@@ -83,8 +85,8 @@ func TestFallbackMaybeDeliveredIsNeverSentAgain(t *testing.T) {
 // now: each transport is called once and the stream fails.
 func TestFallbackBothUnavailableFailsTheStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		inngest := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("inngest", 503, "", 0)))
-		party := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("partykit", 503, "", 0)), realtimetest.Succeed())
+		inngest := realtimetest.NewFaulty(realtimetest.Fail(transport.NewStatusError("inngest", 503, "", 0)))
+		party := realtimetest.NewFaulty(realtimetest.Fail(transport.NewStatusError("partykit", 503, "", 0)), realtimetest.Succeed())
 		b, err := broadcast.New(party, inngest, &broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
 		require.NoError(t, err)
 
@@ -129,15 +131,15 @@ func failedTransports(err error) []string {
 	return out
 }
 
-// inngestOver returns a realtime.Inngest that publishes to a server for
+// inngestOver returns a inngest.Provider that publishes to a server for
 // handler on the bubble's in-memory network, retrying under retry.
-func inngestOver(t testing.TB, handler http.HandlerFunc, retry *realtime.RetryPolicy) *realtime.Inngest {
+func inngestOver(t testing.TB, handler http.HandlerFunc, retry *realtime.RetryPolicy) *inngest.Provider {
 	t.Helper()
 	srv, client := pipeServer(t, handler)
-	p, err := realtime.NewInngest(&realtime.InngestOptions{
+	p, err := inngest.New(&inngest.Options{
 		BaseURL:    srv.URL,
 		SigningKey: "signkey-test-0123456789abcdef0123456789abcdef",
-		Mapping:    realtime.Mapping{Unkeyed: true},
+		Mapping:    inngest.Mapping{Unkeyed: true},
 		HTTPClient: client,
 		Retry:      retry,
 	})
@@ -172,7 +174,7 @@ func (s *statuses) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// TestProviderRetryIsTheOnlyRetry: a realtime.Inngest, over a server that
+// TestProviderRetryIsTheOnlyRetry: a inngest.Provider, over a server that
 // answers 503 then 200, delivers the chunk with exactly 2 requests, its
 // own retry, and the stream adds none; over a server that always answers
 // 503, the chunk costs exactly the provider's 3 attempts (not 3 per

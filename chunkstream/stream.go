@@ -57,7 +57,7 @@ type Options struct {
 	MaxBuffered int
 	// TextStream sends the text with the provider's streaming publish when
 	// the provider (after Pin) implements realtime.StreamPublisher, as
-	// *realtime.Inngest does: see the package doc. Otherwise it has no
+	// *inngest.Provider does: see the package doc. Otherwise it has no
 	// effect.
 	TextStream bool
 	// Logger receives failure diagnostics, never text. Defaults to
@@ -289,13 +289,14 @@ func (s *Stream) publishWait(ctx context.Context, text string) error {
 
 // Close publishes the text not published yet, then the end marker as a
 // message of its own, and waits for both, or until ctx ends: then what is
-// left is abandoned and the stream fails with ctx's error. Close offers
-// each message to the provider once, like every flush: a publish that
-// fails, whatever the error, fails the stream for good (the provider's own
-// retry policy, such as [realtime.InngestOptions.Retry], already retried
-// what it could), and the text after it and the end marker are not
-// published. Close returns nil when everything was published (but for a
-// character the text left incomplete, see [Stream.PublishChunk]), the
+// left is abandoned and the stream fails with ctx's error. Close offers each
+// message to the provider once, like every flush: a publish that fails,
+// whatever the error, fails the stream for good (the provider's own retry
+// policy, such as
+// [github.com/coursebuilder/realtime-go/realtime/inngest.Options.Retry],
+// already retried what it could), and the text after it and the end marker
+// are not published. Close returns nil when everything was published (but
+// for a character the text left incomplete, see [Stream.PublishChunk]), the
 // stream's [*FailedError] otherwise. Every goroutine the stream started has
 // ended when Close returns.
 //

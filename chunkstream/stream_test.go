@@ -15,16 +15,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/coursebuilder/realtime-go/chunkstream"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
 // unavailable is a transient failure: a provider retries it, a Stream
 // does not.
-func unavailable() error { return realtime.NewStatusError("test", 503, "", 0) }
+func unavailable() error { return transport.NewStatusError("test", 503, "", 0) }
 
 // rejected is a permanent failure.
-func rejected() error { return realtime.NewStatusError("test", 400, "bad", 0) }
+func rejected() error { return transport.NewStatusError("test", 400, "bad", 0) }
 
 // requireCalls checks, once every goroutine of the bubble is blocked, that
 // f was called at least n times.
@@ -434,7 +435,7 @@ func TestEveryFailureGivesUpAtOnce(t *testing.T) {
 		is      error
 	}{
 		"unavailable":     {realtimetest.Fail(unavailable()), realtime.ErrUnavailable},
-		"network error":   {realtimetest.Fail(realtime.NewNetworkError("test", io.ErrUnexpectedEOF)), realtime.ErrUnavailable},
+		"network error":   {realtimetest.Fail(transport.NewNetworkError("test", io.ErrUnexpectedEOF)), realtime.ErrUnavailable},
 		"rejected":        {realtimetest.Fail(rejected()), realtime.ErrRejected},
 		"maybe delivered": {realtimetest.Fail(maybe), realtime.ErrMaybeDelivered},
 		"plain error":     {realtimetest.Fail(io.ErrUnexpectedEOF), io.ErrUnexpectedEOF},

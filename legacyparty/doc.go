@@ -7,13 +7,14 @@
 //	POST {NEXT_PUBLIC_PARTY_KIT_URL}/party/{room}
 //	{"body":<payload>,"requestId":<id>,"name":<event name>}
 //
-// and the app's party server broadcasts those bytes unchanged to the browsers
-// connected to the room. Browsers therefore parse the same JSON they parse
-// today, and the same envelope that [realtime.Inngest] carries as the data of
-// its messages, which lets a service publish to both while the UI moves over.
-// (The bytes may differ from what the TypeScript code sent in ways JSON.parse
-// does not see: encoding/json escapes <, > and & as \u003c and so on, and
-// writes map keys in sorted order.)
+// and the app's party server broadcasts those bytes unchanged to the
+// browsers connected to the room. Browsers therefore parse the same JSON
+// they parse today, and the same envelope that
+// [github.com/coursebuilder/realtime-go/realtime/inngest.Provider] carries
+// as the data of its messages, which lets a service publish to both while
+// the UI moves over. (The bytes may differ from what the TypeScript code
+// sent in ways JSON.parse does not see: encoding/json escapes <, > and & as
+// \u003c and so on, and writes map keys in sorted order.)
 //
 // [Provider] satisfies [realtime.Provider] and behaves like the Inngest
 // provider: the same validation and envelope ([realtime.Message.EncodeLimit]),
@@ -21,9 +22,10 @@
 // per-attempt timeout, and the same options style, an [*Options] struct in
 // which nil or a zero field means the documented default.
 //
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
+// Deprecated: PartyKit is being replaced by Inngest Realtime; publish
+// through [github.com/coursebuilder/realtime-go/realtime/inngest.Provider]
+// or broadcast.Broadcast. This package is removed once the migration
+// completes.
 //
 // # Size limit
 //

@@ -14,23 +14,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/coursebuilder/realtime-go/internal/httpx"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
 // EnvBaseURL is the environment variable the course apps set to their
 // PartyKit host today, and the default source of [Options.BaseURL].
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 const EnvBaseURL = "NEXT_PUBLIC_PARTY_KIT_URL"
 
 // MaxReplyBytes bounds the reply text [Provider.PublishReply] returns: a
 // longer reply is cut to its first MaxReplyBytes bytes.
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 const MaxReplyBytes = 64 << 10
 
 // MaxEnvelopeBytes is PartyKit's own limit on an envelope, measured against
@@ -47,18 +40,10 @@ const MaxReplyBytes = 64 << 10
 // It is far above Inngest's [realtime.MaxEnvelopeBytes] (512 KiB): in the
 // broadcast package's legacy and shadow modes PartyKit keeps delivering
 // messages that Inngest Realtime refuses.
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 const MaxEnvelopeBytes = 1<<29 - 24
 
 // DefaultAttemptTimeout is the default of [Options.AttemptTimeout].
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
-const DefaultAttemptTimeout = realtime.DefaultAttemptTimeout
+const DefaultAttemptTimeout = transport.DefaultAttemptTimeout
 
 // ErrDotSegment is the reason of the [*realtime.ValidationError] returned for
 // the rooms "." and "..". URL parsers, PartyKit's included, resolve such a
@@ -69,10 +54,6 @@ const DefaultAttemptTimeout = realtime.DefaultAttemptTimeout
 //
 // Its text starts with "realtime: " because [realtime.ValidationError] shows
 // its reason without that prefix.
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 var ErrDotSegment = errors.New("realtime: a path dot segment (\".\" or \"..\")")
 
 // ErrRoomNotRoutable is the reason of the [*realtime.ValidationError]
@@ -93,18 +74,10 @@ var ErrDotSegment = errors.New("realtime: a path dot segment (\".\" or \"..\")")
 //
 // Like every validation reason it is matched with [errors.Is], together with
 // [realtime.ErrInvalidMessage].
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 var ErrRoomNotRoutable = errors.New("realtime: not routable to the partysocket room of the same id (holds / \\ ? # | ^ or a stray %)")
 
 // Options configures [New]. A nil *Options, or a zero field, means the
 // default documented on the field.
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 type Options struct {
 	// BaseURL is the PartyKit host, such as
 	// "https://my-party.user.partykit.dev" or "http://localhost:1999"; a path
@@ -166,10 +139,6 @@ type Options struct {
 // read the body whatever the header says, and the body is JSON.
 //
 // A Provider is safe for concurrent use. Create one with [New].
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 type Provider struct {
 	baseURL   string
 	partyURL  string       // baseURL + "/party/"
@@ -190,10 +159,6 @@ var (
 // [realtime.ErrNotConfigured] when no base URL is given and
 // NEXT_PUBLIC_PARTY_KIT_URL is unset or empty, or when the base URL is not a
 // usable http(s) URL or host[:port].
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 func New(opts *Options) (*Provider, error) {
 	var o Options
 	if opts != nil {
@@ -216,7 +181,7 @@ func New(opts *Options) (*Provider, error) {
 		partyURL:  base + "/party/",
 		partyPath: basePath(base) + "/party/",
 		http:      httpx.NewSender(o.HTTPClient, o.AttemptTimeout, DefaultAttemptTimeout),
-		retry:     o.Retry.WithDefaults(),
+		retry:     transport.Retry(o.Retry),
 		log:       o.Logger,
 		limit:     MaxEnvelopeBytes,
 	}
@@ -288,35 +253,19 @@ func isLoopback(host string) bool {
 }
 
 // BaseURL returns the resolved PartyKit base URL, with its scheme.
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 func (p *Provider) BaseURL() string { return p.baseURL }
 
 // String describes the provider.
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 func (p *Provider) String() string {
 	return fmt.Sprintf("legacyparty.Provider{base: %s}", p.baseURL)
 }
 
 // GoString is String, so that %#v prints the same short description.
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 func (p *Provider) GoString() string { return p.String() }
 
 // Close releases idle connections of the provider's own HTTP client (a
 // client given in [Options.HTTPClient] is left alone). The provider stays
 // usable; Close is safe to call more than once.
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 func (p *Provider) Close() error {
 	p.http.Close()
 	return nil
@@ -328,12 +277,8 @@ func (p *Provider) Close() error {
 // that [realtime.Message.Validate] refuses, for a dot segment ("." and "..",
 // also percent-encoded as %2e; reason [ErrDotSegment]) and for a room
 // partysocket cannot join under its own id (reason [ErrRoomNotRoutable]).
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 func (p *Provider) PublishURL(room string) (string, error) {
-	if err := realtime.ValidateField("room", room, realtime.MaxRoomBytes); err != nil {
+	if err := transport.ValidateField("room", room, realtime.MaxRoomBytes); err != nil {
 		return "", err
 	}
 	seg, err := roomSegment(room)
@@ -393,10 +338,6 @@ func isHex(c byte) bool {
 // party, retrying transient failures under the provider's retry policy. It
 // satisfies [realtime.Provider]; the server's reply text is discarded (see
 // [Provider.PublishReply]).
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 func (p *Provider) Publish(ctx context.Context, msg realtime.Message) error {
 	_, err := p.publish(ctx, msg, errorDetailBytes)
 	return err
@@ -406,10 +347,6 @@ func (p *Provider) Publish(ctx context.Context, msg realtime.Message) error {
 // party server's successful answer (what the TypeScript broadcastMessage
 // resolved to), cut to its first [MaxReplyBytes] bytes. On error the text is
 // empty.
-//
-// Deprecated: PartyKit is being replaced by Inngest Realtime; publish through
-// [realtime.Inngest] or broadcast.Broadcast. This package is removed once the
-// migration completes.
 func (p *Provider) PublishReply(ctx context.Context, msg realtime.Message) (string, error) {
 	return p.publish(ctx, msg, MaxReplyBytes)
 }
@@ -418,8 +355,8 @@ func (p *Provider) PublishReply(ctx context.Context, msg realtime.Message) (stri
 // detail of an error.
 const errorDetailBytes = 512
 
-// transport names PartyKit in errors.
-const transport = "partykit"
+// transportName names PartyKit in errors.
+const transportName = "partykit"
 
 func (p *Provider) publish(ctx context.Context, msg realtime.Message, limit int64) (string, error) {
 	if err := ctx.Err(); err != nil {
@@ -434,7 +371,7 @@ func (p *Provider) publish(ctx context.Context, msg realtime.Message, limit int6
 		return "", err
 	}
 	var reply []byte
-	err = p.retry.Do(ctx, func(ctx context.Context) error {
+	err = transport.Do(ctx, p.retry, func(ctx context.Context) error {
 		var err error
 		reply, err = p.send(ctx, target, body, limit, msg.Room)
 		return err
@@ -451,7 +388,7 @@ func (p *Provider) send(ctx context.Context, target string, body []byte, limit i
 	ans, err := p.http.Post(ctx, target, h, body, limit)
 	if ans.Status == 0 {
 		p.log.Debug("legacyparty: partykit publish attempt failed", zap.String("room", room), zap.Error(err))
-		return nil, realtime.NewNetworkError(transport, err)
+		return nil, transport.NewNetworkError(transportName, err)
 	}
 	if ans.Status >= 200 && ans.Status < 300 {
 		// The party accepted the message: a reply cut short by a read error
@@ -462,7 +399,7 @@ func (p *Provider) send(ctx context.Context, target string, body []byte, limit i
 		return ans.Body, nil
 	}
 	p.log.Debug("legacyparty: partykit publish attempt failed", zap.String("room", room), zap.Int("status", ans.Status))
-	return nil, realtime.NewStatusError(transport, ans.Status, httpx.Snippet(ans.Body, 200), ans.RetryAfter)
+	return nil, transport.NewStatusError(transportName, ans.Status, httpx.Snippet(ans.Body, 200), ans.RetryAfter)
 }
 
 // userAgent identifies this library to servers.

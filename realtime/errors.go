@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coursebuilder/realtime-go/internal/httpx"
+	"github.com/coursebuilder/realtime-go/internal/hook"
 )
 
 // Sentinel errors, matched with [errors.Is]. Validation failures match
@@ -153,12 +153,13 @@ func (e *PublishError) Retryable() bool {
 // RetryAfter returns the delay the server asked for with Retry-After.
 func (e *PublishError) RetryAfter() (time.Duration, bool) { return e.retryAfter, e.retryAfter > 0 }
 
-// NewStatusError classifies an HTTP answer that was not a success: 401 and
+// newStatusError classifies an HTTP answer that was not a success: 401 and
 // 403 are [ErrUnauthorized], 408, 429 and 500–599 are [ErrUnavailable] (with
 // the given Retry-After delay), any other status, a redirect (3xx) or one
-// outside 100–599 included, is [ErrRejected]. Transports in this module use
-// it so that every provider classifies answers alike.
-func NewStatusError(transport string, status int, detail string, retryAfter time.Duration) *PublishError {
+// outside 100–599 included, is [ErrRejected]. The transports of this module
+// reach it through internal/hook, so that every provider classifies answers
+// alike.
+func newStatusError(transport string, status int, detail string, retryAfter time.Duration) error {
 	e := &PublishError{Transport: transport, StatusCode: status, Detail: detail, retryAfter: retryAfter}
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
@@ -171,16 +172,21 @@ func NewStatusError(transport string, status int, detail string, retryAfter time
 	return e
 }
 
-// NewNetworkError wraps an error that prevented any answer (refused
-// connection, reset, timeout) as [ErrUnavailable], retryable unless the
-// request had been sent in full, in which case it also matches
-// [ErrMaybeDelivered]. A context's own cancellation is kept as is, so
-// errors.Is(err, context.Canceled) holds.
-func NewNetworkError(transport string, err error) *PublishError {
-	if errors.Is(err, httpx.ErrSent) {
-		return &PublishError{Transport: transport, Err: errors.Join(ErrUnavailable, ErrMaybeDelivered, err)}
+// markIdempotent marks the *PublishError that err is or wraps as a request
+// that is safe to send twice.
+func markIdempotent(err error) {
+	var pe *PublishError
+	if errors.As(err, &pe) {
+		pe.idempotent = true
 	}
-	return &PublishError{Transport: transport, Err: errors.Join(ErrUnavailable, err)}
+}
+
+// The transports of this module construct errors and validate fields with
+// realtime's own functions, without realtime exporting them.
+func init() {
+	hook.ValidateField = validateField
+	hook.StatusError = newStatusError
+	hook.Idempotent = markIdempotent
 }
 
 // IsPermanent reports whether sending the same message again can never

@@ -66,16 +66,16 @@ type Message struct {
 // [MaxRoomBytes] and [MaxNameBytes]; RequestID may be empty but obeys the same
 // rules within [MaxRequestIDBytes].
 func (m Message) Validate() error {
-	if err := ValidateField("room", m.Room, MaxRoomBytes); err != nil {
+	if err := validateField("room", m.Room, MaxRoomBytes); err != nil {
 		return err
 	}
-	if err := ValidateField("name", m.Name, MaxNameBytes); err != nil {
+	if err := validateField("name", m.Name, MaxNameBytes); err != nil {
 		return err
 	}
 	if m.RequestID == "" {
 		return nil
 	}
-	return ValidateField("requestId", m.RequestID, MaxRequestIDBytes)
+	return validateField("requestId", m.RequestID, MaxRequestIDBytes)
 }
 
 // Encode validates m and returns its envelope, or a typed error: a
@@ -110,9 +110,9 @@ func (m Message) EncodeLimit(limit int) ([]byte, error) {
 	return b, nil
 }
 
-// ValidateField checks one identifier (a room, name, channel or topic) the way
+// validateField checks one identifier (a room, name, channel or topic) the way
 // [Message.Validate] does and returns a [*ValidationError] naming field.
-func ValidateField(field, v string, limit int) error {
+func validateField(field, v string, limit int) error {
 	switch {
 	case v == "":
 		return &ValidationError{Field: field, Reason: ErrEmpty}

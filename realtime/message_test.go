@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
@@ -154,7 +155,7 @@ func FuzzValidateField(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		err := realtime.ValidateField("room", s, realtime.MaxRoomBytes)
+		err := transport.ValidateField("room", s, realtime.MaxRoomBytes)
 		if err == nil {
 			if s == "" || len(s) > realtime.MaxRoomBytes || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 				t.Fatalf("accepted %q", s)
@@ -172,10 +173,10 @@ func TestIsPermanent(t *testing.T) {
 	invalid := realtime.Message{Name: "n"}.Validate()
 	_, tooLarge := realtime.Message{Room: "r", Name: "n", Body: strings.Repeat("x", realtime.MaxEnvelopeBytes)}.Encode()
 	_, unencodable := realtime.Message{Room: "r", Name: "n", Body: make(chan int)}.Encode()
-	for _, err := range []error{invalid, tooLarge, unencodable, realtime.NewStatusError("inngest", 400, "", 0)} {
+	for _, err := range []error{invalid, tooLarge, unencodable, transport.NewStatusError("inngest", 400, "", 0)} {
 		assert.True(t, realtime.IsPermanent(err), "%v", err)
 	}
-	for _, err := range []error{nil, realtime.NewStatusError("inngest", 503, "", 0), realtime.NewStatusError("inngest", 401, "", 0), errors.New("other")} {
+	for _, err := range []error{nil, transport.NewStatusError("inngest", 503, "", 0), transport.NewStatusError("inngest", 401, "", 0), errors.New("other")} {
 		assert.False(t, realtime.IsPermanent(err), "%v", err)
 	}
 }

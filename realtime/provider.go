@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"io"
 
 	"go.uber.org/zap"
 )
@@ -24,6 +25,20 @@ type Provider interface {
 // chunks) never splits across transports when the flag flips mid-stream.
 type Pinner interface {
 	Pin(ctx context.Context, room, name string) Provider
+}
+
+// StreamPublisher is implemented by providers that can publish text as a
+// stream as it is produced, rather than as separate messages: the Inngest
+// provider (package realtime/inngest) does, with Inngest Realtime's
+// streaming publish. Callers check for it with
+// a type assertion, as for [Pinner].
+//
+// PublishStream reads r until io.EOF and publishes what it reads to the
+// subscribers of room and name, in order, without an envelope. It returns
+// nil once everything was accepted, or the first error; a failed stream may
+// have been delivered in part, and is not retried.
+type StreamPublisher interface {
+	PublishStream(ctx context.Context, room, name string, r io.Reader) error
 }
 
 // ProviderFunc adapts a function to [Provider].

@@ -1,12 +1,6 @@
 package realtime
 
-import (
-	"context"
-	"errors"
-	"time"
-
-	"github.com/coursebuilder/realtime-go/internal/retry"
-)
+import "time"
 
 // RetryPolicy says how a provider retries a publish that failed for a reason
 // that may pass: a connection that could not be made or broke before the
@@ -29,45 +23,3 @@ type RetryPolicy struct {
 
 // DefaultRetryPolicy is used when a provider's options leave Retry nil.
 var DefaultRetryPolicy = RetryPolicy{Attempts: 3, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second}
-
-// WithDefaults returns a copy of *p with every zero field set from
-// [DefaultRetryPolicy]; a nil p yields DefaultRetryPolicy.
-func (p *RetryPolicy) WithDefaults() RetryPolicy {
-	if p == nil {
-		return DefaultRetryPolicy
-	}
-	q := *p
-	if q.Attempts <= 0 {
-		q.Attempts = DefaultRetryPolicy.Attempts
-	}
-	if q.BaseDelay <= 0 {
-		q.BaseDelay = DefaultRetryPolicy.BaseDelay
-	}
-	if q.MaxDelay <= 0 {
-		q.MaxDelay = DefaultRetryPolicy.MaxDelay
-	}
-	return q
-}
-
-// Do runs send under the policy and returns its final error. send returns
-// nil, a retryable [*PublishError] or any other error, which ends the loop.
-// A returned *PublishError carries the number of attempts; when ctx ended
-// the loop its error is joined in, so errors.Is(err,
-// context.DeadlineExceeded) holds. Custom providers may use it too.
-func (p RetryPolicy) Do(ctx context.Context, send func(ctx context.Context) error) error {
-	pol := retry.Policy{Attempts: p.Attempts, BaseDelay: p.BaseDelay, MaxDelay: p.MaxDelay}
-	attempts, last, stop := pol.Do(ctx, func(ctx context.Context, _ int) error { return send(ctx) })
-	if last == nil {
-		return stop
-	}
-	// Declared here, not above: its address escapes, and the happy path
-	// should not pay for the allocation.
-	var pe *PublishError
-	if errors.As(last, &pe) {
-		pe.Attempts = attempts
-		if stop != nil && !errors.Is(pe.Err, stop) {
-			pe.Err = errors.Join(pe.Err, stop)
-		}
-	}
-	return last
-}

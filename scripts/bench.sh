@@ -28,7 +28,7 @@ run go test -run '^$' -bench 'Evaluator|ClientDirect' -benchtime 20000x ./flags/
 
 # The Inngest provider against bare clients.
 run go test -run '^$' -bench 'Encode' -benchtime 100000x -count 3 ./realtime/
-run go test -run '^$' -bench 'InngestPublish$|BareHTTPPost' -benchtime 20000x -count 3 ./realtime/
+run go test -run '^$' -bench 'InngestPublish$|BareHTTPPost' -benchtime 20000x -count 3 ./realtime/inngest/
 (cd harness && run go test -run '^$' -bench 'Throughput' -benchtime 27000x ./bench/)
 
 # Publish to subscriber, and shadow mode end to end.

@@ -1,29 +1,22 @@
-// Package tokens lets browsers and Go programs subscribe to Inngest
+// Package tokens serves browsers the subscription tokens of Inngest
 // Realtime, which admits a subscriber only with a short-lived JWT (one
 // minute) scoped to one channel and its topics, minted on the server with
-// the signing key by [realtime.Inngest.SubscriptionToken].
+// the signing key by [inngest.Provider.SubscriptionToken].
 //
-// Three pieces:
-//
-//   - [Handler] serves GET /api/realtime/token?room=…&scope=… to the
-//     browsers of an app, behind the app's authentication and an
-//     authorization check per room and scope, and only for scopes whose
-//     migration flag has left legacy mode. Its answer is the token object
-//     of the official inngest v4 SDK ({"channel","topics","key",
-//     "apiBaseUrl"}) plus "expires", so a page passes the fetched body as it
-//     is to useRealtime's token (inngest/react) or to subscribe
-//     (inngest/realtime).
-//   - [TokenSource] hands a token to Go code and fetches a new one shortly
-//     before it expires, at most one fetch at a time.
-//   - [Subscribe] is a Go subscriber that reconnects (with a fresh token
-//     when the old one is refused) whenever the server asks it to or the
-//     connection drops.
+// [Handler] serves GET /api/realtime/token?room=…&scope=… to the browsers of
+// an app, behind the app's authentication and an authorization check per
+// room and scope, and only for scopes whose migration flag has left legacy
+// mode. Its answer is the token object of the official inngest v4 SDK
+// ({"channel","topics","key","apiBaseUrl"}) plus "expires", so a page
+// passes the fetched body as it is to useRealtime's token (inngest/react)
+// or to subscribe (inngest/realtime). Go programs subscribe with
+// [inngest.TokenSource] and [inngest.Subscribe] instead.
 //
 // Serving tokens next to the publishing side of an app:
 //
-//	inngest, err := realtime.NewInngest(nil) // the provider that publishes
+//	p, err := inngest.New(nil) // the provider that publishes
 //	…
-//	h := tokens.NewHandler(inngest, &tokens.HandlerOptions{
+//	h := tokens.NewHandler(p, &tokens.HandlerOptions{
 //		Authenticate: func(r *http.Request) (tokens.Subject, error) {
 //			user, err := sessions.User(r) // the app's own
 //			return tokens.Subject{ID: user.ID}, err
@@ -51,14 +44,6 @@
 //	  },
 //	})
 //
-// A Go program subscribing with the signing key:
-//
-//	src := tokens.NewTokenSource(tokens.Mint(inngest, videoID, "video.asset.ready"), nil)
-//	defer src.Close()
-//	sub, err := tokens.Subscribe(ctx, inngest.BaseURL(), src, func(m tokens.Message) { … }, nil)
-//	if err != nil { … }
-//	defer sub.Close()
-//
 // # The token request
 //
 // The query names a room (required, at most [realtime.MaxRoomBytes]) and
@@ -67,7 +52,7 @@
 // must all belong to one scope (flags.ScopeOf), or both. The default scope
 // has no names of its own, so a request in it must name its events. Other
 // parameters are ignored. The token covers the channel of the room and the
-// topics of the names, mapped by the Minter (for *realtime.Inngest, its
+// topics of the names, mapped by the Minter (for *inngest.Provider, its
 // Mapping, the same one its publishes use); the handler answers the minted
 // token's channel and topics and never derives them itself.
 //
@@ -79,7 +64,7 @@
 // from the dev server or a self-hosted Inngest fails. The handler sends
 // HandlerOptions.BrowserBaseURL when set (the address browsers reach
 // Inngest at, behind a proxy or outside a container network), else the
-// Minter's BaseURL() when it has one ([BaseURLer]; *realtime.Inngest's
+// Minter's BaseURL() when it has one ([BaseURLer]; *inngest.Provider's
 // BaseURL), else none, with a warning at NewHandler. A BrowserBaseURL that is
 // not a bare http(s)://host[:port], or a Minter BaseURL that is not http(s)
 // or carries user information, makes the handler misconfigured: NewHandler
@@ -113,28 +98,11 @@
 //
 // # Expiry and reconnection
 //
-// Inngest checks a token only when a connection opens: a connection
-// outlives its token, so nothing is reopened because a token expired. What
-// expires is the token a reconnection would use, and that is what a
-// [TokenSource] renews (Margin before expiry, 10 s by default) and what a
-// [Subscriber] throws away when Inngest refuses it. Browsers do the same
-// through useRealtime's token function, which it calls again on every
-// reconnection.
-//
-// Inngest Realtime has no replay. The server hands a message to the
-// connections subscribed when it fans the message out (shortly after it
-// accepted the publish) and keeps nothing: messages published while a
-// subscriber is disconnected, or connected but not yet subscribed by the
-// server, are lost, and no option of this package or of the server can
-// recover them. (One accepted just before a reconnection completes may
-// still arrive, the fan-out being asynchronous; nothing is promised.) A
-// page that must not miss a state change should read the current state
-// after it (re)subscribes.
-//
-// A [Subscriber] delivers only frames of its token's channel and topics: a
-// frame for any other channel or topic (which the server can route to it
-// when two channel names collide under its 64-bit hash) is dropped, counted
-// by [Subscriber.Misrouted] and logged without its payload.
+// Inngest checks a token only when a connection opens, so a browser needs a
+// fresh one only to reconnect: useRealtime calls its token function again on
+// every reconnection. Inngest Realtime has no replay (see package
+// realtime/inngest): a page that must not miss a state change should read
+// the current state after it (re)subscribes.
 //
 // # Logs and metrics
 //
@@ -143,7 +111,7 @@
 // OpenTelemetry counter [MetricRequests] ("realtime.token.requests") with
 // the attributes outcome, status and scope. Error text in a log field is
 // put on one line (each line break of errors.Join or an upstream body
-// becomes "; "). A [Subscriber] logs its reconnections. No log line, metric
+// becomes "; "). No log line, metric
 // attribute, error or response body other than the 200 body contains a
 // token or a key.
 //
@@ -151,19 +119,8 @@
 //
 // [NewHandler] does not fail; [Handler.Err] reports a configuration it
 // cannot serve with, matching [ErrMisconfigured].
-// [TokenSource.Token] returns the fetch's error wrapped ("tokens: fetch
-// token: …"; errors.Is and errors.As reach the Minter's error, such as
-// realtime.ErrUnavailable), the caller's ctx.Err(), or [ErrClosed] after
-// Close. [Subscribe] returns errors of the first connection: those of the
-// TokenSource, or a handshake Inngest refused. Once subscribed, failures are
-// retried, with backoff, until Close, and logged.
 //
 // # Concurrency
 //
-// Handler, TokenSource and Subscriber are safe for concurrent use. A
-// TokenSource runs one goroutine per fetch in flight, which ends with the
-// fetch (bounded by its Timeout); its Close waits for it. A Subscriber runs
-// a goroutine that reads the websocket without pause and one that calls the
-// handler, one message at a time, in order; its Close ends both, waiting for
-// a handler call in progress, so it must not be called from the handler.
+// A Handler is safe for concurrent use.
 package tokens

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/coursebuilder/realtime-go/flags"
-	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/tokens"
 )
 
@@ -28,10 +28,10 @@ func ExampleScopeNames() {
 }
 
 func ExampleHandler() {
-	// In an app the Minter is the *realtime.Inngest that publishes; here a
+	// In an app the Minter is the *inngest.Provider that publishes; here a
 	// stand-in returns a fixed token.
-	minter := tokens.MinterFunc(func(_ context.Context, room string, names []string) (realtime.Token, error) {
-		return realtime.Token{JWT: "eyJ.example.jwt", Channel: room, Topics: names,
+	minter := tokens.MinterFunc(func(_ context.Context, room string, names []string) (inngest.Token, error) {
+		return inngest.Token{JWT: "eyJ.example.jwt", Channel: room, Topics: names,
 			Expires: time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)}, nil
 	})
 	h := tokens.NewHandler(minter, &tokens.HandlerOptions{
@@ -48,7 +48,7 @@ func ExampleHandler() {
 			return errors.New("not the owner")
 		},
 		Resolver: flags.Fixed(flags.Primary),
-		// Where browsers reach Inngest; with a *realtime.Inngest as the
+		// Where browsers reach Inngest; with a *inngest.Provider as the
 		// Minter it defaults to its BaseURL.
 		BrowserBaseURL: "http://localhost:8288",
 	})
@@ -82,59 +82,4 @@ func ExampleHandler() {
 	// 401 no-store {"error":"not authenticated"}
 	// 403 no-store {"error":"not authorized"}
 	// 400 no-store {"error":"invalid query: scope is not one of video-upload, video-ready, video-errored, transcript, ai-stream, default"}
-}
-
-// A TokenSource keeps the token it fetched until 10s (SourceOptions.Margin)
-// before it expires, and fetches a new one when Inngest refuses it.
-func ExampleTokenSource() {
-	minted := 0
-	src := tokens.NewTokenSource(func(context.Context) (realtime.Token, error) {
-		minted++
-		return realtime.Token{JWT: fmt.Sprint("jwt-", minted), Expires: time.Now().Add(time.Hour)}, nil
-	}, nil)
-	defer src.Close()
-
-	ctx := context.Background()
-	tok, err := src.Token(ctx)
-	fmt.Println(tok.JWT, err)
-	tok, err = src.Token(ctx) // still fresh: no fetch
-	fmt.Println(tok.JWT, err)
-	src.Invalidate(tok) // e.g. the websocket connect was answered 401
-	tok, err = src.Token(ctx)
-	fmt.Println(tok.JWT, err)
-	// Output:
-	// jwt-1 <nil>
-	// jwt-1 <nil>
-	// jwt-2 <nil>
-}
-
-// A Go program that follows a video's pipeline through Inngest Realtime
-// (compiled, not run: it needs an Inngest endpoint).
-func ExampleSubscribe() {
-	ctx := context.Background()
-	inngest, err := realtime.NewInngest(nil) // INNGEST_* variables
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer inngest.Close()
-
-	src := tokens.NewTokenSource(tokens.Mint(inngest, "vid_1", tokens.ScopeNames(flags.ScopeVideoReady)...), nil)
-	defer src.Close()
-
-	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	sub, err := tokens.Subscribe(connectCtx, inngest.BaseURL(), src, func(m tokens.Message) {
-		msg, err := realtime.DecodeEnvelope(m.Data)
-		if err != nil {
-			return
-		}
-		fmt.Println(m.Topic, msg.RequestID)
-	}, nil)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer sub.Close()
-	// … until the program is done with it.
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // MetricRequests is the name of the OpenTelemetry Int64Counter a [Handler]
@@ -53,30 +54,30 @@ var ErrMisconfigured = errors.New("tokens: handler misconfigured")
 // is zero.
 const DefaultTimeout = 10 * time.Second
 
-// Minter mints subscription tokens. [*realtime.Inngest] is one; tests use
+// Minter mints subscription tokens. [*inngest.Provider] is one; tests use
 // fakes. A Minter that also has a BaseURL() string method (as
-// *realtime.Inngest does, see [BaseURLer]) gives the default apiBaseUrl of
+// *inngest.Provider does, see [BaseURLer]) gives the default apiBaseUrl of
 // the handler's answers.
 type Minter interface {
-	SubscriptionToken(ctx context.Context, room string, names []string) (realtime.Token, error)
+	SubscriptionToken(ctx context.Context, room string, names []string) (inngest.Token, error)
 }
 
-var _ Minter = (*realtime.Inngest)(nil)
+var _ Minter = (*inngest.Provider)(nil)
 
 // BaseURLer is the optional interface of a [Minter] that knows the Inngest
-// API it mints with; [*realtime.Inngest] is one. NewHandler calls BaseURL
+// API it mints with; [*inngest.Provider] is one. NewHandler calls BaseURL
 // once, for the default apiBaseUrl of its answers.
 type BaseURLer interface {
 	BaseURL() string
 }
 
-var _ BaseURLer = (*realtime.Inngest)(nil)
+var _ BaseURLer = (*inngest.Provider)(nil)
 
 // MinterFunc adapts a function to [Minter].
-type MinterFunc func(ctx context.Context, room string, names []string) (realtime.Token, error)
+type MinterFunc func(ctx context.Context, room string, names []string) (inngest.Token, error)
 
 // SubscriptionToken calls f(ctx, room, names).
-func (f MinterFunc) SubscriptionToken(ctx context.Context, room string, names []string) (realtime.Token, error) {
+func (f MinterFunc) SubscriptionToken(ctx context.Context, room string, names []string) (inngest.Token, error) {
 	return f(ctx, room, names)
 }
 
@@ -116,7 +117,7 @@ type HandlerOptions struct {
 	// host name). It must be an absolute http(s) URL without user
 	// information, path (the SDK ignores it), query or fragment; anything
 	// else makes the handler misconfigured (see [Handler.Err]). Defaults to
-	// the Minter's BaseURL() when it has one (for *realtime.Inngest, its
+	// the Minter's BaseURL() when it has one (for *inngest.Provider, its
 	// BaseURL: the dev server, a self-hosted Inngest or Inngest Cloud), and
 	// otherwise to none, with a warning. A Minter's BaseURL with a path is
 	// sent as it is, and the SDK drops the path: set BrowserBaseURL then.
@@ -166,7 +167,7 @@ var (
 )
 
 // NewHandler returns a Handler that mints tokens with m (normally the app's
-// *realtime.Inngest, so that tokens and publishes share one Mapping).
+// *inngest.Provider, so that tokens and publishes share one Mapping).
 //
 // NewHandler does not fail: a configuration it cannot use (an invalid
 // BrowserBaseURL, or a Minter whose BaseURL is not an http(s) URL) is
@@ -408,8 +409,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tok, err := h.mint(ctx, q)
 	switch {
 	case err == nil:
-	case isPanic(err), errors.Is(err, realtime.ErrMappingPanicked):
-		// realtime.Inngest contains a panic of its Mapping itself, as a
+	case isPanic(err), errors.Is(err, inngest.ErrMappingPanicked):
+		// inngest.Provider contains a panic of its Mapping itself, as a
 		// validation error; it is the app's bug all the same.
 		h.fail(w, r, http.StatusInternalServerError, OutcomePanic, q.scope, q.room, msgInternal, err)
 		return
@@ -498,13 +499,13 @@ func (h *Handler) mode(ctx context.Context, q query) (m flags.Mode, err error) {
 	return h.resolver.Mode(ctx, q.scope, q.room), nil
 }
 
-func (h *Handler) mint(ctx context.Context, q query) (tok realtime.Token, err error) {
+func (h *Handler) mint(ctx context.Context, q query) (tok inngest.Token, err error) {
 	if h.minter == nil {
-		return realtime.Token{}, errors.New("tokens: no Minter configured")
+		return inngest.Token{}, errors.New("tokens: no Minter configured")
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			tok, err = realtime.Token{}, panicError("Minter", p)
+			tok, err = inngest.Token{}, panicError("Minter", p)
 		}
 	}()
 	tok, err = h.minter.SubscriptionToken(ctx, q.room, q.names)

@@ -22,7 +22,9 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/tokens"
 )
 
@@ -45,7 +47,7 @@ type mintCall struct {
 	names []string
 }
 
-func (m *fakeMinter) SubscriptionToken(ctx context.Context, room string, names []string) (realtime.Token, error) {
+func (m *fakeMinter) SubscriptionToken(ctx context.Context, room string, names []string) (inngest.Token, error) {
 	m.mu.Lock()
 	m.calls = append(m.calls, mintCall{room, slices.Clone(names)})
 	err, p := m.err, m.panic
@@ -54,9 +56,9 @@ func (m *fakeMinter) SubscriptionToken(ctx context.Context, room string, names [
 		panic("minter exploded with " + testJWT)
 	}
 	if err != nil {
-		return realtime.Token{}, err
+		return inngest.Token{}, err
 	}
-	return realtime.Token{JWT: testJWT, Channel: "app:" + room, Topics: slices.Clone(names), Expires: testExpires}, nil
+	return inngest.Token{JWT: testJWT, Channel: "app:" + room, Topics: slices.Clone(names), Expires: testExpires}, nil
 }
 
 func (m *fakeMinter) Calls() []mintCall {
@@ -204,7 +206,7 @@ func TestHandlerNamesSelectTheScope(t *testing.T) {
 }
 
 func TestHandlerRefusals(t *testing.T) {
-	inngestDown := realtime.NewStatusError("inngest", http.StatusServiceUnavailable,
+	inngestDown := transport.NewStatusError("inngest", http.StatusServiceUnavailable,
 		"upstream says: key signkey-test-abc is overloaded", 0)
 	cases := []struct {
 		name, method, target, user string
@@ -220,7 +222,7 @@ func TestHandlerRefusals(t *testing.T) {
 		{"flag off", "GET", "/t?room=legacy-1&scope=ai-stream", "alice", nil, 404, "legacy/404/ai-stream", "realtime is not enabled for this scope"},
 		{"inngest down", "GET", "/t?room=vid_1&scope=video-ready", "alice", inngestDown, 502, "upstream_error/502/video-ready", "token service unavailable"},
 		{"inngest refuses the key", "GET", "/t?room=vid_1&scope=video-ready", "alice",
-			realtime.NewStatusError("inngest", http.StatusUnauthorized, "", 0), 502, "upstream_error/502/video-ready", "token service unavailable"},
+			transport.NewStatusError("inngest", http.StatusUnauthorized, "", 0), 502, "upstream_error/502/video-ready", "token service unavailable"},
 		{"invalid mapped channel", "GET", "/t?room=vid_1&scope=video-ready", "alice",
 			&realtime.ValidationError{Field: "channel", Reason: realtime.ErrTooLong, Limit: 256}, 400, "bad_request/400/video-ready", "invalid query: the room cannot be subscribed to"},
 		{"bad escape", "GET", "/t?room=%zz&scope=video-ready", "alice", nil, 400, "bad_request/400/none", "invalid query: the query is not a valid URL query"},
@@ -273,7 +275,7 @@ func TestHandlerRefusals(t *testing.T) {
 
 func TestHandlerLogsUpstreamFailures(t *testing.T) {
 	f := newFixture(t)
-	f.minter.err = realtime.NewStatusError("inngest", http.StatusServiceUnavailable, "", 0)
+	f.minter.err = transport.NewStatusError("inngest", http.StatusServiceUnavailable, "", 0)
 	a := f.do(http.MethodGet, "/t?room=vid_1&scope=video-ready", "alice")
 	require.Equal(t, http.StatusBadGateway, a.status)
 	errs := f.logs.FilterLevelExact(zap.ErrorLevel).All()
@@ -340,13 +342,13 @@ func TestHandlerBoundsMinting(t *testing.T) {
 // blockingMinter waits for its context to end.
 type blockingMinter struct{}
 
-func (blockingMinter) SubscriptionToken(ctx context.Context, _ string, _ []string) (realtime.Token, error) {
+func (blockingMinter) SubscriptionToken(ctx context.Context, _ string, _ []string) (inngest.Token, error) {
 	<-ctx.Done()
-	return realtime.Token{}, ctx.Err()
+	return inngest.Token{}, ctx.Err()
 }
 
 // baseMinter is a fakeMinter that knows its Inngest API, as
-// *realtime.Inngest does.
+// *inngest.Provider does.
 type baseMinter struct {
 	fakeMinter
 	base string
@@ -402,7 +404,7 @@ func TestHandlerAnswersTheMintersBaseURLAsAPIBaseURL(t *testing.T) {
 }
 
 func TestHandlerUsesARealInngestsBaseURL(t *testing.T) {
-	p, err := realtime.NewInngest(&realtime.InngestOptions{
+	p, err := inngest.New(&inngest.Options{
 		BaseURL: "http://inngest.internal:8288",
 	})
 	require.NoError(t, err)
@@ -510,12 +512,12 @@ func TestHandlerContainsAPanickingMinterBaseURL(t *testing.T) {
 }
 
 // Every hook the app passes, the Resolver and the Minter (and whatever it
-// calls, such as realtime.Inngest's Mapping) may panic: the handler answers
+// calls, such as inngest.Provider's Mapping) may panic: the handler answers
 // 500 with a fixed body, counts the outcome "panic" and logs which one.
 func TestHandlerContainsPanics(t *testing.T) {
-	panickingMapping, err := realtime.NewInngest(&realtime.InngestOptions{
+	panickingMapping, err := inngest.New(&inngest.Options{
 		BaseURL: "http://127.0.0.1:1", // never reached: the mapping panics first
-		Mapping: realtime.Mapping{Channel: func(string) string {
+		Mapping: inngest.Mapping{Channel: func(string) string {
 			panic("mapping exploded with " + testJWT)
 		}},
 	})
@@ -555,8 +557,8 @@ func TestHandlerContainsPanics(t *testing.T) {
 			count: "panic/500/video-ready", logged: "tokens: Resolver panicked: assignment to entry in nil map"},
 		{name: "Minter", minter: &fakeMinter{panic: true}, authn: ok, authz: allow, resolver: primary,
 			count: "panic/500/video-ready", logged: "tokens: Minter panicked: string"},
-		// realtime.Inngest recovers its Mapping's panic as a
-		// validation error matching realtime.ErrMappingPanicked.
+		// inngest.Provider recovers its Mapping's panic as a
+		// validation error matching inngest.ErrMappingPanicked.
 		{name: "Mapping", minter: panickingMapping, authn: ok, authz: allow, resolver: primary,
 			count: "panic/500/video-ready", logged: "mapping function panicked"},
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
@@ -92,7 +93,7 @@ func parseQuery(raw string) (query, error) {
 	default:
 		return query{}, badQuery("room is given more than once")
 	}
-	if err := realtime.ValidateField("room", q.room, realtime.MaxRoomBytes); err != nil {
+	if err := transport.ValidateField("room", q.room, realtime.MaxRoomBytes); err != nil {
 		return query{}, badQuery("%s", reason(err))
 	}
 
@@ -111,7 +112,7 @@ func parseQuery(raw string) (query, error) {
 
 	for _, v := range vals["names"] {
 		for name := range strings.SplitSeq(v, ",") {
-			if err := realtime.ValidateField("name", name, realtime.MaxNameBytes); err != nil {
+			if err := transport.ValidateField("name", name, realtime.MaxNameBytes); err != nil {
 				return query{}, badQuery("%s", reason(err))
 			}
 			if slices.Contains(q.names, name) {

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
@@ -120,7 +121,7 @@ func FuzzTokenQuery(f *testing.F) {
 		if len(raw) > MaxQueryBytes {
 			t.Fatalf("accepted a query of %d bytes", len(raw))
 		}
-		if err := realtime.ValidateField("room", q.room, realtime.MaxRoomBytes); err != nil {
+		if err := transport.ValidateField("room", q.room, realtime.MaxRoomBytes); err != nil {
 			t.Fatalf("accepted room %q: %v", q.room, err)
 		}
 		if !slices.Contains(flags.Scopes, q.scope) {
@@ -130,7 +131,7 @@ func FuzzTokenQuery(f *testing.F) {
 			t.Fatalf("accepted %d names", len(q.names))
 		}
 		for i, n := range q.names {
-			if err := realtime.ValidateField("name", n, realtime.MaxNameBytes); err != nil {
+			if err := transport.ValidateField("name", n, realtime.MaxNameBytes); err != nil {
 				t.Fatalf("accepted name %q: %v", n, err)
 			}
 			if flags.ScopeOf(n) != q.scope {

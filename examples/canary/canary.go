@@ -22,7 +22,7 @@ import (
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
-	"github.com/coursebuilder/realtime-go/tokens"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // EventName is the representative video event the canary publishes.
@@ -44,7 +44,7 @@ const (
 type Config struct {
 	// Inngest publishes to Inngest Realtime and mints the subscriber's
 	// token; nil when Inngest is not configured.
-	Inngest *realtime.Inngest
+	Inngest *inngest.Provider
 	// PartyKit publishes to PartyKit; its BaseURL is where the subscriber's
 	// websocket connects. Nil when PartyKit is not configured.
 	PartyKit *legacyparty.Provider
@@ -663,17 +663,17 @@ func subscribe(ctx context.Context, cfg Config, transport string, col *collector
 		return s, cfg.Room, "", err
 	}
 	// A browser gets its token from the app's token endpoint; the canary
-	// holds the signing key and mints it the same way (tokens.Mint:
+	// holds the signing key and mints it the same way (inngest.Mint:
 	// POST /v1/realtime/token), then connects to /v1/realtime/connect.
-	src := tokens.NewTokenSource(tokens.Mint(cfg.Inngest, cfg.Room, EventName), nil)
+	src := inngest.NewTokenSource(inngest.Mint(cfg.Inngest, cfg.Room, EventName), nil)
 	tok, err := src.Token(ctx)
 	if err != nil {
 		_ = src.Close()
 		return nil, "", "", fmt.Errorf("subscription token: %w", err)
 	}
-	sub, err := tokens.Subscribe(ctx, cfg.Inngest.BaseURL(), src, func(m tokens.Message) {
+	sub, err := inngest.Subscribe(ctx, cfg.Inngest.BaseURL(), src, func(m inngest.Message) {
 		col.add(broadcast.TransportInngest, m.Data, time.Now())
-	}, &tokens.SubscriberOptions{Logger: cfg.Logger})
+	}, &inngest.SubscriberOptions{Logger: cfg.Logger})
 	if err != nil {
 		_ = src.Close()
 		return nil, "", "", err

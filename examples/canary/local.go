@@ -13,7 +13,7 @@ import (
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/legacyparty"
-	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // localOptions configures startLocal.
@@ -37,7 +37,7 @@ type localOptions struct {
 type local struct {
 	inngest  *inngestrt.Server
 	party    *partykit.Server
-	Inngest  *realtime.Inngest
+	Inngest  *inngest.Provider
 	PartyKit *legacyparty.Provider
 
 	mu   sync.Mutex
@@ -63,7 +63,7 @@ func startLocal(ctx context.Context, o localOptions) (l *local, err error) {
 		return nil, err
 	}
 	fmt.Fprintf(o.Out, "local: Inngest realtime endpoint (real server code, in-process) at %s\n", l.inngest.URL())
-	if l.Inngest, err = realtime.NewInngest(&realtime.InngestOptions{BaseURL: l.inngest.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text()}); err != nil {
+	if l.Inngest, err = inngest.New(&inngest.Options{BaseURL: l.inngest.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text()}); err != nil {
 		return nil, err
 	}
 

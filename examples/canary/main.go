@@ -5,7 +5,7 @@
 // fallback still active").
 //
 // It builds a broadcast.Broadcast from the environment, as an app does
-// (realtime.NewInngest from the INNGEST_* variables when any is set,
+// (inngest.New from the INNGEST_* variables when any is set,
 // legacyparty.New when NEXT_PUBLIC_PARTY_KIT_URL is set), subscribes to a
 // fresh room on each transport the mode publishes to, publishes one
 // video.asset.ready event (a video-resource body like the TypeScript
@@ -74,9 +74,9 @@
 //     known to exist there.
 //
 // The Inngest subscriber mints its token as an app's token endpoint does,
-// with package tokens (tokens.Mint: POST {base}/v1/realtime/token
+// with package realtime/inngest (inngest.Mint: POST {base}/v1/realtime/token
 // [{"kind":"run","channel":<room>,"name":"video.asset.ready"}] with the
-// hashed signing key), and connects with tokens.Subscribe to
+// hashed signing key), and connects with inngest.Subscribe to
 // {base}/v1/realtime/connect. The PartyKit subscriber is a websocket to
 // ws(s)://host/party/<room>, as partysocket opens it.
 //
@@ -104,7 +104,7 @@ import (
 
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/legacyparty"
-	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // Exit statuses.
@@ -130,7 +130,7 @@ type environment struct {
 	Wrap func(http.Handler) http.Handler
 }
 
-// inngestVars are the variables realtime.NewInngest reads; any of them set
+// inngestVars are the variables inngest.New reads; any of them set
 // means Inngest is configured.
 var inngestVars = []string{"INNGEST_BASE_URL", "INNGEST_API_BASE_URL", "INNGEST_DEV", "INNGEST_SIGNING_KEY", "INNGEST_SIGNING_KEY_FALLBACK", "INNGEST_ENV"}
 
@@ -220,7 +220,7 @@ func run(ctx context.Context, args []string, env environment) int {
 		cfg = l.config()
 	} else {
 		if inngestSet {
-			p, err := realtime.NewInngest(&realtime.InngestOptions{Logger: logger})
+			p, err := inngest.New(&inngest.Options{Logger: logger})
 			if err != nil {
 				return fail(err)
 			}

@@ -24,6 +24,7 @@ import (
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
@@ -65,7 +66,7 @@ func servers(t *testing.T, wrap func(http.Handler) http.Handler) (Config, *innge
 	t.Helper()
 	key := inngestrt.NewSigningKey()
 	srv := inngestrt.NewTest(t, inngestrt.Options{SigningKeys: []string{key}, Wrap: wrap})
-	in, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text()})
+	in, err := inngest.New(&inngest.Options{BaseURL: srv.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +410,7 @@ func TestRunUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
 		}
 	}
-	// A configuration realtime.NewInngest refuses.
+	// A configuration inngest.New refuses.
 	errOut := testlog.New(t)
 	setEnv(t, map[string]string{"INNGEST_SIGNING_KEY": "not-a-key"})
 	code := run(ctxT(t), nil, environment{Stdout: io.Discard, Stderr: errOut})
@@ -495,7 +496,7 @@ func TestPartyKitSubscribedOnHandshake(t *testing.T) {
 
 // mustChannel is the channel p publishes room to (keyed, unless p's Mapping
 // is Unkeyed).
-func mustChannel(t *testing.T, p *realtime.Inngest, room string) string {
+func mustChannel(t *testing.T, p *inngest.Provider, room string) string {
 	t.Helper()
 	ch, err := p.Channel(room)
 	if err != nil {

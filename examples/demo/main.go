@@ -54,6 +54,7 @@ import (
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 	"github.com/coursebuilder/realtime-go/tokens"
 )
@@ -135,7 +136,7 @@ func run(ctx context.Context, out io.Writer, modeName string, wantParty bool) er
 	// wins over its variable, and the fallback key and branch name
 	// (INNGEST_SIGNING_KEY_FALLBACK, INNGEST_ENV), which have no "none"
 	// value, were cleared from this process's environment above.
-	rt, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: inn.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text()})
+	rt, err := inngest.New(&inngest.Options{BaseURL: inn.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text()})
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@
 //     middleware) the step fails permanently with an error matching
 //     [errNoProvider] instead of panicking on a nil Provider.
 //
-// The provider is realtime.NewInngest(nil), configured from the environment
+// The provider is inngest.New(nil), configured from the environment
 // (INNGEST_SIGNING_KEY, INNGEST_DEV, INNGEST_BASE_URL, INNGEST_ENV …), when
 // INNGEST_SIGNING_KEY or INNGEST_DEV is set; otherwise it is a
 // realtime.Noop that logs each message it drops.
@@ -59,6 +59,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 const (
@@ -152,7 +153,7 @@ func newProvider(logger *zap.Logger) (realtime.Provider, error) {
 		logger.Info("realtime not configured (set INNGEST_DEV=1 or INNGEST_SIGNING_KEY): messages are logged and dropped")
 		return realtime.NewNoop(logger), nil
 	}
-	p, err := realtime.NewInngest(nil)
+	p, err := inngest.New(nil)
 	if err != nil {
 		return nil, err
 	}

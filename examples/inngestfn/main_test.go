@@ -129,9 +129,9 @@ func TestClassify(t *testing.T) {
 		noRetry bool
 	}{
 		{"invalid message", invalid, true},
-		{"rejected", realtime.NewStatusError("inngest", http.StatusBadRequest, "", 0), true},
-		{"unavailable", realtime.NewStatusError("inngest", http.StatusServiceUnavailable, "", 0), false},
-		{"unauthorized", realtime.NewStatusError("inngest", http.StatusUnauthorized, "", 0), false},
+		{"rejected", &realtime.PublishError{Transport: "inngest", StatusCode: http.StatusBadRequest, Err: realtime.ErrRejected}, true},
+		{"unavailable", &realtime.PublishError{Transport: "inngest", StatusCode: http.StatusServiceUnavailable, Err: realtime.ErrUnavailable}, false},
+		{"unauthorized", &realtime.PublishError{Transport: "inngest", StatusCode: http.StatusUnauthorized, Err: realtime.ErrUnauthorized}, false},
 	} {
 		got := classify(tc.err)
 		if noRetry := inngesterrors.IsNoRetryError(got); noRetry != tc.noRetry {

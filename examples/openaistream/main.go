@@ -34,6 +34,7 @@ import (
 	"github.com/coursebuilder/realtime-go/chunkstream"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 //go:embed testdata/chat-completion.sse
@@ -170,7 +171,7 @@ func mainErr(ctx context.Context, prompt, chatID, to string, textStream bool) er
 	case "stdout":
 		cfg.Provider = realtime.ProviderFunc(stdout)
 	case "inngest":
-		p, err := realtime.NewInngest(nil)
+		p, err := inngest.New(nil)
 		if err != nil {
 			return err
 		}

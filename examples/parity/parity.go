@@ -27,6 +27,7 @@ import (
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // Defaults of [Config].
@@ -354,11 +355,11 @@ func Replay(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Logger = zap.NewNop()
 	}
 
-	inngest, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: cfg.Inngest.URL(), SigningKey: cfg.SigningKey, ChannelSecret: rand.Text() + rand.Text()})
+	p, err := inngest.New(&inngest.Options{BaseURL: cfg.Inngest.URL(), SigningKey: cfg.SigningKey, ChannelSecret: rand.Text() + rand.Text()})
 	if err != nil {
 		return nil, err
 	}
-	defer inngest.Close()
+	defer p.Close()
 	party, err := legacyparty.New(&legacyparty.Options{BaseURL: cfg.PartyKit.URL()})
 	if err != nil {
 		return nil, err
@@ -387,7 +388,7 @@ func Replay(ctx context.Context, cfg Config) (*Report, error) {
 				names = append(names, e.Name)
 			}
 		}
-		tok, err := inngest.SubscriptionToken(ctx, r.name, names)
+		tok, err := p.SubscriptionToken(ctx, r.name, names)
 		if err != nil {
 			return nil, fmt.Errorf("parity: room %s: %w", r.name, err)
 		}
@@ -428,7 +429,7 @@ func Replay(ctx context.Context, cfg Config) (*Report, error) {
 	// Play the events through the facade, in shadow mode.
 	rec := map[string]*recording{
 		broadcast.TransportPartyKit: {p: party, errs: map[string]error{}},
-		broadcast.TransportInngest:  {p: inngest, errs: map[string]error{}},
+		broadcast.TransportInngest:  {p: p, errs: map[string]error{}},
 	}
 	b, err := broadcast.New(rec[broadcast.TransportPartyKit], rec[broadcast.TransportInngest],
 		&broadcast.Options{Resolver: flags.Fixed(flags.Shadow), Logger: cfg.Logger})

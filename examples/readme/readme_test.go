@@ -30,6 +30,7 @@ var imports = map[string]string{
 	"openfeature": "github.com/open-feature/go-sdk/openfeature",
 	"isolated":    "github.com/open-feature/go-sdk/openfeature/isolated",
 	"realtime":    "github.com/coursebuilder/realtime-go/realtime",
+	"inngest":     "github.com/coursebuilder/realtime-go/realtime/inngest",
 	"legacyparty": "github.com/coursebuilder/realtime-go/legacyparty",
 	"broadcast":   "github.com/coursebuilder/realtime-go/broadcast",
 	"flags":       "github.com/coursebuilder/realtime-go/flags",

@@ -82,6 +82,7 @@ import (
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 const (
@@ -276,11 +277,11 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 	}
 	defer irt.Close()
 	fmt.Fprintf(out, "Inngest realtime endpoint (real server code, in-process) at %s\n", irt.URL())
-	inngest, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: irt.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text()})
+	p, err := inngest.New(&inngest.Options{BaseURL: irt.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text()})
 	if err != nil {
 		return nil, err
 	}
-	defer inngest.Close()
+	defer p.Close()
 
 	receipts := make(chan receipt, 64)
 	var readers sync.WaitGroup
@@ -325,7 +326,7 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 	}
 
 	// The Inngest subscriber, as a browser with a token from the app.
-	channel, err := inngest.Channel(room) // keyed: what the app's tokens grant
+	channel, err := p.Channel(room) // keyed: what the app's tokens grant
 	if err != nil {
 		return nil, err
 	}
@@ -364,7 +365,7 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 		// and keep every publish on the one that is there.
 		legacy, resolver = absent("partykit"), flags.Fixed(flags.Realtime)
 	}
-	b, err := broadcast.New(legacy, inngest, &broadcast.Options{Resolver: resolver, Logger: cfg.Logger})
+	b, err := broadcast.New(legacy, p, &broadcast.Options{Resolver: resolver, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

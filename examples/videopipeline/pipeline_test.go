@@ -95,7 +95,7 @@ func TestVideoReadyForAnUnknownVideoStillAnnounces(t *testing.T) {
 }
 
 func TestAPermanentPublishErrorIsNotRetried(t *testing.T) {
-	failing := realtimetest.NewFaulty(realtimetest.Fail(realtime.NewStatusError("inngest", http.StatusBadRequest, "", 0)))
+	failing := realtimetest.NewFaulty(realtimetest.Fail(&realtime.PublishError{Transport: "inngest", StatusCode: http.StatusBadRequest, Err: realtime.ErrRejected}))
 	store := videopipeline.NewMemoryStore()
 	_, err := store.CreateVideoResource(t.Context(), videopipeline.VideoUploaded{FileName: "vid_1"})
 	require.NoError(t, err)
@@ -113,7 +113,7 @@ func TestHealthCheckReportsAndNeverFails(t *testing.T) {
 		ok bool
 	}{
 		"healthy": {realtimetest.NewRecorder(), true},
-		"down":    {realtimetest.NewFaulty(realtimetest.Fail(realtime.NewNetworkError("inngest", errors.New("connection refused")))), false},
+		"down":    {realtimetest.NewFaulty(realtimetest.Fail(&realtime.PublishError{Transport: "inngest", Err: errors.Join(realtime.ErrUnavailable, errors.New("connection refused"))})), false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cl := client(t, c.p)

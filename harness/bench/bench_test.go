@@ -22,6 +22,7 @@ import (
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // shared servers, started once per benchmark binary.
@@ -76,11 +77,11 @@ func message(room string, i int) realtime.Message {
 		Body: map[string]any{"id": room, "status": "ready", "muxPlaybackId": "pb_123", "seq": i}}
 }
 
-func inngestProvider(b *testing.B) *realtime.Inngest {
-	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: inn.URL(), SigningKey: innKey,
+func inngestProvider(b *testing.B) *inngest.Provider {
+	p, err := inngest.New(&inngest.Options{BaseURL: inn.URL(), SigningKey: innKey,
 		// Readable channels, so that subscriptions by room (inn.Token)
 		// and the bare client's publishes meet the provider's.
-		Mapping: realtime.Mapping{Unkeyed: true}})
+		Mapping: inngest.Mapping{Unkeyed: true}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -495,10 +496,10 @@ func halfFailingInngest(b *testing.B) realtime.Provider {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = srv.Close() })
-	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, Retry: &realtime.RetryPolicy{Attempts: 1},
+	p, err := inngest.New(&inngest.Options{BaseURL: srv.URL(), SigningKey: key, Retry: &realtime.RetryPolicy{Attempts: 1},
 		// Readable channels, so that subscriptions by room (inn.Token)
 		// and the bare client's publishes meet the provider's.
-		Mapping: realtime.Mapping{Unkeyed: true}})
+		Mapping: inngest.Mapping{Unkeyed: true}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -521,10 +522,10 @@ func hangingInngest(b *testing.B) realtime.Provider {
 	}
 	go func() { _ = srv.Serve(ln) }()
 	b.Cleanup(func() { close(done); _ = srv.Close() })
-	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://" + ln.Addr().String(), SigningKey: innKey,
+	p, err := inngest.New(&inngest.Options{BaseURL: "http://" + ln.Addr().String(), SigningKey: innKey,
 		// Readable channels, so that subscriptions by room (inn.Token)
 		// and the bare client's publishes meet the provider's.
-		Mapping: realtime.Mapping{Unkeyed: true}})
+		Mapping: inngest.Mapping{Unkeyed: true}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // Broadcast end to end: both real servers, a browser-like subscriber on
@@ -71,7 +72,7 @@ func sameMessage(t testing.TB, fromParty, fromInngest []byte) {
 
 func TestBroadcastModes(t *testing.T) {
 	party := sharedParty(t)
-	inngest, key := sharedInngest(t)
+	irt, key := sharedInngest(t)
 	for _, c := range []struct {
 		mode               flags.Mode
 		toParty, toInngest bool
@@ -85,11 +86,11 @@ func TestBroadcastModes(t *testing.T) {
 			logs.attach(t)
 			b := newBroadcast(t,
 				newParty(t, legacyparty.Options{BaseURL: party.URL()}),
-				newInngest(t, realtime.InngestOptions{BaseURL: inngest.URL(), SigningKey: key}),
+				newInngest(t, inngest.Options{BaseURL: irt.URL(), SigningKey: key}),
 				broadcast.Options{Resolver: flags.Fixed(c.mode)})
 			r := room("broadcast-" + c.mode.String())
 			partySub := mustSubscribeParty(t, party, r)
-			inngestSub := mustSubscribeInngest(t, inngest, r, topic)
+			inngestSub := mustSubscribeInngest(t, irt, r, topic)
 
 			msg := readyMsg(r)
 			if err := b.Publish(ctxT(t), msg); err != nil {
@@ -120,7 +121,7 @@ func TestBroadcastModes(t *testing.T) {
 // other transport still delivers.
 func TestBroadcastOutages(t *testing.T) {
 	party := sharedParty(t)
-	inngest, key := sharedInngest(t)
+	irt, key := sharedInngest(t)
 	// An Inngest endpoint that answers 503 to every publish (subscriptions
 	// work).
 	failing := newEndpoint(t, answer(http.StatusServiceUnavailable, "maintenance"))
@@ -150,11 +151,11 @@ func TestBroadcastOutages(t *testing.T) {
 			r := room("outage")
 			legacyURL, rtURL, rtKey, rtServer := party.URL(), failing.URL(), failing.Key, failing.Server
 			if c.partyDown {
-				legacyURL, rtURL, rtKey, rtServer = downURL(t), inngest.URL(), key, inngest
+				legacyURL, rtURL, rtKey, rtServer = downURL(t), irt.URL(), key, irt
 			}
 			b := newBroadcast(t,
 				newParty(t, legacyparty.Options{BaseURL: legacyURL, Retry: fastRetry(attempts)}),
-				newInngest(t, realtime.InngestOptions{BaseURL: rtURL, SigningKey: rtKey, Retry: fastRetry(attempts)}),
+				newInngest(t, inngest.Options{BaseURL: rtURL, SigningKey: rtKey, Retry: fastRetry(attempts)}),
 				// A roomy shadow timeout: the background publish to the
 				// transport that does not count must run all its attempts
 				// even on a loaded machine, so that they can be counted.
@@ -239,15 +240,15 @@ func (s *switchable) set(m flags.Mode) { s.m.Store(uint32(m)) }
 
 func TestBroadcastFlagFlipTakesEffectOnTheNextPublish(t *testing.T) {
 	party := sharedParty(t)
-	inngest, key := sharedInngest(t)
+	irt, key := sharedInngest(t)
 	flag := &switchable{}
 	b := newBroadcast(t,
 		newParty(t, legacyparty.Options{BaseURL: party.URL()}),
-		newInngest(t, realtime.InngestOptions{BaseURL: inngest.URL(), SigningKey: key}),
+		newInngest(t, inngest.Options{BaseURL: irt.URL(), SigningKey: key}),
 		broadcast.Options{Resolver: flag})
 	r := room("flip")
 	partySub := mustSubscribeParty(t, party, r)
-	inngestSub := mustSubscribeInngest(t, inngest, r, topic)
+	inngestSub := mustSubscribeInngest(t, irt, r, topic)
 
 	// Each step publishes a distinct message; a subscriber that received a
 	// message meant for the other transport would see it instead of the one

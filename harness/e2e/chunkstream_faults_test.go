@@ -18,6 +18,7 @@ import (
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // partyResetProxy stands in front of the real PartyKit dev server: it
@@ -147,7 +148,7 @@ func TestChunkstreamFallbackNeverResendsWhatMayHaveBeenDelivered(t *testing.T) {
 	const inngestAttempts = 2
 	b := newBroadcast(t,
 		newParty(t, legacyparty.Options{BaseURL: proxy.URL, Retry: fastRetry(3)}),
-		newInngest(t, realtime.InngestOptions{BaseURL: ep.URL(), SigningKey: ep.Key, Retry: fastRetry(inngestAttempts)}),
+		newInngest(t, inngest.Options{BaseURL: ep.URL(), SigningKey: ep.Key, Retry: fastRetry(inngestAttempts)}),
 		broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
 	rm := room("chunkstream-fallback")
 	sub := mustSubscribeParty(t, party, rm)
@@ -232,7 +233,7 @@ func TestChunkstreamProviderRetryIsTheOnlyRetry(t *testing.T) {
 			ep := newEndpoint(t, firstN(c.unavailable, answer(http.StatusServiceUnavailable, "maintenance")))
 			rm := room("chunkstream-retry-inngest")
 			sub := mustSubscribeInngest(t, ep.Server, rm, chunkstream.DefaultName)
-			p := newInngest(t, realtime.InngestOptions{BaseURL: ep.URL(), SigningKey: ep.Key, Retry: fastRetry(attempts)})
+			p := newInngest(t, inngest.Options{BaseURL: ep.URL(), SigningKey: ep.Key, Retry: fastRetry(attempts)})
 			streamOneChunk(t, p, rm, sub, c.delivered)
 			if got := len(ep.Publishes(rm)); got != c.requests {
 				t.Errorf("%d publish requests reached Inngest, want %d", got, c.requests)

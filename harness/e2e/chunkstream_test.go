@@ -10,8 +10,10 @@ import (
 
 	"github.com/coursebuilder/realtime-go/chunkstream"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // Streamed responses (package chunkstream) end to end: a subscriber on each
@@ -112,11 +114,11 @@ func TestChunkstreamPartyKit(t *testing.T) {
 }
 
 func TestChunkstreamInngest(t *testing.T) {
-	inngest, key := sharedInngest(t)
+	irt, key := sharedInngest(t)
 	rm := room("chunkstream-inngest")
-	sub := mustSubscribeInngest(t, inngest, rm, chunkstream.DefaultName)
+	sub := mustSubscribeInngest(t, irt, rm, chunkstream.DefaultName)
 	text := completion(2, 20_000)
-	s := newChunkStream(t, newInngest(t, realtime.InngestOptions{BaseURL: inngest.URL(), SigningKey: key}), rm, chunkstream.Options{MaxMessageBytes: 1024})
+	s := newChunkStream(t, newInngest(t, inngest.Options{BaseURL: irt.URL(), SigningKey: key}), rm, chunkstream.Options{MaxMessageBytes: 1024})
 	streamDeltas(t, s, text)
 
 	got, n := reassembleEnvelopes(t, "inngest subscriber", sub, rm, 1024)
@@ -171,7 +173,7 @@ func (d *datastreams) add(t testing.TB, m inngestrt.Message, channel, topic stri
 		if err := json.Unmarshal(m.Data, &s); err != nil {
 			t.Fatalf("chunk data is not a string: %s", m.Raw)
 		}
-		if len(s) > realtime.StreamChunkBytes {
+		if len(s) > transport.StreamChunkBytes {
 			t.Fatalf("chunk of %d bytes", len(s))
 		}
 		b.WriteString(s)
@@ -200,10 +202,10 @@ func (d *datastreams) text() string {
 // boundaries and would damage a multi-byte character cut in two (see
 // TestChunkstreamInngestTextStream for text that is not).
 func TestInngestPublishStream(t *testing.T) {
-	inngest, key := sharedInngest(t)
+	irt, key := sharedInngest(t)
 	rm := room("publish-stream")
-	sub := mustSubscribeInngest(t, inngest, rm, chunkstream.DefaultName)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: inngest.URL(), SigningKey: key})
+	sub := mustSubscribeInngest(t, irt, rm, chunkstream.DefaultName)
+	p := newInngest(t, inngest.Options{BaseURL: irt.URL(), SigningKey: key})
 	var sb strings.Builder
 	for i := 0; sb.Len() < 1100<<10; i++ {
 		fmt.Fprintf(&sb, "line %d: the quick brown fox jumps over the lazy dog.\n", i)
@@ -227,7 +229,7 @@ func TestInngestPublishStream(t *testing.T) {
 		t.Fatalf("reassembled %d bytes that differ from the %d published", len(got), len(text))
 	}
 	if len(d.order) < 3 {
-		t.Fatalf("%d streams; 1.1 MiB takes at least 3 of %d writes", len(d.order), realtime.StreamChunkBudget)
+		t.Fatalf("%d streams; 1.1 MiB takes at least 3 of %d writes", len(d.order), transport.StreamChunkBudget)
 	}
 	t.Logf("%d bytes in %d streams, %d chunks", len(text), len(d.order), d.chunks)
 }
@@ -236,12 +238,12 @@ func TestInngestPublishStream(t *testing.T) {
 // Inngest; the subscriber decodes the chunks of every datastream, then sees
 // the end marker as an ordinary message.
 func TestChunkstreamInngestTextStream(t *testing.T) {
-	inngest, key := sharedInngest(t)
+	irt, key := sharedInngest(t)
 	rm := room("chunkstream-textstream")
-	sub := mustSubscribeInngest(t, inngest, rm, chunkstream.DefaultName)
+	sub := mustSubscribeInngest(t, irt, rm, chunkstream.DefaultName)
 	// Escaped, this takes more than one stream's budget of writes.
 	text := completion(3, 400_000)
-	s := newChunkStream(t, newInngest(t, realtime.InngestOptions{BaseURL: inngest.URL(), SigningKey: key}), rm, chunkstream.Options{TextStream: true})
+	s := newChunkStream(t, newInngest(t, inngest.Options{BaseURL: irt.URL(), SigningKey: key}), rm, chunkstream.Options{TextStream: true})
 	streamDeltas(t, s, text)
 
 	var d datastreams

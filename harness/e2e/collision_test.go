@@ -8,7 +8,7 @@ import (
 
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
 	"github.com/coursebuilder/realtime-go/realtime"
-	"github.com/coursebuilder/realtime-go/tokens"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // Rooms that collide, against the real Inngest realtime server code: it
@@ -43,7 +43,7 @@ func victimAndAttacker(t *testing.T) (victim, attacker string) {
 // websocket, a message published to the victim's room.
 func TestCollisionOnReadableChannelsLeaksAnotherRoomsMessages(t *testing.T) {
 	srv, key := sharedInngest(t)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, Mapping: realtime.Mapping{Unkeyed: true}})
+	p := newInngest(t, inngest.Options{BaseURL: srv.URL(), SigningKey: key, Mapping: inngest.Mapping{Unkeyed: true}})
 	victim, attacker := victimAndAttacker(t)
 
 	tok, err := p.SubscriptionToken(ctxT(t), attacker, []string{topic})
@@ -79,14 +79,14 @@ func TestCollisionOnReadableChannelsLeaksAnotherRoomsMessages(t *testing.T) {
 // message is the one published to its own room after the victim's.
 func TestCollisionKeyedChannelsDeliverNothingToTheCollidingRoom(t *testing.T) {
 	srv, key := sharedInngest(t)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, ChannelSecret: collisionChannelSecret})
+	p := newInngest(t, inngest.Options{BaseURL: srv.URL(), SigningKey: key, ChannelSecret: collisionChannelSecret})
 	victim, attacker := victimAndAttacker(t)
 
 	tok, err := p.SubscriptionToken(ctxT(t), attacker, []string{topic})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want, _ := p.Channel(attacker); tok.Channel != want || !strings.HasPrefix(tok.Channel, realtime.KeyedChannelPrefix) {
+	if want, _ := p.Channel(attacker); tok.Channel != want || !strings.HasPrefix(tok.Channel, inngest.KeyedChannelPrefix) {
 		t.Fatalf("token for channel %q, want the keyed channel %q", tok.Channel, want)
 	}
 	sub, err := srv.Subscribe(ctxT(t), tok.JWT)
@@ -128,22 +128,22 @@ func TestCollisionKeyedChannelsDeliverNothingToTheCollidingRoom(t *testing.T) {
 
 // TestCollisionGoSubscriberDropsAnotherRoomsMessages: even on readable
 // channels, where the server does deliver the victim's message to the
-// attacker's connection, tokens.Subscribe drops a frame whose channel is
+// attacker's connection, inngest.Subscribe drops a frame whose channel is
 // not its token's, counts it, and never hands it to the handler.
 func TestCollisionGoSubscriberDropsAnotherRoomsMessages(t *testing.T) {
 	srv, key := sharedInngest(t)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, Mapping: realtime.Mapping{Unkeyed: true}})
+	p := newInngest(t, inngest.Options{BaseURL: srv.URL(), SigningKey: key, Mapping: inngest.Mapping{Unkeyed: true}})
 	victim, attacker := victimAndAttacker(t)
 
-	src := tokens.NewTokenSource(tokens.Mint(p, attacker, topic), nil)
+	src := inngest.NewTokenSource(inngest.Mint(p, attacker, topic), nil)
 	t.Cleanup(func() { _ = src.Close() })
-	got := make(chan tokens.Message, 16)
-	sub, err := tokens.Subscribe(ctxT(t), srv.URL(), src, func(m tokens.Message) { got <- m }, nil)
+	got := make(chan inngest.Message, 16)
+	sub, err := inngest.Subscribe(ctxT(t), srv.URL(), src, func(m inngest.Message) { got <- m }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Close() })
-	// tokens.Subscribe returns once the connection is open, which is not
+	// inngest.Subscribe returns once the connection is open, which is not
 	// yet subscribed on the server: wait until a message of its own room
 	// comes through before the real test.
 	waitSubscribed(t, p, attacker, got)
@@ -170,7 +170,7 @@ func TestCollisionGoSubscriberDropsAnotherRoomsMessages(t *testing.T) {
 
 // waitSubscribed publishes to room until the subscriber's handler sees one
 // of those messages, then drains them.
-func waitSubscribed(t *testing.T, p *realtime.Inngest, room string, got <-chan tokens.Message) {
+func waitSubscribed(t *testing.T, p *inngest.Provider, room string, got <-chan inngest.Message) {
 	t.Helper()
 	probe := realtime.Message{Room: room, Name: topic, RequestID: "probe", Body: "probe"}
 	want := envelope(t, probe)

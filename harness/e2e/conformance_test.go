@@ -4,8 +4,10 @@ import (
 	"context"
 	"testing"
 
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
@@ -17,7 +19,7 @@ func TestInngestConformance(t *testing.T) {
 		s, key := sharedInngest(t)
 		return realtimetest.Target{
 			// Default retry policy and attempt timeout: what users get.
-			Provider: newInngest(t, realtime.InngestOptions{BaseURL: s.URL(), SigningKey: key}),
+			Provider: newInngest(t, inngest.Options{BaseURL: s.URL(), SigningKey: key}),
 			Subscribe: func(ctx context.Context, room string, names []string) (realtimetest.Subscription, error) {
 				sub, err := subscribeInngest(ctx, s, room, names...)
 				if err != nil {
@@ -26,7 +28,7 @@ func TestInngestConformance(t *testing.T) {
 				return sub, nil
 			},
 			Stalled: func(t *testing.T) realtime.Provider {
-				return newInngest(t, realtime.InngestOptions{BaseURL: stalledURL(t), SigningKey: key})
+				return newInngest(t, inngest.Options{BaseURL: stalledURL(t), SigningKey: key})
 			},
 			// Inngest relays the envelope's bytes as they are.
 			Respell: nil,
@@ -34,7 +36,7 @@ func TestInngestConformance(t *testing.T) {
 			// server: a request whose answer is lost reaches it first.
 			Faulty: func(t *testing.T, f realtimetest.Fault) realtimetest.FaultyTarget {
 				fs := realtimetest.NewFaultProxy(t, f, s.URL())
-				return fs.Target(newInngest(t, realtime.InngestOptions{BaseURL: fs.URL, SigningKey: key, Retry: &f.Retry, AttemptTimeout: f.AttemptTimeout}))
+				return fs.Target(newInngest(t, inngest.Options{BaseURL: fs.URL, SigningKey: key, Retry: &f.Retry, AttemptTimeout: f.AttemptTimeout}))
 			},
 			Transport: "inngest",
 			Secrets:   []string{key, hashedKey(t, key)},
@@ -79,7 +81,7 @@ func TestPartyKitConformance(t *testing.T) {
 // hashedKey is key as it is sent, or fails t.
 func hashedKey(t testing.TB, key string) string {
 	t.Helper()
-	h, err := realtime.HashSigningKey(key)
+	h, err := transport.HashSigningKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // deepArrays is JSON of n nested arrays around 1.
@@ -21,7 +23,7 @@ func deepArrays(n int) json.RawMessage {
 // Encode, and fails t unless the server answers 200.
 func postRaw(t testing.TB, base, key, channel string, body []byte) {
 	t.Helper()
-	hashed, err := realtime.HashSigningKey(key)
+	hashed, err := transport.HashSigningKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,7 @@ func TestDepthLimitIsWhatTheRealServerDelivers(t *testing.T) {
 	s, key := sharedInngest(t)
 	e := newEndpoint(t, nil)
 	hardeningEnv(t)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: s.URL(), SigningKey: key})
+	p := newInngest(t, inngest.Options{BaseURL: s.URL(), SigningKey: key})
 	rm := room("depth")
 	ch := channelOf(t, p, rm, topic)
 	sub := mustSubscribeInngest(t, s, ch, topic)
@@ -70,7 +72,7 @@ func TestDepthLimitIsWhatTheRealServerDelivers(t *testing.T) {
 	}
 
 	// One level more: refused, and nothing reaches a server.
-	pe := newInngest(t, realtime.InngestOptions{BaseURL: e.URL(), SigningKey: e.Key})
+	pe := newInngest(t, inngest.Options{BaseURL: e.URL(), SigningKey: e.Key})
 	over := realtime.Message{Room: rm, Name: topic, RequestID: "over", Body: deepArrays(realtime.MaxBodyDepth + 1)}
 	if err := pe.Publish(ctxT(t), over); !errors.Is(err, realtime.ErrEncode) || !strings.Contains(err.Error(), "depth limit") {
 		t.Fatalf("Publish one level past the depth limit: %v, want ErrEncode naming the depth limit", err)

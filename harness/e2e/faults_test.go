@@ -13,6 +13,7 @@ import (
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // resetAfterReading is a fault that reads the whole publish and then resets
@@ -83,7 +84,7 @@ func TestInngestFaultsLoseNothingOnPartyKit(t *testing.T) {
 				}
 				b := newBroadcast(t,
 					newParty(t, legacyparty.Options{BaseURL: party.URL()}),
-					newInngest(t, realtime.InngestOptions{BaseURL: base, SigningKey: ep.Key, AttemptTimeout: c.attempt,
+					newInngest(t, inngest.Options{BaseURL: base, SigningKey: ep.Key, AttemptTimeout: c.attempt,
 						Retry: &realtime.RetryPolicy{Attempts: 2, MaxDelay: 2 * time.Second}}),
 					broadcast.Options{Resolver: flags.Fixed(mode), ShadowTimeout: wait})
 				r := room("fault")

@@ -15,7 +15,7 @@ import (
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/legacyparty"
-	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // hangingFlags is an in-memory OpenFeature provider whose flag service hangs,
@@ -47,7 +47,7 @@ func (p *hangingFlags) StringEvaluation(ctx context.Context, flag string, def st
 // again, the next publish follows the flag.
 func TestBroadcastWithAHangingFlagServicePublishesToPartyKit(t *testing.T) {
 	party := sharedParty(t)
-	inngest, key := sharedInngest(t)
+	irt, key := sharedInngest(t)
 
 	flagService := &hangingFlags{release: make(chan struct{}), InMemoryProvider: memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
 		flags.ModeKey(flags.ScopeVideoReady): {State: memprovider.Enabled, DefaultVariant: "on", Variants: map[string]any{"on": "realtime"}},
@@ -65,11 +65,11 @@ func TestBroadcastWithAHangingFlagServicePublishesToPartyKit(t *testing.T) {
 
 	b := newBroadcast(t,
 		newParty(t, legacyparty.Options{BaseURL: party.URL()}),
-		newInngest(t, realtime.InngestOptions{BaseURL: inngest.URL(), SigningKey: key}),
+		newInngest(t, inngest.Options{BaseURL: irt.URL(), SigningKey: key}),
 		broadcast.Options{Resolver: ev})
 	r := room("flaghang")
 	partySub := mustSubscribeParty(t, party, r)
-	inngestSub := mustSubscribeInngest(t, inngest, r, topic)
+	inngestSub := mustSubscribeInngest(t, irt, r, topic)
 
 	const n = 5
 	for i := range n {

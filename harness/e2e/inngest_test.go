@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // Faults of the Inngest transport, each against a real endpoint of its own.
@@ -41,7 +43,7 @@ func TestInngestWrongSigningKeyIsUnauthorized(t *testing.T) {
 	ch := room("wrong-key")
 	sub := mustSubscribeInngest(t, e.Server, ch, topic)
 	wrong := inngestrt.NewSigningKey()
-	p := newInngest(t, realtime.InngestOptions{BaseURL: e.URL(), SigningKey: wrong, Retry: fastRetry(3)})
+	p := newInngest(t, inngest.Options{BaseURL: e.URL(), SigningKey: wrong, Retry: fastRetry(3)})
 
 	err := p.Publish(ctxT(t), readyMsg(ch))
 	if !errors.Is(err, realtime.ErrUnauthorized) {
@@ -51,7 +53,7 @@ func TestInngestWrongSigningKeyIsUnauthorized(t *testing.T) {
 	if pe.StatusCode != http.StatusUnauthorized || pe.Transport != "inngest" || pe.Retryable() {
 		t.Errorf("PublishError = %+v, want a non-retryable 401 from inngest", pe)
 	}
-	hashedWrong, _ := realtime.HashSigningKey(wrong)
+	hashedWrong, _ := transport.HashSigningKey(wrong)
 	for _, secret := range []string{wrong, hashedWrong, e.Key, wrong[len("signkey-test-"):]} {
 		if strings.Contains(err.Error(), secret) {
 			t.Fatalf("error text shows a key: %v", err)
@@ -68,7 +70,7 @@ func TestInngestFallbackKeyIsUsedWhenThePrimaryIsRefused(t *testing.T) {
 	ch := room("rotated-key")
 	sub := mustSubscribeInngest(t, e.Server, ch, topic)
 	primary := inngestrt.NewSigningKey() // rotated out on the server
-	p := newInngest(t, realtime.InngestOptions{
+	p := newInngest(t, inngest.Options{
 		BaseURL:            e.URL(),
 		SigningKey:         primary,
 		SigningKeyFallback: e.Key,
@@ -95,8 +97,8 @@ func TestInngestFallbackKeyIsUsedWhenThePrimaryIsRefused(t *testing.T) {
 
 	// On the wire: the primary, then the fallback, then the fallback
 	// alone, each hashed as the SDKs send it, never raw.
-	hp, _ := realtime.HashSigningKey(primary)
-	hf, _ := realtime.HashSigningKey(e.Key)
+	hp, _ := transport.HashSigningKey(primary)
+	hf, _ := transport.HashSigningKey(e.Key)
 	var got []string
 	for _, h := range e.Publishes(ch) {
 		got = append(got, h.Get("Authorization"))
@@ -110,7 +112,7 @@ func TestInngestOversizePayloadNeverReachesTheServer(t *testing.T) {
 	e := newEndpoint(t, nil)
 	ch := room("oversize")
 	sub := mustSubscribeInngest(t, e.Server, ch, topic)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: e.URL(), SigningKey: e.Key})
+	p := newInngest(t, inngest.Options{BaseURL: e.URL(), SigningKey: e.Key})
 
 	before := e.Requests()
 	msg := readyMsg(ch)
@@ -130,7 +132,7 @@ func TestInngestOversizePayloadNeverReachesTheServer(t *testing.T) {
 }
 
 func TestInngestServerDownIsUnavailableAfterTheConfiguredAttempts(t *testing.T) {
-	p := newInngest(t, realtime.InngestOptions{
+	p := newInngest(t, inngest.Options{
 		BaseURL:    downURL(t),
 		SigningKey: inngestrt.NewSigningKey(),
 		Retry:      fastRetry(3),
@@ -152,7 +154,7 @@ func TestInngestSlowServer(t *testing.T) {
 	t.Run("CallerDeadlineEndsThePublish", func(t *testing.T) {
 		e := newEndpoint(t, hang)
 		ch := room("slow")
-		p := newInngest(t, realtime.InngestOptions{
+		p := newInngest(t, inngest.Options{
 			BaseURL: e.URL(), SigningKey: e.Key,
 			AttemptTimeout: 5 * time.Second, Retry: fastRetry(3),
 		})
@@ -170,7 +172,7 @@ func TestInngestSlowServer(t *testing.T) {
 	t.Run("AttemptTimeoutAfterSendingIsNotRetried", func(t *testing.T) {
 		e := newEndpoint(t, hang)
 		ch := room("slow-always")
-		p := newInngest(t, realtime.InngestOptions{
+		p := newInngest(t, inngest.Options{
 			BaseURL: e.URL(), SigningKey: e.Key,
 			AttemptTimeout: 200 * time.Millisecond, Retry: fastRetry(3),
 		})
@@ -193,7 +195,7 @@ func TestInngest503IsRetriedAndDeliveredOnce(t *testing.T) {
 	e := newEndpoint(t, firstN(1, answer(http.StatusServiceUnavailable, "try again later")))
 	ch := room("503")
 	sub := mustSubscribeInngest(t, e.Server, ch, topic)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: e.URL(), SigningKey: e.Key, Retry: fastRetry(3)})
+	p := newInngest(t, inngest.Options{BaseURL: e.URL(), SigningKey: e.Key, Retry: fastRetry(3)})
 
 	msg := readyMsg(ch)
 	if err := p.Publish(ctxT(t), msg); err != nil {
@@ -210,7 +212,7 @@ func TestInngest400IsRejectedWithoutRetry(t *testing.T) {
 	e := newEndpoint(t, answer(http.StatusBadRequest, `{"error":"bad channel"}`))
 	ch := room("400")
 	sub := mustSubscribeInngest(t, e.Server, ch, topic)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: e.URL(), SigningKey: e.Key, Retry: fastRetry(3)})
+	p := newInngest(t, inngest.Options{BaseURL: e.URL(), SigningKey: e.Key, Retry: fastRetry(3)})
 
 	err := p.Publish(ctxT(t), readyMsg(ch))
 	if !errors.Is(err, realtime.ErrRejected) {
@@ -231,7 +233,7 @@ func TestInngestBranchEnvironmentReachesTheServer(t *testing.T) {
 	for _, env := range []string{"branch-feature-42", ""} {
 		ch := room("env")
 		sub := mustSubscribeInngest(t, e.Server, ch, topic)
-		p := newInngest(t, realtime.InngestOptions{BaseURL: e.URL(), SigningKey: e.Key, Env: env})
+		p := newInngest(t, inngest.Options{BaseURL: e.URL(), SigningKey: e.Key, Env: env})
 		msg := readyMsg(ch)
 		if err := p.Publish(ctxT(t), msg); err != nil {
 			t.Fatal(err)
@@ -267,7 +269,7 @@ func TestInngestConfiguredFromTheEnvironment(t *testing.T) {
 	for k, v := range vars {
 		t.Setenv(k, v)
 	}
-	p := newInngest(t, realtime.InngestOptions{})
+	p := newInngest(t, inngest.Options{})
 	if p.BaseURL() != e.URL() {
 		t.Fatalf("BaseURL() = %s, want %s", p.BaseURL(), e.URL())
 	}

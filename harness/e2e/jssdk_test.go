@@ -21,6 +21,7 @@ import (
 
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/tokens"
 )
 
@@ -148,12 +149,12 @@ type jssdkLine struct {
 // official inngest npm package (inngest/realtime, v4) in node with the body
 // of GET /api/realtime/token passed unchanged, against the harness's real
 // Inngest realtime server, and checks that it receives each envelope that
-// realtime.Inngest publishes unchanged. Without apiBaseUrl in the body the
+// inngest.Provider publishes unchanged. Without apiBaseUrl in the body the
 // SDK would have dialed Inngest Cloud and never subscribed here.
 func TestJSSDKSubscribesWithTheTokenEndpointsBody(t *testing.T) {
 	node := jssdkNode(t)
 	srv, key := sharedInngest(t)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, Mapping: appChannel})
+	p := newInngest(t, inngest.Options{BaseURL: srv.URL(), SigningKey: key, Mapping: appChannel})
 	h := tokens.NewHandler(p, &tokens.HandlerOptions{
 		Authenticate: func(*http.Request) (tokens.Subject, error) { return tokens.Subject{ID: "alice"}, nil },
 		Authorize:    func(context.Context, tokens.Subject, string, flags.Scope) error { return nil },
@@ -267,7 +268,7 @@ func assertSameEnvelope(t *testing.T, what string, got, want []byte) {
 func TestJSSDKConnectsToTheTokensAPIBaseURL(t *testing.T) {
 	node := jssdkNode(t)
 	srv, key := sharedInngest(t)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, Mapping: appChannel})
+	p := newInngest(t, inngest.Options{BaseURL: srv.URL(), SigningKey: key, Mapping: appChannel})
 	allow := &tokens.HandlerOptions{
 		Authenticate: func(*http.Request) (tokens.Subject, error) { return tokens.Subject{ID: "alice"}, nil },
 		Authorize:    func(context.Context, tokens.Subject, string, flags.Scope) error { return nil },

@@ -22,6 +22,7 @@ import (
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
@@ -167,7 +168,7 @@ func fastRetry(attempts int) *realtime.RetryPolicy {
 
 // newInngest returns an Inngest provider closed when t ends. opts.Logger
 // defaults to t's log.
-func newInngest(t testing.TB, opts realtime.InngestOptions) *realtime.Inngest {
+func newInngest(t testing.TB, opts inngest.Options) *inngest.Provider {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = zaptest.NewLogger(t)
@@ -179,9 +180,9 @@ func newInngest(t testing.TB, opts realtime.InngestOptions) *realtime.Inngest {
 		// (collision_test.go).
 		opts.Mapping.Unkeyed = true
 	}
-	p, err := realtime.NewInngest(&opts)
+	p, err := inngest.New(&opts)
 	if err != nil {
-		t.Fatalf("NewInngest: %v", err)
+		t.Fatalf("inngest.New: %v", err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
 	return p

@@ -11,6 +11,7 @@ import (
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // TestPartyKitLimit600KiB: a 600 KiB message, over Inngest's 512 KiB but
@@ -22,7 +23,7 @@ import (
 // deliver it too; that is broadcast's policy, not checked here.)
 func TestPartyKitLimit600KiB(t *testing.T) {
 	party := sharedParty(t)
-	inngest, key := sharedInngest(t)
+	irt, key := sharedInngest(t)
 	for _, c := range []struct {
 		mode    flags.Mode
 		toParty bool
@@ -36,11 +37,11 @@ func TestPartyKitLimit600KiB(t *testing.T) {
 			logs.attach(t)
 			b := newBroadcast(t,
 				newParty(t, legacyparty.Options{BaseURL: party.URL()}),
-				newInngest(t, realtime.InngestOptions{BaseURL: inngest.URL(), SigningKey: key}),
+				newInngest(t, inngest.Options{BaseURL: irt.URL(), SigningKey: key}),
 				broadcast.Options{Resolver: flags.Fixed(c.mode), ShadowTimeout: wait})
 			r := room("limit-" + c.mode.String())
 			partySub := mustSubscribeParty(t, party, r)
-			inngestSub := mustSubscribeInngest(t, inngest, r, topic)
+			inngestSub := mustSubscribeInngest(t, irt, r, topic)
 
 			msg := readyMsg(r)
 			msg.Body = strings.Repeat("x", 600<<10)
@@ -82,7 +83,7 @@ func TestPartyKitLimitJustOver(t *testing.T) {
 		t.Skip("encodes 512 MiB envelopes")
 	}
 	party := sharedParty(t)
-	inngest, key := sharedInngest(t)
+	irt, key := sharedInngest(t)
 	for _, mode := range []flags.Mode{flags.Legacy, flags.Shadow, flags.Primary, flags.Realtime} {
 		t.Run(mode.String(), func(t *testing.T) {
 			logs.attach(t)
@@ -90,7 +91,7 @@ func TestPartyKitLimitJustOver(t *testing.T) {
 			t.Cleanup(tr.base.(*http.Transport).CloseIdleConnections)
 			b := newBroadcast(t,
 				newParty(t, legacyparty.Options{BaseURL: party.URL(), HTTPClient: &http.Client{Transport: tr}}),
-				newInngest(t, realtime.InngestOptions{BaseURL: inngest.URL(), SigningKey: key}),
+				newInngest(t, inngest.Options{BaseURL: irt.URL(), SigningKey: key}),
 				broadcast.Options{Resolver: flags.Fixed(mode), ShadowTimeout: wait})
 			r := room("overlimit-" + mode.String())
 			partySub := mustSubscribeParty(t, party, r)

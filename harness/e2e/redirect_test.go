@@ -5,12 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // hardeningEnv sets the environment of the providers of the hardening
@@ -21,18 +21,14 @@ func hardeningEnv(t testing.TB) {
 	t.Setenv("REALTIME_CHANNEL_SECRET", "e2e channel secret, at least thirty-two bytes long")
 }
 
-// channelOf returns the channel p publishes room to, from its publish URL.
-func channelOf(t testing.TB, p *realtime.Inngest, room, name string) string {
+// channelOf returns the channel p publishes room to.
+func channelOf(t testing.TB, p *inngest.Provider, room, _ string) string {
 	t.Helper()
-	target, err := p.PublishURL(room, name)
+	ch, err := p.Channel(room)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Query().Get("channel")
+	return ch
 }
 
 // redirectProxy stands in front of the real server and answers every
@@ -65,7 +61,7 @@ func TestRedirectToTheRealServerIsRejectedAndNotFollowed(t *testing.T) {
 	s, key := sharedInngest(t)
 	proxy := newRedirectProxy(t, s.URL())
 	hardeningEnv(t)
-	opts := realtime.InngestOptions{SigningKey: key, Retry: fastRetry(3)}
+	opts := inngest.Options{SigningKey: key, Retry: fastRetry(3)}
 	opts.BaseURL = proxy.URL
 	viaProxy := newInngest(t, opts)
 	opts.BaseURL = s.URL()

@@ -27,20 +27,21 @@ import (
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/tokens"
 )
 
 // Subscription tokens against the real Inngest realtime endpoint: minted by
-// realtime.Inngest.SubscriptionToken, served by tokens.Handler, used by a
-// browser-style websocket and by tokens.Subscribe.
+// inngest.Provider.SubscriptionToken, served by tokens.Handler, used by a
+// browser-style websocket and by inngest.Subscribe.
 
 // appChannel namespaces channels per app, as apps sharing one Inngest
 // environment would; tokens and publishes must agree on it.
-var appChannel = realtime.Mapping{Channel: func(room string) string { return "astro-party:" + room }}
+var appChannel = inngest.Mapping{Channel: func(room string) string { return "astro-party:" + room }}
 
 func TestTokenReceivesWhatTheProviderPublishes(t *testing.T) {
 	srv, key := sharedInngest(t)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, Mapping: appChannel})
+	p := newInngest(t, inngest.Options{BaseURL: srv.URL(), SigningKey: key, Mapping: appChannel})
 	r := room("token")
 
 	before := time.Now()
@@ -83,7 +84,7 @@ func TestTokenReceivesWhatTheProviderPublishes(t *testing.T) {
 
 func TestTokenForOneRoomReceivesNothingFromAnother(t *testing.T) {
 	srv, key := sharedInngest(t)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, Mapping: appChannel})
+	p := newInngest(t, inngest.Options{BaseURL: srv.URL(), SigningKey: key, Mapping: appChannel})
 	a, b := room("room-a"), room("room-b")
 	tok, err := p.SubscriptionToken(ctxT(t), a, []string{topic})
 	if err != nil {
@@ -186,10 +187,10 @@ func TestExpiredTokenIsRefused(t *testing.T) {
 }
 
 // Inngest checks a token when a connection opens and never again: the
-// reason why tokens.Subscriber does not reconnect when its token expires.
+// reason why inngest.Subscriber does not reconnect when its token expires.
 func TestConnectionOutlivesItsToken(t *testing.T) {
 	srv, key := sharedInngest(t)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key})
+	p := newInngest(t, inngest.Options{BaseURL: srv.URL(), SigningKey: key})
 	ch := room("outlive")
 	short := serverJWT(t, srv, ch, 2*time.Second, topic) // exp is 1 to 2 s away
 	sub, err := srv.Subscribe(ctxT(t), short)
@@ -218,7 +219,7 @@ func TestConnectionOutlivesItsToken(t *testing.T) {
 
 func TestTokenHandlerEndToEnd(t *testing.T) {
 	srv, key := sharedInngest(t)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: srv.URL(), SigningKey: key, Mapping: appChannel})
+	p := newInngest(t, inngest.Options{BaseURL: srv.URL(), SigningKey: key, Mapping: appChannel})
 	r := room("handler")
 	var mode atomic.Uint32
 	mode.Store(uint32(flags.Primary))
@@ -363,7 +364,7 @@ func (s *browserSub) nextData(t *testing.T) []byte {
 }
 
 // ---------------------------------------------------------------------------
-// tokens.Subscribe against the real endpoint
+// inngest.Subscribe against the real endpoint
 
 // connectEndpoint is a real endpoint of its own whose websocket
 // connections the test can cut, and whose connect requests it can hold.
@@ -472,20 +473,20 @@ func (h hijackRecorder) Flush() {
 	}
 }
 
-// goSub is a tokens.Subscriber with what it delivered.
+// goSub is a inngest.Subscriber with what it delivered.
 type goSub struct {
-	*tokens.Subscriber
-	got chan tokens.Message
+	*inngest.Subscriber
+	got chan inngest.Message
 }
 
-func subscribeGo(t *testing.T, base string, fetch tokens.FetchFunc) *goSub {
+func subscribeGo(t *testing.T, base string, fetch inngest.TokenFunc) *goSub {
 	t.Helper()
-	src := tokens.NewTokenSource(fetch, nil)
+	src := inngest.NewTokenSource(fetch, nil)
 	t.Cleanup(func() { _ = src.Close() }) // after the subscriber's Close, registered below
-	s := &goSub{got: make(chan tokens.Message, 100)}
+	s := &goSub{got: make(chan inngest.Message, 100)}
 	var err error
-	s.Subscriber, err = tokens.Subscribe(ctxT(t), base, src, func(m tokens.Message) { s.got <- m },
-		&tokens.SubscriberOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Logger: zaptest.NewLogger(t)})
+	s.Subscriber, err = inngest.Subscribe(ctxT(t), base, src, func(m inngest.Message) { s.got <- m },
+		&inngest.SubscriberOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,9 +521,9 @@ func numberedMsg(r string, i int) realtime.Message {
 
 func TestSubscriberSurvivesAForcedReconnect(t *testing.T) {
 	e := newConnectEndpoint(t)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: e.URL(), SigningKey: e.Key, Retry: fastRetry(3)})
+	p := newInngest(t, inngest.Options{BaseURL: e.URL(), SigningKey: e.Key, Retry: fastRetry(3)})
 	r := room("reconnect")
-	sub := subscribeGo(t, p.BaseURL(), tokens.Mint(p, r, topic))
+	sub := subscribeGo(t, p.BaseURL(), inngest.Mint(p, r, topic))
 	if err := e.WaitSubscribed(ctxT(t), r, topic, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -559,9 +560,9 @@ func TestSubscriberSurvivesAForcedReconnect(t *testing.T) {
 // the subscriber is away is not delivered when it comes back.
 func TestSubscriberLosesWhatIsPublishedWhileDisconnected(t *testing.T) {
 	e := newConnectEndpoint(t)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: e.URL(), SigningKey: e.Key, Retry: fastRetry(3)})
+	p := newInngest(t, inngest.Options{BaseURL: e.URL(), SigningKey: e.Key, Retry: fastRetry(3)})
 	r := room("gap")
-	sub := subscribeGo(t, p.BaseURL(), tokens.Mint(p, r, topic))
+	sub := subscribeGo(t, p.BaseURL(), inngest.Mint(p, r, topic))
 	if err := e.WaitSubscribed(ctxT(t), r, topic, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -597,13 +598,13 @@ func TestSubscriberLosesWhatIsPublishedWhileDisconnected(t *testing.T) {
 
 func TestSubscriberRecoversFromAnExpiredToken(t *testing.T) {
 	e := newConnectEndpoint(t)
-	p := newInngest(t, realtime.InngestOptions{BaseURL: e.URL(), SigningKey: e.Key})
+	p := newInngest(t, inngest.Options{BaseURL: e.URL(), SigningKey: e.Key})
 	r := room("expired-first")
 	// A token that expired, as one kept too long would be.
 	jwt := serverJWT(t, e.Server, r, -time.Minute, topic)
-	expired := realtime.Token{JWT: jwt, Channel: r, Topics: []string{topic}, Expires: jwtExp(t, jwt)}
+	expired := inngest.Token{JWT: jwt, Channel: r, Topics: []string{topic}, Expires: jwtExp(t, jwt)}
 	var fetches atomic.Int32
-	sub := subscribeGo(t, p.BaseURL(), func(ctx context.Context) (realtime.Token, error) {
+	sub := subscribeGo(t, p.BaseURL(), func(ctx context.Context) (inngest.Token, error) {
 		if fetches.Add(1) == 1 {
 			return expired, nil
 		}

@@ -56,7 +56,7 @@ const MinCollidingRoomBytes = 64
 // printable ASCII (0x21–0x7e) in its first 64 bytes and identical to room
 // after them, whose XXH64 hash is room's. Used as a channel, it routes to
 // the same subscribers on the Inngest realtime server: this is the attack
-// that keyed channels (realtime.InngestOptions.ChannelSecret) defeat.
+// that keyed channels (inngest.Options.ChannelSecret) defeat.
 //
 // XXH64 keeps four independent 64-bit lanes; each 8-byte word x of a
 // 32-byte stripe updates its lane as v = rotl(v + x·P2, 31)·P1, which is

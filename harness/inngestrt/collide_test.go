@@ -9,6 +9,7 @@ import (
 	"github.com/inngest/inngest/pkg/util"
 
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
@@ -29,7 +30,7 @@ func TestCollidingRoomSharesTheServersRoutingKey(t *testing.T) {
 		if b == room || len(b) != len(room) {
 			t.Fatalf("CollidingRoom(%q) = %q: want another room of the same length", room, b)
 		}
-		if err := realtime.ValidateField("room", b, realtime.MaxRoomBytes); err != nil {
+		if err := transport.ValidateField("room", b, realtime.MaxRoomBytes); err != nil {
 			t.Fatalf("CollidingRoom(%q) = %q is not a valid room: %v", room, b, err)
 		}
 		if util.XXHash(b) != util.XXHash(room) {

@@ -25,6 +25,7 @@ import (
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 var (
@@ -104,7 +105,7 @@ func runLoad(t *testing.T, failing bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := realtime.NewInngest(&realtime.InngestOptions{
+	rt, err := inngest.New(&inngest.Options{
 		BaseURL: inn.URL(), SigningKey: opts.SigningKeys[0],
 		ChannelSecret: "load-test-channel-secret-0123456789abcdef",
 		Retry:         &realtime.RetryPolicy{Attempts: 1}, // failures stay failures

@@ -12,7 +12,7 @@
 //
 //	video/video.go:3:8: import of deprecated PartyKit package
 //	  "github.com/coursebuilder/realtime-go/legacyparty" in example.com/app/video
-//	  is not allowed: publish through realtime.Inngest or broadcast.Broadcast
+//	  is not allowed: publish through inngest.Provider or broadcast.Broadcast
 //	  instead (migration guide: https://github.com/coursebuilder/realtime-go/blob/main/docs/migration.md;
 //	  to keep it during the migration, add example.com/app/video to -allow)
 //

@@ -156,7 +156,7 @@ func (ck *checker) message(path, importer, subject string, spec *ast.ImportSpec)
 	var what, instead string
 	if path == LegacyPartyPath || strings.HasPrefix(path, LegacyPartyPath+"/") {
 		what = "deprecated PartyKit package"
-		instead = "publish through realtime.Inngest or broadcast.Broadcast instead"
+		instead = "publish through inngest.Provider or broadcast.Broadcast instead"
 	} else {
 		what = "PartyKit-related package"
 		instead = "realtime notifications go through Inngest Realtime now"

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coursebuilder/realtime-go/internal/httpx"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
@@ -279,14 +280,14 @@ func drop(w http.ResponseWriter, reset bool) {
 }
 
 // EmulateFault returns an [Outcome] for a [Faulty] that fails as an HTTP
-// transport named transport fails in front of a server playing f, and a
+// transport named name fails in front of a server playing f, and a
 // counter of the requests that server would have received. Each call
 // validates and encodes the message, then runs f.Retry over emulated
-// attempts classified with [realtime.NewStatusError] and
-// [realtime.NewNetworkError], so the error, its [*realtime.PublishError]
+// attempts classified as the transports of this module
+// classify failed requests, so the error, its [*realtime.PublishError]
 // fields and the request count are those of a real transport. A 401 or 403
 // costs one request (no fallback key).
-func EmulateFault(transport string, f Fault) (out Outcome, requests func() int) {
+func EmulateFault(name string, f Fault) (out Outcome, requests func() int) {
 	var n atomic.Int64
 	attempt := func(context.Context) error {
 		switch f.Kind {
@@ -296,22 +297,22 @@ func EmulateFault(transport string, f Fault) (out Outcome, requests func() int) 
 			if f.Status == http.StatusUnauthorized || f.Status == http.StatusForbidden {
 				detail = ""
 			}
-			return realtime.NewStatusError(transport, f.Status, detail, f.RetryAfter)
+			return transport.NewStatusError(name, f.Status, detail, f.RetryAfter)
 		case FaultRedirect:
 			n.Add(1)
 			status := f.Status
 			if status == 0 {
 				status = http.StatusTemporaryRedirect
 			}
-			return realtime.NewStatusError(transport, status, `redirect to host "elsewhere.invalid" not followed`, 0)
+			return transport.NewStatusError(name, status, `redirect to host "elsewhere.invalid" not followed`, 0)
 		case FaultNoAnswer:
 			n.Add(1)
-			return realtime.NewNetworkError(transport, errors.Join(httpx.ErrSent, &httpx.AttemptTimeoutError{Timeout: f.AttemptTimeout}))
+			return transport.NewNetworkError(name, errors.Join(httpx.ErrSent, &httpx.AttemptTimeoutError{Timeout: f.AttemptTimeout}))
 		case FaultLostAnswer:
 			n.Add(1)
-			return realtime.NewNetworkError(transport, errors.Join(httpx.ErrSent, syscall.ECONNRESET))
+			return transport.NewNetworkError(name, errors.Join(httpx.ErrSent, syscall.ECONNRESET))
 		case FaultRefused:
-			return realtime.NewNetworkError(transport, syscall.ECONNREFUSED)
+			return transport.NewNetworkError(name, syscall.ECONNREFUSED)
 		}
 		return fmt.Errorf("realtimetest: unknown fault %s", f)
 	}
@@ -319,7 +320,7 @@ func EmulateFault(transport string, f Fault) (out Outcome, requests func() int) 
 		if _, err := msg.Encode(); err != nil {
 			return err
 		}
-		return f.Retry.Do(ctx, attempt)
+		return transport.Do(ctx, f.Retry, attempt)
 	}
 	return out, func() int { return int(n.Load()) }
 }

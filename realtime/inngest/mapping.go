@@ -1,4 +1,4 @@
-package realtime
+package inngest
 
 import (
 	"crypto/hmac"
@@ -9,6 +9,9 @@ import (
 	"hash"
 	"io"
 	"sync"
+
+	"github.com/coursebuilder/realtime-go/internal/transport"
+	"github.com/coursebuilder/realtime-go/realtime"
 )
 
 // Mapping turns a PartyKit room into an Inngest Realtime channel and an event
@@ -18,28 +21,28 @@ import (
 //
 // Override it to namespace channels, for example per app:
 //
-//	realtime.Mapping{Channel: func(room string) string { return "astro-party:" + room }}
+//	inngest.Mapping{Channel: func(room string) string { return "astro-party:" + room }}
 //
 // # Keyed channels
 //
-// A provider made by [NewInngest] does not put that name on the wire as it
+// A provider made by [New] does not put that name on the wire as it
 // is: it sends a keyed channel, [KeyedChannelPrefix] followed by the
 // base64url HMAC-SHA256 of the mapped name under the provider's channel
-// secret ([InngestOptions.ChannelSecret]). The Inngest server routes
+// secret ([Options.ChannelSecret]). The Inngest server routes
 // subscriptions by an unseeded 64-bit hash of the channel name; when
 // clients can predict channels, a client can compute, in under a second, a
 // room whose channel hashes like another room's, and a token for it then
 // receives that room's messages. Keyed channels cannot be predicted without
 // the secret. Browsers keep working: they subscribe to the channel of the
 // token they are given (tokens.Response.Channel), never to a room.
-// [Inngest.Channel] returns a room's wire channel.
+// [Provider.Channel] returns a room's wire channel.
 //
 // Set Unkeyed to send the mapped names as they are (the behaviour before
 // keyed channels): only for apps that must keep readable channels and whose
 // every token is for a room the app chose itself.
 //
 // The same Mapping, and the same secret, must be used where messages are
-// published and where subscription tokens are minted; one [Inngest] does
+// published and where subscription tokens are minted; one [Provider] does
 // both.
 type Mapping struct {
 	// Channel maps a room to a channel name. Nil means the room itself.
@@ -50,36 +53,36 @@ type Mapping struct {
 	// "Keyed channels" above). Its risk: with predictable channels, anyone
 	// who can get a token for a room of their choosing can pick a room
 	// whose channel collides with another room's on the Inngest server and
-	// receive that room's messages (Go subscribers of package tokens drop
+	// receive that room's messages (a [Subscriber] of this package drops
 	// such messages; browsers do not). Defaults to false.
 	Unkeyed bool
 
-	macs *sync.Pool // of HMAC-SHA256 hashes keyed with the channel secret; set by NewInngest, nil otherwise
+	macs *sync.Pool // of HMAC-SHA256 hashes keyed with the channel secret; set by New, nil otherwise
 }
 
 // KeyedChannelPrefix starts every keyed channel; the rest is the unpadded
 // base64url encoding of a 256-bit HMAC-SHA256, 43 characters.
 const KeyedChannelPrefix = "rtk1_"
 
-// MinChannelSecretBytes is the shortest channel secret [NewInngest]
+// MinChannelSecretBytes is the shortest channel secret [New]
 // accepts: the secret is exposed to offline guessing by anyone who knows one
 // room and its channel, which every browser does.
 const MinChannelSecretBytes = 32
 
-// ChannelSecretEnv is the environment variable [NewInngest] reads the
-// channel secret from when InngestOptions.ChannelSecret is empty.
+// ChannelSecretEnv is the environment variable [New] reads the
+// channel secret from when Options.ChannelSecret is empty.
 const ChannelSecretEnv = "REALTIME_CHANNEL_SECRET"
 
-// DevChannelSecret is the channel secret [NewInngest] uses when none is
+// DevChannelSecret is the channel secret [New] uses when none is
 // configured and no signing key is either, that is against the Inngest dev
 // server. It is public, so channels are not unpredictable there; the dev
 // server's own token secret is public too, so isolation between rooms is not
 // a security property of a dev server anyway.
 const DevChannelSecret = "realtime-go development channel secret, public: never use it in production"
 
-// ErrMappingPanicked is the Reason of the [*ValidationError] returned when a
+// ErrMappingPanicked is the Reason of the [*realtime.ValidationError] returned when a
 // Mapping's Channel or Topic function panics. Like every validation error it
-// matches [ErrInvalidMessage]. The panic value is not part of the error.
+// matches [realtime.ErrInvalidMessage]. The panic value is not part of the error.
 var ErrMappingPanicked = errors.New("realtime: mapping function panicked")
 
 // withKey returns m keyed with secret, unless m is Unkeyed.
@@ -92,12 +95,12 @@ func (m Mapping) withKey(secret []byte) Mapping {
 }
 
 // ChannelFor returns the channel for room: the mapped name validated like a
-// room and, for the Mapping of a provider made by [NewInngest] that is not
+// room and, for the Mapping of a provider made by [New] that is not
 // Unkeyed, the keyed channel of that name. A Mapping value of the caller's
 // own holds no secret, so its ChannelFor returns the readable name; use
-// [Inngest.Channel] for what goes on the wire.
+// [Provider.Channel] for what goes on the wire.
 //
-// A Channel function that panics yields a [*ValidationError] with Reason
+// A Channel function that panics yields a [*realtime.ValidationError] with Reason
 // [ErrMappingPanicked] instead of the panic.
 func (m Mapping) ChannelFor(room string) (string, error) {
 	ch := room
@@ -107,7 +110,7 @@ func (m Mapping) ChannelFor(room string) (string, error) {
 			return "", err
 		}
 	}
-	if err := ValidateField("channel", ch, MaxRoomBytes); err != nil {
+	if err := transport.ValidateField("channel", ch, realtime.MaxRoomBytes); err != nil {
 		return "", err
 	}
 	if m.macs != nil {
@@ -117,7 +120,7 @@ func (m Mapping) ChannelFor(room string) (string, error) {
 }
 
 // TopicFor returns the topic for an event name, validated like a name. A
-// Topic function that panics yields a [*ValidationError] with Reason
+// Topic function that panics yields a [*realtime.ValidationError] with Reason
 // [ErrMappingPanicked] instead of the panic.
 func (m Mapping) TopicFor(name string) (string, error) {
 	t := name
@@ -127,7 +130,7 @@ func (m Mapping) TopicFor(name string) (string, error) {
 			return "", err
 		}
 	}
-	if err := ValidateField("topic", t, MaxNameBytes); err != nil {
+	if err := transport.ValidateField("topic", t, realtime.MaxNameBytes); err != nil {
 		return "", err
 	}
 	return t, nil
@@ -138,7 +141,7 @@ func (m Mapping) TopicFor(name string) (string, error) {
 func callMapping(field string, f func(string) string, in string) (out string, err error) {
 	defer func() {
 		if recover() != nil {
-			out, err = "", &ValidationError{Field: field, Reason: ErrMappingPanicked}
+			out, err = "", &realtime.ValidationError{Field: field, Reason: ErrMappingPanicked}
 		}
 	}()
 	return f(in), nil
@@ -172,13 +175,13 @@ func resolveChannelSecret(m Mapping, explicit string, getenv func(string) string
 	secret := firstNonEmpty(explicit, getenv(ChannelSecretEnv))
 	switch {
 	case secret == "" && hasSigningKey:
-		return nil, fmt.Errorf("%w: a channel secret is required with a signing key (set %s to a random string of at least %d bytes shared by every instance of the app, or InngestOptions.ChannelSecret)",
-			ErrNotConfigured, ChannelSecretEnv, MinChannelSecretBytes)
+		return nil, fmt.Errorf("%w: a channel secret is required with a signing key (set %s to a random string of at least %d bytes shared by every instance of the app, or Options.ChannelSecret)",
+			realtime.ErrNotConfigured, ChannelSecretEnv, MinChannelSecretBytes)
 	case secret == "":
 		return []byte(DevChannelSecret), nil
 	case len(secret) < MinChannelSecretBytes:
 		return nil, fmt.Errorf("%w: the channel secret (%s) is too short; at least %d bytes are required",
-			ErrNotConfigured, ChannelSecretEnv, MinChannelSecretBytes)
+			realtime.ErrNotConfigured, ChannelSecretEnv, MinChannelSecretBytes)
 	}
 	return []byte(secret), nil
 }
@@ -188,8 +191,8 @@ func resolveChannelSecret(m Mapping, explicit string, getenv func(string) string
 // keyed with the channel secret. It fails like [Mapping.ChannelFor]. Use it
 // to subscribe by channel or to name a channel in logs; browsers take it
 // from the token response.
-func (p *Inngest) Channel(room string) (string, error) {
-	if err := ValidateField("room", room, MaxRoomBytes); err != nil {
+func (p *Provider) Channel(room string) (string, error) {
+	if err := transport.ValidateField("room", room, realtime.MaxRoomBytes); err != nil {
 		return "", err
 	}
 	return p.mapping.ChannelFor(room)

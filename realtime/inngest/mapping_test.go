@@ -1,4 +1,4 @@
-package realtime_test
+package inngest_test
 
 import (
 	"context"
@@ -14,7 +14,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // testChannelSecret is a channel secret of the minimum length.
@@ -23,11 +25,11 @@ const testChannelSecret = "0123456789abcdef0123456789abcdef"
 func keyed(secret, channel string) string {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte(channel))
-	return realtime.KeyedChannelPrefix + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	return inngest.KeyedChannelPrefix + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
 func TestMappingOverrideIsValidated(t *testing.T) {
-	m := realtime.Mapping{
+	m := inngest.Mapping{
 		Channel: func(room string) string { return "app:" + room },
 		Topic:   func(name string) string { return strings.ReplaceAll(name, ".", "/") },
 	}
@@ -38,7 +40,7 @@ func TestMappingOverrideIsValidated(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "video/asset/ready", topic)
 
-	_, err = realtime.Mapping{Channel: func(string) string { return "" }}.ChannelFor("x")
+	_, err = inngest.Mapping{Channel: func(string) string { return "" }}.ChannelFor("x")
 	assert.ErrorIs(t, err, realtime.ErrEmpty)
 	var ve *realtime.ValidationError
 	require.ErrorAs(t, err, &ve)
@@ -62,7 +64,7 @@ func TestMappingPanicIsAValidationError(t *testing.T) {
 		t.Helper()
 		require.Error(t, err)
 		assert.ErrorIs(t, err, realtime.ErrInvalidMessage)
-		assert.ErrorIs(t, err, realtime.ErrMappingPanicked)
+		assert.ErrorIs(t, err, inngest.ErrMappingPanicked)
 		var ve *realtime.ValidationError
 		require.ErrorAs(t, err, &ve)
 		assert.Equal(t, field, ve.Field)
@@ -70,10 +72,10 @@ func TestMappingPanicIsAValidationError(t *testing.T) {
 	}
 	for _, c := range []struct {
 		field   string
-		mapping realtime.Mapping
+		mapping inngest.Mapping
 	}{
-		{"channel", realtime.Mapping{Channel: boom}},
-		{"topic", realtime.Mapping{Topic: boom}},
+		{"channel", inngest.Mapping{Channel: boom}},
+		{"topic", inngest.Mapping{Topic: boom}},
 	} {
 		t.Run(c.field, func(t *testing.T) {
 			if c.field == "channel" {
@@ -83,10 +85,10 @@ func TestMappingPanicIsAValidationError(t *testing.T) {
 				_, err := c.mapping.TopicFor("video.asset.ready")
 				check(t, err, c.field)
 			}
-			p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey, ChannelSecret: testChannelSecret, Mapping: c.mapping})
+			p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey, ChannelSecret: testChannelSecret, Mapping: c.mapping})
 			ctx := context.Background()
 			check(t, p.Publish(ctx, realtime.Message{Room: "vid_1", Name: "video.asset.ready", RequestID: "r", Body: 1}), c.field)
-			_, err := p.PublishURL("vid_1", "video.asset.ready")
+			_, err := inngest.PublishURL(p, "vid_1", "video.asset.ready")
 			check(t, err, c.field)
 			_, err = p.SubscriptionToken(ctx, "vid_1", []string{"video.asset.ready"})
 			check(t, err, c.field)
@@ -118,18 +120,18 @@ func TestChannelsAreKeyedByDefault(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	app := realtime.Mapping{Channel: func(room string) string { return "app:" + room }}
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey, ChannelSecret: testChannelSecret, Mapping: app})
+	app := inngest.Mapping{Channel: func(room string) string { return "app:" + room }}
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey, ChannelSecret: testChannelSecret, Mapping: app})
 	want := keyed(testChannelSecret, "app:vid_1")
 
 	ch, err := p.Channel("vid_1")
 	require.NoError(t, err)
 	assert.Equal(t, want, ch)
-	assert.Len(t, ch, len(realtime.KeyedChannelPrefix)+43)
+	assert.Len(t, ch, len(inngest.KeyedChannelPrefix)+43)
 	assert.NotContains(t, ch, "vid_1")
-	require.NoError(t, realtime.ValidateField("channel", ch, realtime.MaxRoomBytes))
+	require.NoError(t, transport.ValidateField("channel", ch, realtime.MaxRoomBytes))
 
-	u, err := p.PublishURL("vid_1", "video.asset.ready")
+	u, err := inngest.PublishURL(p, "vid_1", "video.asset.ready")
 	require.NoError(t, err)
 	assert.Contains(t, u, "channel="+want+"&")
 
@@ -138,7 +140,7 @@ func TestChannelsAreKeyedByDefault(t *testing.T) {
 	assert.Equal(t, want, tok.Channel, "tokens grant the channel publishes go to")
 	assert.Contains(t, tokenBody.Load(), `"channel":"`+want+`"`)
 
-	other := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey, ChannelSecret: strings.Repeat("z", 32), Mapping: app})
+	other := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey, ChannelSecret: strings.Repeat("z", 32), Mapping: app})
 	och, err := other.Channel("vid_1")
 	require.NoError(t, err)
 	assert.NotEqual(t, ch, och, "another secret, other channels")
@@ -149,7 +151,7 @@ func TestChannelsAreKeyedByDefault(t *testing.T) {
 
 // TestUnkeyedMappingKeepsReadableChannels is the explicit opt-out.
 func TestUnkeyedMappingKeepsReadableChannels(t *testing.T) {
-	p := newInngest(t, "http://127.0.0.1:1", realtime.InngestOptions{SigningKey: testKey, Mapping: realtime.Mapping{Unkeyed: true}})
+	p := newInngest(t, "http://127.0.0.1:1", inngest.Options{SigningKey: testKey, Mapping: inngest.Mapping{Unkeyed: true}})
 	ch, err := p.Channel("vid_1")
 	require.NoError(t, err)
 	assert.Equal(t, "vid_1", ch)
@@ -161,36 +163,36 @@ func TestUnkeyedMappingKeepsReadableChannels(t *testing.T) {
 // when the option is empty; against the dev server (no key) the public
 // DevChannelSecret is used.
 func TestChannelSecretConfiguration(t *testing.T) {
-	_, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a", SigningKey: testKey})
+	_, err := inngest.New(&inngest.Options{BaseURL: "http://a", SigningKey: testKey})
 	require.ErrorIs(t, err, realtime.ErrNotConfigured)
 	assert.Contains(t, err.Error(), "REALTIME_CHANNEL_SECRET")
 
 	short := "short-but-secret"
-	t.Setenv(realtime.ChannelSecretEnv, short)
-	_, err = realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a", SigningKey: testKey})
+	t.Setenv(inngest.ChannelSecretEnv, short)
+	_, err = inngest.New(&inngest.Options{BaseURL: "http://a", SigningKey: testKey})
 	require.ErrorIs(t, err, realtime.ErrNotConfigured)
 	assert.NotContains(t, err.Error(), short)
 
-	t.Setenv(realtime.ChannelSecretEnv, " "+testChannelSecret+"\n")
-	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a", SigningKey: testKey})
+	t.Setenv(inngest.ChannelSecretEnv, " "+testChannelSecret+"\n")
+	p, err := inngest.New(&inngest.Options{BaseURL: "http://a", SigningKey: testKey})
 	require.NoError(t, err)
 	ch, err := p.Channel("vid_1")
 	require.NoError(t, err)
 	assert.Equal(t, keyed(testChannelSecret, "vid_1"), ch, "read from the environment, trimmed")
 
-	t.Setenv(realtime.ChannelSecretEnv, testChannelSecret)
-	p, err = realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a", SigningKey: testKey, ChannelSecret: strings.Repeat("o", 40)})
+	t.Setenv(inngest.ChannelSecretEnv, testChannelSecret)
+	p, err = inngest.New(&inngest.Options{BaseURL: "http://a", SigningKey: testKey, ChannelSecret: strings.Repeat("o", 40)})
 	require.NoError(t, err)
 	ch, err = p.Channel("vid_1")
 	require.NoError(t, err)
 	assert.Equal(t, keyed(strings.Repeat("o", 40), "vid_1"), ch, "the option wins over the environment")
 
-	t.Setenv(realtime.ChannelSecretEnv, "")
-	p, err = realtime.NewInngest(&realtime.InngestOptions{BaseURL: "http://a"})
+	t.Setenv(inngest.ChannelSecretEnv, "")
+	p, err = inngest.New(&inngest.Options{BaseURL: "http://a"})
 	require.NoError(t, err)
 	ch, err = p.Channel("vid_1")
 	require.NoError(t, err)
-	assert.Equal(t, keyed(realtime.DevChannelSecret, "vid_1"), ch, "dev server: the public development secret")
+	assert.Equal(t, keyed(inngest.DevChannelSecret, "vid_1"), ch, "dev server: the public development secret")
 }
 
 // BenchmarkKeyedChannel is the cost keyed channels add to every publish and
@@ -198,15 +200,15 @@ func TestChannelSecretConfiguration(t *testing.T) {
 func BenchmarkKeyedChannel(b *testing.B) {
 	for _, c := range []struct {
 		name string
-		opts realtime.InngestOptions
+		opts inngest.Options
 	}{
-		{"keyed", realtime.InngestOptions{ChannelSecret: testChannelSecret}},
-		{"unkeyed", realtime.InngestOptions{Mapping: realtime.Mapping{Unkeyed: true}}},
+		{"keyed", inngest.Options{ChannelSecret: testChannelSecret}},
+		{"unkeyed", inngest.Options{Mapping: inngest.Mapping{Unkeyed: true}}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			opts := c.opts
 			opts.BaseURL = "http://127.0.0.1:1"
-			p, err := realtime.NewInngest(&opts)
+			p, err := inngest.New(&opts)
 			if err != nil {
 				b.Fatal(err)
 			}

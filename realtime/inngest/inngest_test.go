@@ -1,4 +1,4 @@
-package realtime_test
+package inngest_test
 
 import (
 	"context"
@@ -18,7 +18,9 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/coursebuilder/realtime-go/internal/fakeinngest"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // Test keys: the hex part decodes, so they hash like real keys.
@@ -30,7 +32,7 @@ const (
 // fastRetry keeps retry tests quick while still exercising backoff.
 var fastRetry = &realtime.RetryPolicy{Attempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
 
-func newInngest(t *testing.T, base string, opts realtime.InngestOptions) *realtime.Inngest {
+func newInngest(t *testing.T, base string, opts inngest.Options) *inngest.Provider {
 	t.Helper()
 	opts.BaseURL = base
 	if opts.Retry == nil {
@@ -41,7 +43,7 @@ func newInngest(t *testing.T, base string, opts realtime.InngestOptions) *realti
 		// keyed ones.
 		opts.Mapping.Unkeyed = true
 	}
-	p, err := realtime.NewInngest(&opts)
+	p, err := inngest.New(&opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
 	return p
@@ -64,13 +66,13 @@ func stalledServer(t *testing.T) string {
 func TestInngestSendsWhatTheServerExpects(t *testing.T) {
 	srv := fakeinngest.New(nil)
 	defer srv.Close()
-	p := newInngest(t, srv.URL+"/", realtime.InngestOptions{SigningKey: testKey, Env: "branch-1"})
+	p := newInngest(t, srv.URL+"/", inngest.Options{SigningKey: testKey, Env: "branch-1"})
 	msg := realtime.Message{Room: "vid 1/ä?&", Name: "video.asset.ready", RequestID: "r", Body: map[string]string{"id": "vid 1"}}
 	require.NoError(t, p.Publish(context.Background(), msg))
 
 	reqs := srv.Requests()
 	require.Len(t, reqs, 1)
-	hashed, err := realtime.HashSigningKey(testKey)
+	hashed, err := transport.HashSigningKey(testKey)
 	require.NoError(t, err)
 	assert.Equal(t, "Bearer "+hashed, reqs[0].Header.Get("Authorization"))
 	assert.Equal(t, "branch-1", reqs[0].Header.Get("X-Inngest-Env"))
@@ -84,12 +86,12 @@ func TestInngestSendsWhatTheServerExpects(t *testing.T) {
 func TestHashSigningKeyMatchesTheSDKs(t *testing.T) {
 	// sha256 of the bytes 0x01 0x23 … 0xef, prefix kept (computed with
 	// `printf '\x01\x23\x45\x67\x89\xab\xcd\xef' | sha256sum`).
-	got, err := realtime.HashSigningKey("signkey-prod-0123456789abcdef")
+	got, err := transport.HashSigningKey("signkey-prod-0123456789abcdef")
 	require.NoError(t, err)
 	assert.Equal(t, "signkey-prod-55c53f5d490297900cefa825d0c8e8e9532ee8a118abe7d8570762cd38be9818", got)
 
 	for _, bad := range []string{"", "signkey-test-", "signkey-test-xyz", "not hex at all"} {
-		_, err := realtime.HashSigningKey(bad)
+		_, err := transport.HashSigningKey(bad)
 		require.Error(t, err)
 		if bad != "" {
 			assert.NotContains(t, err.Error(), bad)
@@ -100,22 +102,22 @@ func TestHashSigningKeyMatchesTheSDKs(t *testing.T) {
 func TestInngestResolvesLikeTheSDKs(t *testing.T) {
 	cases := []struct {
 		name    string
-		opts    realtime.InngestOptions
+		opts    inngest.Options
 		env     map[string]string
 		want    string
 		wantErr error
 	}{
-		{"explicit wins", realtime.InngestOptions{BaseURL: "http://a:1"}, map[string]string{"INNGEST_BASE_URL": "http://b:2"}, "http://a:1", nil},
-		{"INNGEST_BASE_URL", realtime.InngestOptions{}, map[string]string{"INNGEST_BASE_URL": "http://b:2/", "INNGEST_API_BASE_URL": "http://c:3"}, "http://b:2", nil},
-		{"INNGEST_API_BASE_URL", realtime.InngestOptions{}, map[string]string{"INNGEST_API_BASE_URL": "http://c:3", "INNGEST_DEV": "1"}, "http://c:3", nil},
-		{"INNGEST_DEV as URL", realtime.InngestOptions{}, map[string]string{"INNGEST_DEV": "http://devbox:9999"}, "http://devbox:9999", nil},
-		{"INNGEST_DEV true", realtime.InngestOptions{}, map[string]string{"INNGEST_DEV": "true"}, realtime.InngestDevServerURL, nil},
-		{"INNGEST_DEV 1", realtime.InngestOptions{}, map[string]string{"INNGEST_DEV": "1"}, realtime.InngestDevServerURL, nil},
-		{"INNGEST_DEV 0 means cloud", realtime.InngestOptions{}, map[string]string{"INNGEST_DEV": "0", "INNGEST_SIGNING_KEY": testKey, "REALTIME_CHANNEL_SECRET": testChannelSecret}, realtime.InngestCloudURL, nil},
-		{"cloud by default", realtime.InngestOptions{}, map[string]string{"INNGEST_SIGNING_KEY": testKey, "REALTIME_CHANNEL_SECRET": testChannelSecret}, realtime.InngestCloudURL, nil},
-		{"cloud needs a key", realtime.InngestOptions{}, nil, "", realtime.ErrNotConfigured},
-		{"bad URL", realtime.InngestOptions{BaseURL: "ftp://x"}, nil, "", realtime.ErrNotConfigured},
-		{"malformed key", realtime.InngestOptions{BaseURL: "http://a", SigningKey: "signkey-test-nothex"}, nil, "", realtime.ErrNotConfigured},
+		{"explicit wins", inngest.Options{BaseURL: "http://a:1"}, map[string]string{"INNGEST_BASE_URL": "http://b:2"}, "http://a:1", nil},
+		{"INNGEST_BASE_URL", inngest.Options{}, map[string]string{"INNGEST_BASE_URL": "http://b:2/", "INNGEST_API_BASE_URL": "http://c:3"}, "http://b:2", nil},
+		{"INNGEST_API_BASE_URL", inngest.Options{}, map[string]string{"INNGEST_API_BASE_URL": "http://c:3", "INNGEST_DEV": "1"}, "http://c:3", nil},
+		{"INNGEST_DEV as URL", inngest.Options{}, map[string]string{"INNGEST_DEV": "http://devbox:9999"}, "http://devbox:9999", nil},
+		{"INNGEST_DEV true", inngest.Options{}, map[string]string{"INNGEST_DEV": "true"}, inngest.DevServerURL, nil},
+		{"INNGEST_DEV 1", inngest.Options{}, map[string]string{"INNGEST_DEV": "1"}, inngest.DevServerURL, nil},
+		{"INNGEST_DEV 0 means cloud", inngest.Options{}, map[string]string{"INNGEST_DEV": "0", "INNGEST_SIGNING_KEY": testKey, "REALTIME_CHANNEL_SECRET": testChannelSecret}, inngest.CloudURL, nil},
+		{"cloud by default", inngest.Options{}, map[string]string{"INNGEST_SIGNING_KEY": testKey, "REALTIME_CHANNEL_SECRET": testChannelSecret}, inngest.CloudURL, nil},
+		{"cloud needs a key", inngest.Options{}, nil, "", realtime.ErrNotConfigured},
+		{"bad URL", inngest.Options{BaseURL: "ftp://x"}, nil, "", realtime.ErrNotConfigured},
+		{"malformed key", inngest.Options{BaseURL: "http://a", SigningKey: "signkey-test-nothex"}, nil, "", realtime.ErrNotConfigured},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -123,7 +125,7 @@ func TestInngestResolvesLikeTheSDKs(t *testing.T) {
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
-			p, err := realtime.NewInngest(&opts)
+			p, err := inngest.New(&opts)
 			if c.wantErr != nil {
 				require.ErrorIs(t, err, c.wantErr)
 				assert.NotContains(t, err.Error(), "nothex")
@@ -142,7 +144,7 @@ func TestInngestReadsTheProcessEnvironment(t *testing.T) {
 	t.Setenv("INNGEST_SIGNING_KEY", testKey)
 	t.Setenv("INNGEST_ENV", "staging")
 	t.Setenv("REALTIME_CHANNEL_SECRET", testChannelSecret)
-	p, err := realtime.NewInngest(nil)
+	p, err := inngest.New(nil)
 	require.NoError(t, err)
 	defer p.Close()
 	require.NoError(t, p.Publish(context.Background(), realtime.Message{Room: "r", Name: "n"}))
@@ -150,7 +152,7 @@ func TestInngestReadsTheProcessEnvironment(t *testing.T) {
 }
 
 func TestInngestFallsBackToTheSecondKeyAndRemembersIt(t *testing.T) {
-	hashedFallback, _ := realtime.HashSigningKey(testFallback)
+	hashedFallback, _ := transport.HashSigningKey(testFallback)
 	srv := fakeinngest.New(func(_ int, r *http.Request) int {
 		if r.Header.Get("Authorization") != "Bearer "+hashedFallback {
 			return http.StatusUnauthorized
@@ -159,7 +161,7 @@ func TestInngestFallsBackToTheSecondKeyAndRemembersIt(t *testing.T) {
 	})
 	defer srv.Close()
 	core, logs := observer.New(zap.DebugLevel)
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey, SigningKeyFallback: testFallback, Logger: zap.New(core)})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey, SigningKeyFallback: testFallback, Logger: zap.New(core)})
 
 	msg := realtime.Message{Room: "r", Name: "n"}
 	require.NoError(t, p.Publish(context.Background(), msg))
@@ -175,7 +177,7 @@ func TestInngestFallsBackToTheSecondKeyAndRemembersIt(t *testing.T) {
 func TestInngestWrongKeyIsUnauthorizedAndNotRetried(t *testing.T) {
 	srv := fakeinngest.New(func(int, *http.Request) int { return http.StatusUnauthorized })
 	defer srv.Close()
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey, SigningKeyFallback: testFallback})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey, SigningKeyFallback: testFallback})
 	err := p.Publish(context.Background(), realtime.Message{Room: "r", Name: "n"})
 	require.ErrorIs(t, err, realtime.ErrUnauthorized)
 	assert.Len(t, srv.Requests(), 2, "primary and fallback once each, no retries")
@@ -190,7 +192,7 @@ func TestInngestWrongKeyIsUnauthorizedAndNotRetried(t *testing.T) {
 func assertNoSecret(t *testing.T, s string) {
 	t.Helper()
 	for _, k := range []string{testKey, testFallback} {
-		h, _ := realtime.HashSigningKey(k)
+		h, _ := transport.HashSigningKey(k)
 		assert.NotContains(t, s, k[len("signkey-test-"):])
 		assert.NotContains(t, s, h[len("signkey-test-"):])
 	}
@@ -206,7 +208,7 @@ func TestInngestRetriesTransientFailures(t *testing.T) {
 				return 0
 			})
 			defer srv.Close()
-			p := newInngest(t, srv.URL, realtime.InngestOptions{})
+			p := newInngest(t, srv.URL, inngest.Options{})
 			require.NoError(t, p.Publish(context.Background(), realtime.Message{Room: "r", Name: "n"}))
 			assert.Len(t, srv.Requests(), 3)
 		})
@@ -216,7 +218,7 @@ func TestInngestRetriesTransientFailures(t *testing.T) {
 func TestInngestGivesUpAfterItsAttempts(t *testing.T) {
 	srv := fakeinngest.New(func(int, *http.Request) int { return http.StatusServiceUnavailable })
 	defer srv.Close()
-	p := newInngest(t, srv.URL, realtime.InngestOptions{})
+	p := newInngest(t, srv.URL, inngest.Options{})
 	err := p.Publish(context.Background(), realtime.Message{Room: "r", Name: "n"})
 	var pe *realtime.PublishError
 	require.ErrorAs(t, err, &pe)
@@ -229,7 +231,7 @@ func TestInngestGivesUpAfterItsAttempts(t *testing.T) {
 func TestInngestNeverRetriesOtherClientErrors(t *testing.T) {
 	for _, status := range []int{http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity} {
 		srv := fakeinngest.New(func(int, *http.Request) int { return status })
-		p := newInngest(t, srv.URL, realtime.InngestOptions{})
+		p := newInngest(t, srv.URL, inngest.Options{})
 		err := p.Publish(context.Background(), realtime.Message{Room: "r", Name: "n"})
 		require.ErrorIs(t, err, realtime.ErrRejected, "status %d", status)
 		assert.Len(t, srv.Requests(), 1, "status %d", status)
@@ -251,7 +253,7 @@ func TestInngestHonoursRetryAfter(t *testing.T) {
 	}))
 	defer srv.Close()
 	// BaseDelay is tiny: only Retry-After can explain a long wait.
-	p := newInngest(t, srv.URL, realtime.InngestOptions{Retry: &realtime.RetryPolicy{Attempts: 2, BaseDelay: time.Microsecond, MaxDelay: 5 * time.Second}})
+	p := newInngest(t, srv.URL, inngest.Options{Retry: &realtime.RetryPolicy{Attempts: 2, BaseDelay: time.Microsecond, MaxDelay: 5 * time.Second}})
 	require.NoError(t, p.Publish(context.Background(), realtime.Message{Room: "r", Name: "n"}))
 	assert.GreaterOrEqual(t, time.Duration(gap.Load()), 900*time.Millisecond, "the retry waited for Retry-After")
 }
@@ -262,7 +264,7 @@ func TestInngestRetryAfterBeyondTheDeadlineFailsFast(t *testing.T) {
 		w.WriteHeader(http.StatusTooManyRequests)
 	}))
 	defer srv.Close()
-	p := newInngest(t, srv.URL, realtime.InngestOptions{Retry: &realtime.RetryPolicy{Attempts: 5, MaxDelay: time.Minute}})
+	p := newInngest(t, srv.URL, inngest.Options{Retry: &realtime.RetryPolicy{Attempts: 5, MaxDelay: time.Minute}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := p.Publish(ctx, realtime.Message{Room: "r", Name: "n"})
@@ -279,7 +281,7 @@ func TestInngestServerDown(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	p := newInngest(t, "http://"+addr, realtime.InngestOptions{})
+	p := newInngest(t, "http://"+addr, inngest.Options{})
 	err = p.Publish(context.Background(), realtime.Message{Room: "r", Name: "n"})
 	require.ErrorIs(t, err, realtime.ErrUnavailable)
 	var pe *realtime.PublishError
@@ -297,7 +299,7 @@ func TestInngestAttemptTimeoutAfterSendingIsNotRetried(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	p := newInngest(t, srv.URL, realtime.InngestOptions{AttemptTimeout: 100 * time.Millisecond})
+	p := newInngest(t, srv.URL, inngest.Options{AttemptTimeout: 100 * time.Millisecond})
 	err := p.Publish(context.Background(), realtime.Message{Room: "r", Name: "n"})
 	require.ErrorIs(t, err, realtime.ErrMaybeDelivered, "the server may have delivered it: a retry could deliver twice")
 	require.ErrorIs(t, err, realtime.ErrUnavailable)
@@ -307,13 +309,13 @@ func TestInngestAttemptTimeoutAfterSendingIsNotRetried(t *testing.T) {
 }
 
 func TestInngestErrorDetailIsSanitised(t *testing.T) {
-	hashed, _ := realtime.HashSigningKey(testKey)
+	hashed, _ := transport.HashSigningKey(testKey)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprintf(w, "bad request\n\x1b[31mechoed: %s %s", r.Header.Get("Authorization"), strings.Repeat("x", 4096))
 	}))
 	defer srv.Close()
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey})
 	err := p.Publish(context.Background(), realtime.Message{Room: "r", Name: "n"})
 	require.ErrorIs(t, err, realtime.ErrRejected)
 	assert.NotContains(t, err.Error(), hashed)

@@ -1,4 +1,4 @@
-package realtime_test
+package inngest_test
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // rawServer accepts TCP connections on loopback and hands each to serve,
@@ -74,7 +75,7 @@ func reset(c net.Conn) {
 	_ = c.Close()
 }
 
-func publishTo(t *testing.T, base string, opts realtime.InngestOptions) error {
+func publishTo(t *testing.T, base string, opts inngest.Options) error {
 	t.Helper()
 	p := newInngest(t, base, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -95,7 +96,7 @@ func TestFaultResetAfterSendingIsMaybeDelivered(t *testing.T) {
 				}
 				reset(c)
 			})
-			err := publishTo(t, srv.URL(), realtime.InngestOptions{})
+			err := publishTo(t, srv.URL(), inngest.Options{})
 			require.ErrorIs(t, err, realtime.ErrUnavailable)
 			require.ErrorIs(t, err, realtime.ErrMaybeDelivered)
 			assert.Equal(t, int32(1), srv.conns.Load(), "not retried: the server may have delivered it")
@@ -108,7 +109,7 @@ func TestFaultAcceptAndNeverAnswer(t *testing.T) {
 		_ = readRequest(c)
 		<-done
 	})
-	err := publishTo(t, srv.URL(), realtime.InngestOptions{AttemptTimeout: 100 * time.Millisecond})
+	err := publishTo(t, srv.URL(), inngest.Options{AttemptTimeout: 100 * time.Millisecond})
 	require.ErrorIs(t, err, realtime.ErrMaybeDelivered)
 	assert.Equal(t, int32(1), srv.conns.Load())
 }
@@ -119,7 +120,7 @@ func TestFaultTruncatedSuccessIsASuccess(t *testing.T) {
 			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
 		}
 	})
-	require.NoError(t, publishTo(t, srv.URL(), realtime.InngestOptions{}), "the server accepted it; a retry would deliver twice")
+	require.NoError(t, publishTo(t, srv.URL(), inngest.Options{}), "the server accepted it; a retry would deliver twice")
 	assert.Equal(t, int32(1), srv.conns.Load())
 }
 
@@ -134,7 +135,7 @@ func TestFaultTruncatedErrorKeepsItsStatus(t *testing.T) {
 		}
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 	})
-	require.NoError(t, publishTo(t, srv.URL(), realtime.InngestOptions{}), "a cut-short 503 is still a 503: retried")
+	require.NoError(t, publishTo(t, srv.URL(), inngest.Options{}), "a cut-short 503 is still a 503: retried")
 	assert.Equal(t, int32(2), srv.conns.Load())
 }
 
@@ -144,7 +145,7 @@ func TestFaultGarbageAnswer(t *testing.T) {
 			_, _ = io.WriteString(c, "SSH-2.0-OpenSSH\r\n\r\n")
 		}
 	})
-	err := publishTo(t, srv.URL(), realtime.InngestOptions{})
+	err := publishTo(t, srv.URL(), inngest.Options{})
 	require.ErrorIs(t, err, realtime.ErrUnavailable)
 	require.ErrorIs(t, err, realtime.ErrMaybeDelivered, "the request went out before the nonsense came back")
 }
@@ -156,7 +157,7 @@ func TestFaultDNSFailureIsRetriedAndUnavailable(t *testing.T) {
 		return nil, errors.New("no DNS server reachable")
 	}}
 	client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{Resolver: resolver}).DialContext}}
-	err := publishTo(t, "http://inngest.realtime-go.test", realtime.InngestOptions{HTTPClient: client})
+	err := publishTo(t, "http://inngest.realtime-go.test", inngest.Options{HTTPClient: client})
 	require.ErrorIs(t, err, realtime.ErrUnavailable)
 	assert.NotErrorIs(t, err, realtime.ErrMaybeDelivered)
 	var pe *realtime.PublishError

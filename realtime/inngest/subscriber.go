@@ -1,4 +1,4 @@
-package tokens
+package inngest
 
 import (
 	"context"
@@ -25,20 +25,20 @@ import (
 
 // Defaults of [SubscriberOptions].
 const (
-	DefaultMinBackoff  = 100 * time.Millisecond
-	DefaultMaxBackoff  = 10 * time.Second
-	DefaultDialTimeout = 10 * time.Second
-	DefaultReadLimit   = 4 << 20
-	DefaultQueueSize   = 1024
+	defaultMinBackoff  = 100 * time.Millisecond
+	defaultMaxBackoff  = 10 * time.Second
+	defaultDialTimeout = 10 * time.Second
+	defaultReadLimit   = 4 << 20
+	defaultQueueSize   = 1024
 )
 
 // closeTimeout bounds the close handshake of one connection; past it the
 // connection is cut.
 const closeTimeout = time.Second
 
-// ConnectPath is the route of Inngest Realtime's websocket, under the base
+// connectPath is the route of Inngest Realtime's websocket, under the base
 // URL.
-const ConnectPath = "/v1/realtime/connect"
+const connectPath = "/v1/realtime/connect"
 
 // Message is one "data" message delivered by Inngest Realtime: what a
 // provider published to a channel and topic.
@@ -47,7 +47,7 @@ type Message struct {
 	Channel string
 	Topic   string
 	// Data is the published payload as the server sent it: for messages
-	// published by realtime.Inngest, the envelope
+	// published by Provider, the envelope
 	// {"body":…,"requestId":…,"name":…} (see realtime.DecodeEnvelope).
 	Data json.RawMessage
 	// CreatedAt is when the server received the publish; zero if the
@@ -68,24 +68,21 @@ type SubscriberOptions struct {
 	// MinBackoff is the delay before the second of several reconnection
 	// attempts in a row (the first one after a connection that was up for
 	// MaxBackoff or longer is immediate). Delays double up to MaxBackoff,
-	// each jittered down by up to half. Defaults to DefaultMinBackoff
-	// (100ms).
+	// each jittered down by up to half. Defaults to 100ms.
 	MinBackoff time.Duration
-	// MaxBackoff caps the delay between reconnection attempts. Defaults to
-	// DefaultMaxBackoff (10s).
+	// MaxBackoff caps the delay between reconnection attempts. Defaults to 10s.
 	MaxBackoff time.Duration
-	// DialTimeout bounds one websocket handshake. Defaults to
-	// DefaultDialTimeout (10s).
+	// DialTimeout bounds one websocket handshake. Defaults to 10s.
 	DialTimeout time.Duration
 	// ReadLimit bounds one message; a larger one ends the connection,
-	// which is then reopened. Defaults to DefaultReadLimit (4 MiB); Inngest
+	// which is then reopened. Defaults to 4 MiB; Inngest
 	// accepts publishes of up to 512 KiB.
 	ReadLimit int64
 	// QueueSize bounds the messages received but not yet handled. The
 	// connection is read continuously whatever the handler does, so that
 	// the server's pings are answered; when the handler falls this far
 	// behind, new messages are dropped and counted (see
-	// [Subscriber.Dropped]). Defaults to DefaultQueueSize (1024).
+	// [Subscriber.Dropped]). Defaults to 1024.
 	QueueSize int
 	// Logger receives connection, reconnection and drop diagnostics; never
 	// a token. Defaults to zap.NewNop().
@@ -120,20 +117,20 @@ type Subscriber struct {
 }
 
 // Subscribe connects to Inngest Realtime at baseURL (the Inngest API base
-// URL, such as realtime.Inngest.BaseURL(); the websocket is at
-// [ConnectPath] under it) with a token from src, and calls handler with
+// URL, such as Provider.BaseURL(); the websocket is at
+// /v1/realtime/connect under it) with a token from src, and calls handler with
 // every "data" message of the token's channel and topics, in the order
 // they arrive, one at a time, from a goroutine of the subscriber's own.
 // Other kinds of messages (pings, streams) are not delivered.
 //
 // A "data" message whose channel is not the channel of the connection's
-// token (realtime.Token.Channel), or whose topic is not one of its topics
-// (realtime.Token.Topics), is dropped and counted (see
+// token (Token.Channel), or whose topic is not one of its topics
+// (Token.Topics), is dropped and counted (see
 // [Subscriber.Misrouted]), never delivered: the Inngest server routes by an
 // unseeded 64-bit hash of the channel, so it can deliver another channel's
 // messages to a token whose channel collides with it. A token without a
 // channel or topics therefore delivers nothing; tokens of
-// realtime.Inngest.SubscriptionToken and of [Mint] always have both.
+// Provider.SubscriptionToken and of [Mint] always have both.
 //
 // Subscribe returns once the first connection is open, retrying with
 // backoff until ctx ends; it fails at once when the failure will not pass
@@ -190,20 +187,20 @@ func Subscribe(ctx context.Context, baseURL string, src *TokenSource, handler fu
 	// wherever Location points. A user's client is copied, not changed.
 	s.client = httpx.NoRedirects(s.client)
 	if s.minB <= 0 {
-		s.minB = DefaultMinBackoff
+		s.minB = defaultMinBackoff
 	}
 	if s.maxB <= 0 {
-		s.maxB = DefaultMaxBackoff
+		s.maxB = defaultMaxBackoff
 	}
 	s.maxB = max(s.maxB, s.minB)
 	if s.dialTO <= 0 {
-		s.dialTO = DefaultDialTimeout
+		s.dialTO = defaultDialTimeout
 	}
 	if s.readLimit <= 0 {
-		s.readLimit = DefaultReadLimit
+		s.readLimit = defaultReadLimit
 	}
 	if s.queueSize <= 0 {
-		s.queueSize = DefaultQueueSize
+		s.queueSize = defaultQueueSize
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -238,7 +235,7 @@ func connectURL(base string) (string, error) {
 	default:
 		return "", fmt.Errorf("tokens: base URL scheme %q is not http(s) or ws(s)", u.Scheme)
 	}
-	u.Path = strings.TrimRight(u.Path, "/") + ConnectPath
+	u.Path = strings.TrimRight(u.Path, "/") + connectPath
 	u.RawPath, u.RawQuery, u.Fragment = "", "", ""
 	return u.String(), nil
 }
@@ -249,8 +246,8 @@ func connectURL(base string) (string, error) {
 func newDialClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout: DefaultDialTimeout,
+		DialContext:         (&net.Dialer{Timeout: defaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: defaultDialTimeout,
 	}}
 }
 
@@ -278,7 +275,7 @@ func permanent(err error) bool {
 	}
 	return errors.Is(err, ErrClosed) || errors.Is(err, realtime.ErrInvalidMessage) ||
 		errors.Is(err, realtime.ErrRejected) || errors.Is(err, realtime.ErrUnauthorized) ||
-		errors.Is(err, realtime.ErrInvalidToken) || errors.Is(err, realtime.ErrNotConfigured)
+		errors.Is(err, ErrInvalidToken) || errors.Is(err, realtime.ErrNotConfigured)
 }
 
 func refusedToken(status int) bool {
@@ -288,7 +285,7 @@ func refusedToken(status int) bool {
 // conn is one open connection and the token it was opened with.
 type conn struct {
 	ws  *websocket.Conn
-	tok realtime.Token
+	tok Token
 }
 
 // dial opens one connection with a token from the source. A token Inngest
@@ -494,7 +491,7 @@ func (s *Subscriber) serve(c conn) string {
 
 // misroute counts and logs, at most at powers of two, a data message that
 // is not for the token's channel and topics. The payload is not logged.
-func (s *Subscriber) misroute(m wireMessage, tok realtime.Token) {
+func (s *Subscriber) misroute(m wireMessage, tok Token) {
 	n := s.misrouted.Add(1)
 	if n&(n-1) == 0 {
 		s.log.Warn("tokens: dropped a message for another channel or topic than the token's",

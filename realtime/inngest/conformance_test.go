@@ -1,10 +1,12 @@
-package realtime_test
+package inngest_test
 
 import (
 	"testing"
 
 	"github.com/coursebuilder/realtime-go/internal/fakeinngest"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
@@ -14,7 +16,7 @@ import (
 // with a fallback key (which a 401 or 403 costs a second request).
 func TestInngestFaultConformance(t *testing.T) {
 	hashed := func(key string) string {
-		h, err := realtime.HashSigningKey(key)
+		h, err := transport.HashSigningKey(key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -25,7 +27,7 @@ func TestInngestFaultConformance(t *testing.T) {
 			realtimetest.Run(t, func(t *testing.T) realtimetest.Target {
 				srv := fakeinngest.New(nil)
 				t.Cleanup(srv.Close)
-				keys := realtime.InngestOptions{SigningKey: testKey, SigningKeyFallback: fallback, Env: "branch-1"}
+				keys := inngest.Options{SigningKey: testKey, SigningKeyFallback: fallback, Env: "branch-1"}
 				requests := 1
 				if fallback != "" {
 					requests = 2

@@ -1,4 +1,4 @@
-package tokens
+package inngest
 
 import (
 	"context"
@@ -6,41 +6,42 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/coursebuilder/realtime-go/realtime"
 )
 
-// Defaults of [SourceOptions].
+// Defaults of [TokenSourceOptions].
 const (
-	DefaultMargin       = 10 * time.Second
-	DefaultFetchTimeout = 30 * time.Second
+	defaultMargin       = 10 * time.Second
+	defaultFetchTimeout = 30 * time.Second
 )
 
 // ErrClosed is returned by [TokenSource.Token] after Close, and by
 // [Subscribe] when its TokenSource is closed.
 var ErrClosed = errors.New("tokens: closed")
 
-// FetchFunc obtains a new subscription token, typically by minting one
+// TokenFunc obtains a new subscription token, typically by minting one
 // (see [Mint]) or by asking an app's token endpoint.
-type FetchFunc func(ctx context.Context) (realtime.Token, error)
+type TokenFunc func(ctx context.Context) (Token, error)
 
-// Mint returns a FetchFunc that mints tokens for room and names with m.
-func Mint(m Minter, room string, names ...string) FetchFunc {
+// Mint returns a TokenFunc that mints tokens for room and names with m: a
+// [*Provider], or any tokens.Minter.
+func Mint(m interface {
+	SubscriptionToken(ctx context.Context, room string, names []string) (Token, error)
+}, room string, names ...string) TokenFunc {
 	names = append([]string(nil), names...)
-	return func(ctx context.Context) (realtime.Token, error) {
+	return func(ctx context.Context) (Token, error) {
 		return m.SubscriptionToken(ctx, room, names)
 	}
 }
 
-// SourceOptions configures [NewTokenSource]. A nil *SourceOptions means
+// TokenSourceOptions configures [NewTokenSource]. A nil *TokenSourceOptions means
 // every default.
-type SourceOptions struct {
+type TokenSourceOptions struct {
 	// Margin is how long before a token expires the source fetches a new
 	// one, so that a token handed out has at least that long to be used.
 	// When a token lives less than twice the margin, it is replaced half
-	// way through its life instead. Defaults to DefaultMargin (10s).
+	// way through its life instead. Defaults to 10s.
 	Margin time.Duration
-	// Timeout bounds one fetch. Defaults to DefaultFetchTimeout (30s).
+	// Timeout bounds one fetch. Defaults to 30s.
 	Timeout time.Duration
 }
 
@@ -52,10 +53,10 @@ type SourceOptions struct {
 // every one of them. A fetch runs with the values of the context of the
 // call that started it but not its cancellation (a caller that gives up
 // returns ctx.Err() at once and does not cancel the others), bounded by
-// SourceOptions.Timeout and by Close. A failed fetch is not remembered: the
+// TokenSourceOptions.Timeout and by Close. A failed fetch is not remembered: the
 // next call tries again.
 type TokenSource struct {
-	fetch   FetchFunc
+	fetch   TokenFunc
 	margin  time.Duration
 	timeout time.Duration
 
@@ -64,7 +65,7 @@ type TokenSource struct {
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
-	tok       realtime.Token
+	tok       Token
 	cached    bool
 	refreshAt time.Time
 	flight    *flight
@@ -75,22 +76,22 @@ type TokenSource struct {
 // written before done is closed and read only after.
 type flight struct {
 	done chan struct{}
-	tok  realtime.Token
+	tok  Token
 	err  error
 }
 
 // NewTokenSource returns a TokenSource that obtains its tokens from fetch.
-func NewTokenSource(fetch FetchFunc, opts *SourceOptions) *TokenSource {
-	var o SourceOptions
+func NewTokenSource(fetch TokenFunc, opts *TokenSourceOptions) *TokenSource {
+	var o TokenSourceOptions
 	if opts != nil {
 		o = *opts
 	}
 	s := &TokenSource{fetch: fetch, margin: o.Margin, timeout: o.Timeout}
 	if s.margin <= 0 {
-		s.margin = DefaultMargin
+		s.margin = defaultMargin
 	}
 	if s.timeout <= 0 {
-		s.timeout = DefaultFetchTimeout
+		s.timeout = defaultFetchTimeout
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -104,14 +105,14 @@ func NewTokenSource(fetch FetchFunc, opts *SourceOptions) *TokenSource {
 // A token is returned to the callers of the fetch that obtained it even if
 // it has already expired by the local clock (time.Now; the clocks of this
 // machine and of Inngest may differ; Inngest decides), but it is not kept.
-func (s *TokenSource) Token(ctx context.Context) (realtime.Token, error) {
+func (s *TokenSource) Token(ctx context.Context) (Token, error) {
 	if err := ctx.Err(); err != nil {
-		return realtime.Token{}, err
+		return Token{}, err
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return realtime.Token{}, ErrClosed
+		return Token{}, ErrClosed
 	}
 	if s.cached && time.Now().Before(s.refreshAt) {
 		tok := s.tok
@@ -131,7 +132,7 @@ func (s *TokenSource) Token(ctx context.Context) (realtime.Token, error) {
 	case <-f.done:
 		return f.tok, f.err
 	case <-ctx.Done():
-		return realtime.Token{}, ctx.Err()
+		return Token{}, ctx.Err()
 	}
 }
 
@@ -167,18 +168,18 @@ func (s *TokenSource) run(caller context.Context, f *flight) {
 }
 
 // call runs fetch, turning a panic or an empty token into an error.
-func (s *TokenSource) call(ctx context.Context) (tok realtime.Token, err error) {
+func (s *TokenSource) call(ctx context.Context) (tok Token, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			tok, err = realtime.Token{}, fmt.Errorf("tokens: fetch token: panic: %v", p)
+			tok, err = Token{}, fmt.Errorf("tokens: fetch token: panic: %v", p)
 		}
 	}()
 	tok, err = s.fetch(ctx)
 	switch {
 	case err != nil:
-		return realtime.Token{}, fmt.Errorf("tokens: fetch token: %w", err)
+		return Token{}, fmt.Errorf("tokens: fetch token: %w", err)
 	case tok.JWT == "":
-		return realtime.Token{}, errors.New("tokens: fetch token: empty token")
+		return Token{}, errors.New("tokens: fetch token: empty token")
 	}
 	return tok, nil
 }
@@ -187,11 +188,11 @@ func (s *TokenSource) call(ctx context.Context) (tok realtime.Token, err error) 
 // next call to Token fetches a new one. Call it when Inngest refused tok
 // (401 or 403 on connect). It does nothing for any other token, so a
 // refusal of an old token does not discard a newer one.
-func (s *TokenSource) Invalidate(tok realtime.Token) {
+func (s *TokenSource) Invalidate(tok Token) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cached && s.tok.JWT == tok.JWT {
-		s.tok, s.cached = realtime.Token{}, false
+		s.tok, s.cached = Token{}, false
 	}
 }
 
@@ -201,7 +202,7 @@ func (s *TokenSource) Invalidate(tok realtime.Token) {
 func (s *TokenSource) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	s.tok, s.cached = realtime.Token{}, false
+	s.tok, s.cached = Token{}, false
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()

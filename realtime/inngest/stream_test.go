@@ -1,4 +1,4 @@
-package realtime_test
+package inngest_test
 
 import (
 	"context"
@@ -16,7 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // noLeaks checks, after every other cleanup of t (servers and providers
@@ -59,7 +61,7 @@ type streamServer struct {
 func newStreamServer(t *testing.T, s *streamServer) *streamServer {
 	t.Helper()
 	if s.maxReads == 0 {
-		s.maxReads = realtime.StreamMaxChunks
+		s.maxReads = transport.StreamMaxChunks
 	}
 	s.answered = make(chan struct{})
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -97,7 +99,7 @@ func (s *streamServer) serve(w http.ResponseWriter, r *http.Request) {
 		reads = s.early
 	}
 	for range reads {
-		buf := make([]byte, realtime.StreamChunkBytes)
+		buf := make([]byte, transport.StreamChunkBytes)
 		k, err := r.Body.Read(buf)
 		if k > 0 {
 			req.Chunks = append(req.Chunks, string(buf[:k]))
@@ -134,7 +136,7 @@ func (s *streamServer) published(t *testing.T) string {
 			continue
 		}
 		require.True(t, r.EOF, "stream %d was not read to its end", i)
-		require.LessOrEqual(t, len(r.Chunks), realtime.StreamMaxChunks, "stream %d", i)
+		require.LessOrEqual(t, len(r.Chunks), transport.StreamMaxChunks, "stream %d", i)
 		for _, c := range r.Chunks {
 			sb.WriteString(c)
 		}
@@ -145,12 +147,12 @@ func (s *streamServer) published(t *testing.T) string {
 func TestPublishStreamSendsWhatTheServerExpects(t *testing.T) {
 	noLeaks(t)
 	srv := newStreamServer(t, &streamServer{})
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey, Env: "branch-1"})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey, Env: "branch-1"})
 	require.NoError(t, p.PublishStream(context.Background(), "chat 1/ä", "ai.message", strings.NewReader("Hello, stream")))
 
 	reqs := srv.Requests()
 	require.Len(t, reqs, 1)
-	hashed, err := realtime.HashSigningKey(testKey)
+	hashed, err := transport.HashSigningKey(testKey)
 	require.NoError(t, err)
 	assert.Equal(t, "Bearer "+hashed, reqs[0].Header.Get("Authorization"))
 	assert.Equal(t, "branch-1", reqs[0].Header.Get("X-Inngest-Env"))
@@ -162,14 +164,14 @@ func TestPublishStreamSendsWhatTheServerExpects(t *testing.T) {
 func TestPublishStreamEmptyReaderPublishesNothing(t *testing.T) {
 	noLeaks(t)
 	srv := newStreamServer(t, &streamServer{})
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey})
 	require.NoError(t, p.PublishStream(context.Background(), "chat-1", "ai.message", strings.NewReader("")))
 	assert.Empty(t, srv.Requests())
 }
 
 func TestPublishStreamValidates(t *testing.T) {
 	noLeaks(t)
-	p := newInngest(t, "http://127.0.0.1:1", realtime.InngestOptions{SigningKey: testKey})
+	p := newInngest(t, "http://127.0.0.1:1", inngest.Options{SigningKey: testKey})
 	err := p.PublishStream(context.Background(), "", "ai.message", strings.NewReader("x"))
 	assert.ErrorIs(t, err, realtime.ErrInvalidMessage)
 	err = p.PublishStream(context.Background(), "chat-1", "ai\nmessage", strings.NewReader("x"))
@@ -195,7 +197,7 @@ func TestPublishStreamStartsANewStreamBeforeTheCap(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			srv := newStreamServer(t, &streamServer{})
-			p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey})
+			p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey})
 			require.NoError(t, p.PublishStream(context.Background(), "chat-1", "ai.message", c.wrap(strings.NewReader(c.text))))
 			assert.Len(t, srv.Requests(), c.streams)
 			assert.Equal(t, c.text, srv.published(t))
@@ -208,16 +210,16 @@ func TestPublishStreamStartsANewStreamBeforeTheCap(t *testing.T) {
 // With a cap just above the budget, nothing is lost.
 func TestPublishStreamAtTheServersCap(t *testing.T) {
 	noLeaks(t)
-	srv := newStreamServer(t, &streamServer{maxReads: realtime.StreamChunkBudget + 1})
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey})
-	text := strings.Repeat("y", 3*realtime.StreamChunkBudget+7)
+	srv := newStreamServer(t, &streamServer{maxReads: transport.StreamChunkBudget + 1})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey})
+	text := strings.Repeat("y", 3*transport.StreamChunkBudget+7)
 	require.NoError(t, p.PublishStream(context.Background(), "chat-1", "ai.message", iotest.OneByteReader(strings.NewReader(text))))
 	assert.Equal(t, text, srv.published(t))
 }
 
 func TestPublishStreamFallsBackToTheOtherKey(t *testing.T) {
 	noLeaks(t)
-	hashedPrimary, err := realtime.HashSigningKey(testKey)
+	hashedPrimary, err := transport.HashSigningKey(testKey)
 	require.NoError(t, err)
 	srv := newStreamServer(t, &streamServer{answer: func(_ int, r *http.Request) int {
 		if r.Header.Get("Authorization") == "Bearer "+hashedPrimary {
@@ -225,7 +227,7 @@ func TestPublishStreamFallsBackToTheOtherKey(t *testing.T) {
 		}
 		return 0
 	}})
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey, SigningKeyFallback: testFallback})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey, SigningKeyFallback: testFallback})
 	// Long enough for two streams, so the second starts with the key that
 	// worked.
 	text := strings.Repeat("rotated key ", 50_000)
@@ -246,7 +248,7 @@ func TestPublishStreamIsNotRetried(t *testing.T) {
 	noLeaks(t)
 	for status, is := range map[int]error{503: realtime.ErrUnavailable, 400: realtime.ErrRejected, 401: realtime.ErrUnauthorized} {
 		srv := newStreamServer(t, &streamServer{answer: func(int, *http.Request) int { return status }})
-		p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey})
+		p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey})
 		err := p.PublishStream(context.Background(), "chat-1", "ai.message", strings.NewReader("text"))
 		require.ErrorIs(t, err, is, "status %d", status)
 		var pe *realtime.PublishError
@@ -265,12 +267,12 @@ func TestPublishStreamReportsAnEarlyAnswer(t *testing.T) {
 	srv := newStreamServer(t, &streamServer{early: 3})
 	answered := &signalingTransport{rt: &http.Transport{}, got: make(chan struct{})}
 	t.Cleanup(answered.rt.(*http.Transport).CloseIdleConnections)
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey, HTTPClient: &http.Client{Transport: answered}})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey, HTTPClient: &http.Client{Transport: answered}})
 	// 10 KiB, then, once the answer reached the client, text without end.
 	r := io.MultiReader(strings.NewReader(strings.Repeat("a", 10<<10)), &waitReader{wait: answered.got, r: endless{}})
 	err := p.PublishStream(context.Background(), "chat-1", "ai.message", r)
 	require.Error(t, err)
-	assert.True(t, errors.Is(err, realtime.ErrStreamTruncated) || errors.Is(err, realtime.ErrMaybeDelivered), "%v", err)
+	assert.True(t, errors.Is(err, inngest.ErrStreamTruncated) || errors.Is(err, realtime.ErrMaybeDelivered), "%v", err)
 }
 
 // signalingTransport closes got when its first round trip returns.
@@ -310,7 +312,7 @@ func (w *waitReader) Read(p []byte) (int, error) {
 func TestPublishStreamHonoursTheContext(t *testing.T) {
 	noLeaks(t)
 	srv := newStreamServer(t, &streamServer{})
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey})
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
@@ -340,7 +342,7 @@ func TestPublishStreamHonoursTheContext(t *testing.T) {
 func TestPublishStreamReaderFailure(t *testing.T) {
 	noLeaks(t)
 	srv := newStreamServer(t, &streamServer{})
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey})
 	boom := errors.New("boom")
 	r := io.MultiReader(strings.NewReader("read before the failure"), iotest.ErrReader(boom))
 	err := p.PublishStream(context.Background(), "chat-1", "ai.message", r)
@@ -351,16 +353,16 @@ func TestPublishStreamReaderFailure(t *testing.T) {
 func TestPublishStreamKeepsCharactersWhole(t *testing.T) {
 	noLeaks(t)
 	srv := newStreamServer(t, &streamServer{})
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey})
 	// A multi-byte character straddles every 1 KiB boundary of the text.
 	text := strings.Repeat("😀", 3000)
 	require.NoError(t, p.PublishStream(context.Background(), "chat-1", "ai.message", strings.NewReader(text)))
 	assert.Equal(t, text, srv.published(t))
 }
 
-var _ realtime.StreamPublisher = (*realtime.Inngest)(nil)
+var _ realtime.StreamPublisher = (*inngest.Provider)(nil)
 
-func ExampleInngest_PublishStream() {
+func ExampleProvider_PublishStream() {
 	// A stand-in for Inngest's publish route that prints what it receives.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -368,7 +370,7 @@ func ExampleInngest_PublishStream() {
 		fmt.Println(string(body))
 	}))
 	defer srv.Close()
-	p, err := realtime.NewInngest(&realtime.InngestOptions{BaseURL: srv.URL, SigningKey: "signkey-test-0123456789abcdef", ChannelSecret: "the app's own secret, 32 bytes or more"})
+	p, err := inngest.New(&inngest.Options{BaseURL: srv.URL, SigningKey: "signkey-test-0123456789abcdef", ChannelSecret: "the app's own secret, 32 bytes or more"})
 	if err != nil {
 		fmt.Println(err)
 		return

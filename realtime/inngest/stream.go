@@ -1,4 +1,4 @@
-package realtime
+package inngest
 
 import (
 	"context"
@@ -12,24 +12,8 @@ import (
 
 	"github.com/coursebuilder/realtime-go/internal/httpx"
 	"github.com/coursebuilder/realtime-go/internal/textutil"
-)
-
-// Limits of Inngest Realtime's streaming publish (POST /v1/realtime/publish
-// with Content-Type: text/stream), as the server (inngest v1.19.3,
-// pkg/consts) enforces them.
-const (
-	// StreamChunkBytes is the most the server reads from a stream at once:
-	// every read becomes one "chunk" message of at most this many bytes.
-	StreamChunkBytes = 1024
-	// StreamMaxChunks is how many reads the server makes of one stream. It
-	// then answers 200 and ignores the rest of the body, without an error.
-	StreamMaxChunks = 1000
-	// StreamChunkBudget is how many writes of at most StreamChunkBytes
-	// [Inngest.PublishStream] sends in one stream before it starts the next
-	// one: half of StreamMaxChunks. The server's reads return what has
-	// arrived, so one write may cost it more than one read; the other half
-	// is the margin for that.
-	StreamChunkBudget = StreamMaxChunks / 2
+	"github.com/coursebuilder/realtime-go/internal/transport"
+	"github.com/coursebuilder/realtime-go/realtime"
 )
 
 // ErrStreamTruncated matches the error of a streaming publish that the
@@ -37,20 +21,7 @@ const (
 // written after that point was not published.
 var ErrStreamTruncated = errors.New("realtime: stream cut short by the server")
 
-// StreamPublisher is implemented by providers that can publish text as a
-// stream as it is produced, rather than as separate messages: [*Inngest]
-// does, with Inngest Realtime's streaming publish. Callers check for it with
-// a type assertion, as for [Pinner].
-//
-// PublishStream reads r until io.EOF and publishes what it reads to the
-// subscribers of room and name, in order, without an envelope. It returns
-// nil once everything was accepted, or the first error; a failed stream may
-// have been delivered in part, and is not retried.
-type StreamPublisher interface {
-	PublishStream(ctx context.Context, room, name string, r io.Reader) error
-}
-
-var _ StreamPublisher = (*Inngest)(nil)
+var _ realtime.StreamPublisher = (*Provider)(nil)
 
 // errSegmentEnded unblocks a writer whose request already ended; callers
 // never see it, they get the request's result instead.
@@ -62,11 +33,12 @@ var errSegmentEnded = errors.New("realtime: stream request ended")
 // "datastream-start" message carrying a stream id, then "chunk" messages
 // with that stream id and the text, then "datastream-end".
 //
-// Each read of r, at most [StreamChunkBytes] and cut back to the last whole
-// UTF-8 character when possible, is sent at once as its own piece of the
-// request body, so subscribers see text while r still produces it. The
-// server reads at most [StreamMaxChunks] times per stream and then silently
-// drops the rest, so after [StreamChunkBudget] writes PublishStream ends the
+// Each read of r, at most 1024 bytes (the most the server reads at once)
+// and cut back to the last whole UTF-8 character when possible, is sent at
+// once as its own piece of the request body, so subscribers see text while
+// r still produces it. The server reads at most 1000 times per stream and
+// then silently drops the rest, so after 500 writes (half of that: one
+// write may cost the server more than one read) PublishStream ends the
 // stream and starts another one for what follows: a long text arrives as
 // several streams, one after the other, each with its own stream id.
 // Subscribers concatenate the chunks of the streams in the order the
@@ -79,32 +51,32 @@ var errSegmentEnded = errors.New("realtime: stream request ended")
 // text) when every character matters.
 //
 // A stream cannot be sent twice without showing its text twice, so unlike
-// [Inngest.Publish] nothing is retried and the attempt timeout does not
+// [Provider.Publish] nothing is retried and the attempt timeout does not
 // apply: ctx bounds the whole stream (and so does the Timeout of an
-// InngestOptions.HTTPClient, if it has one: leave it zero for streams).
+// Options.HTTPClient, if it has one: leave it zero for streams).
 // ctx does not interrupt a Read of r that blocks: the owner of r unblocks
 // it, for instance by closing the pipe it comes from. The one exception is a signing key the
 // server refuses (401 or 403), which it does before publishing anything:
 // PublishStream then sends the same stream again with the fallback key. The
 // server answers only once it has read the whole stream, so that can delay
 // the stream's text until its end. A failure once text was published
-// matches [ErrMaybeDelivered]; an answer before the stream ended,
+// matches [realtime.ErrMaybeDelivered]; an answer before the stream ended,
 // [ErrStreamTruncated]. PublishStream does not close r.
-func (p *Inngest) PublishStream(ctx context.Context, room, name string, r io.Reader) error {
+func (p *Provider) PublishStream(ctx context.Context, room, name string, r io.Reader) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := (Message{Room: room, Name: name}).Validate(); err != nil {
+	if err := (realtime.Message{Room: room, Name: name}).Validate(); err != nil {
 		return err
 	}
-	target, err := p.PublishURL(room, name)
+	target, err := p.publishURL(room, name)
 	if err != nil {
 		return err
 	}
 	st := &stream{p: p, ctx: ctx, target: target}
 	defer st.abort()
 
-	buf := make([]byte, StreamChunkBytes)
+	buf := make([]byte, transport.StreamChunkBytes)
 	carry := 0 // bytes of an incomplete character kept from the last read
 	for {
 		n, rerr := r.Read(buf[carry:])
@@ -132,16 +104,16 @@ func (p *Inngest) PublishStream(ctx context.Context, room, name string, r io.Rea
 // stream is one call to PublishStream: a sequence of segments, each one
 // streaming request.
 type stream struct {
-	p      *Inngest
+	p      *Provider
 	ctx    context.Context
 	target string
 	seg    *segment
 }
 
-// write sends b (at most StreamChunkBytes) in the current segment, starting
+// write sends b (at most transport.StreamChunkBytes) in the current segment, starting
 // a new one first when the current one used its budget.
 func (st *stream) write(b []byte) error {
-	if st.seg != nil && st.seg.writes >= StreamChunkBudget {
+	if st.seg != nil && st.seg.writes >= transport.StreamChunkBudget {
 		if err := st.finish(); err != nil {
 			return err
 		}
@@ -174,7 +146,7 @@ func (st *stream) finish() error {
 // finishes it too when done is set); otherwise it returns err.
 func (st *stream) fallback(err error, done bool) error {
 	seg := st.seg
-	if !errors.Is(err, ErrUnauthorized) || seg.key < 0 || len(st.p.keys.hashed) < 2 || seg.replayed {
+	if !errors.Is(err, realtime.ErrUnauthorized) || seg.key < 0 || len(st.p.keys.hashed) < 2 || seg.replayed {
 		return err
 	}
 	other := 1 - seg.key
@@ -212,7 +184,7 @@ func (st *stream) abort() {
 }
 
 // firstKey returns the index of the key to try first, -1 without keys.
-func (p *Inngest) firstKey() int {
+func (p *Provider) firstKey() int {
 	if len(p.keys.hashed) == 0 {
 		return -1
 	}
@@ -221,7 +193,7 @@ func (p *Inngest) firstKey() int {
 
 // segment is one streaming request: one datastream for subscribers.
 type segment struct {
-	p      *Inngest
+	p      *Provider
 	key    int // index of the signing key, -1 for none
 	pw     *io.PipeWriter
 	cancel context.CancelFunc
@@ -239,7 +211,7 @@ type segment struct {
 	replayed bool
 }
 
-func (p *Inngest) startSegment(ctx context.Context, target string, key int) *segment {
+func (p *Provider) startSegment(ctx context.Context, target string, key int) *segment {
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	s := &segment{p: p, key: key, pw: pw, cancel: cancel, done: make(chan struct{})}
@@ -266,7 +238,7 @@ func (s *segment) write(b []byte) error {
 		if err := s.result(); err != nil {
 			return err
 		}
-		return &PublishError{Transport: "inngest", StatusCode: s.ans.Status, Err: ErrStreamTruncated}
+		return &realtime.PublishError{Transport: "inngest", StatusCode: s.ans.Status, Err: ErrStreamTruncated}
 	}
 	return nil
 }
@@ -286,26 +258,26 @@ func (s *segment) result() error {
 	switch {
 	case s.ans.Status == 0:
 		if s.writes > 0 {
-			return &PublishError{Transport: "inngest", Err: errors.Join(ErrUnavailable, ErrMaybeDelivered, s.err)}
+			return &realtime.PublishError{Transport: "inngest", Err: errors.Join(realtime.ErrUnavailable, realtime.ErrMaybeDelivered, s.err)}
 		}
-		return NewNetworkError("inngest", s.err)
+		return transport.NewNetworkError("inngest", s.err)
 	case s.ans.Status < 200 || s.ans.Status >= 300:
-		return NewStatusError("inngest", s.ans.Status, s.p.errorDetail(s.ans), s.ans.RetryAfter)
+		return transport.NewStatusError("inngest", s.ans.Status, s.p.errorDetail(s.ans), s.ans.RetryAfter)
 	case s.early:
-		return &PublishError{Transport: "inngest", StatusCode: s.ans.Status, Err: ErrStreamTruncated}
+		return &realtime.PublishError{Transport: "inngest", StatusCode: s.ans.Status, Err: ErrStreamTruncated}
 	}
 	return nil
 }
 
 // streamRequest posts body as a text/stream publish and reports the answer,
 // and whether it came before closing was set.
-func (p *Inngest) streamRequest(ctx context.Context, target string, key int, body io.Reader, closing *atomic.Bool) (httpx.Answer, bool, error) {
+func (p *Provider) streamRequest(ctx context.Context, target string, key int, body io.Reader, closing *atomic.Bool) (httpx.Answer, bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, body)
 	if err != nil {
 		return httpx.Answer{}, false, err
 	}
 	req.Header.Set("Content-Type", "text/stream")
-	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("User-Agent", transport.UserAgent)
 	if key >= 0 {
 		req.Header.Set("Authorization", "Bearer "+p.keys.hashed[key])
 	}

@@ -1,4 +1,4 @@
-package realtime_test
+package inngest_test
 
 import (
 	"bytes"
@@ -21,7 +21,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // fakeJWT builds a compact JWS with the given claims and a dummy signature:
@@ -88,10 +90,10 @@ func minted(exp time.Time) func(int) (int, string) {
 func TestSubscriptionTokenSendsWhatInngestExpects(t *testing.T) {
 	exp := time.Now().Add(time.Minute).Truncate(time.Second)
 	srv := newTokenServer(t, minted(exp))
-	p := newInngest(t, srv.URL, realtime.InngestOptions{
+	p := newInngest(t, srv.URL, inngest.Options{
 		SigningKey: testKey,
 		Env:        "branch-1",
-		Mapping: realtime.Mapping{
+		Mapping: inngest.Mapping{
 			Channel: func(room string) string { return "app:" + room },
 			Topic:   func(name string) string { return "t." + name },
 		},
@@ -106,7 +108,7 @@ func TestSubscriptionTokenSendsWhatInngestExpects(t *testing.T) {
 
 	reqs := srv.requests()
 	require.Len(t, reqs, 1)
-	hashed, err := realtime.HashSigningKey(testKey)
+	hashed, err := transport.HashSigningKey(testKey)
 	require.NoError(t, err)
 	h := reqs[0].Header
 	assert.Equal(t, "Bearer "+hashed, h.Get("Authorization"), "the key is sent hashed")
@@ -122,7 +124,7 @@ func TestSubscriptionTokenAcceptsOK(t *testing.T) {
 	exp := time.Now().Add(time.Minute).Truncate(time.Second)
 	jwt := fakeJWT(map[string]any{"exp": exp.Unix()})
 	srv := newTokenServer(t, func(int) (int, string) { return http.StatusOK, `{"jwt":"` + jwt + `"}` })
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey})
 	tok, err := p.SubscriptionToken(context.Background(), "vid_1", []string{"ai.message"})
 	require.NoError(t, err)
 	assert.Equal(t, jwt, tok.JWT)
@@ -139,12 +141,12 @@ func TestSubscriptionTokenFallsBackToTheSecondKey(t *testing.T) {
 		}
 		return ok(n)
 	})
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey, SigningKeyFallback: testFallback})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey, SigningKeyFallback: testFallback})
 	_, err := p.SubscriptionToken(context.Background(), "vid_1", []string{"video.asset.ready"})
 	require.NoError(t, err)
 
-	hp, _ := realtime.HashSigningKey(testKey)
-	hf, _ := realtime.HashSigningKey(testFallback)
+	hp, _ := transport.HashSigningKey(testKey)
+	hf, _ := transport.HashSigningKey(testFallback)
 	reqs := srv.requests()
 	require.Len(t, reqs, 2)
 	assert.Equal(t, "Bearer "+hp, reqs[0].Header.Get("Authorization"))
@@ -152,7 +154,7 @@ func TestSubscriptionTokenFallsBackToTheSecondKey(t *testing.T) {
 }
 
 func TestSubscriptionTokenFailuresAreClassifiedAndSecretFree(t *testing.T) {
-	hashed, _ := realtime.HashSigningKey(testKey)
+	hashed, _ := transport.HashSigningKey(testKey)
 	cases := map[string]struct {
 		status   int
 		body     string
@@ -166,7 +168,7 @@ func TestSubscriptionTokenFailuresAreClassifiedAndSecretFree(t *testing.T) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			srv := newTokenServer(t, func(int) (int, string) { return c.status, c.body })
-			p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey})
+			p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey})
 			_, err := p.SubscriptionToken(context.Background(), "vid_1", []string{"video.asset.ready"})
 			require.ErrorIs(t, err, c.want)
 			var pe *realtime.PublishError
@@ -201,9 +203,9 @@ func TestSubscriptionTokenRefusesAnswersThatAreNotTokens(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := newTokenServer(t, func(int) (int, string) { return http.StatusCreated, body })
 			core, logs := observer.New(zap.DebugLevel)
-			p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey, Logger: zap.New(core)})
+			p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey, Logger: zap.New(core)})
 			tok, err := p.SubscriptionToken(context.Background(), "vid_1", []string{"video.asset.ready"})
-			require.ErrorIs(t, err, realtime.ErrInvalidToken)
+			require.ErrorIs(t, err, inngest.ErrInvalidToken)
 			assert.Zero(t, tok)
 			assert.Len(t, srv.requests(), 1, "a 2xx is not retried")
 			for _, secret := range []string{noExp, badExp, hugeExp, good, "captive"} {
@@ -218,8 +220,8 @@ func TestSubscriptionTokenRefusesAnswersThatAreNotTokens(t *testing.T) {
 
 func TestSubscriptionTokenValidatesBeforeSending(t *testing.T) {
 	srv := newTokenServer(t, minted(time.Now().Add(time.Minute)))
-	p := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey})
-	tooMany := make([]string, realtime.MaxTokenNames+1)
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey})
+	tooMany := make([]string, inngest.MaxTokenNames+1)
 	for i := range tooMany {
 		tooMany[i] = fmt.Sprintf("n%d", i)
 	}
@@ -248,7 +250,7 @@ func TestSubscriptionTokenValidatesBeforeSending(t *testing.T) {
 		})
 	}
 	// A mapping that makes the channel invalid is caught too.
-	pm := newInngest(t, srv.URL, realtime.InngestOptions{SigningKey: testKey, Mapping: realtime.Mapping{
+	pm := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey, Mapping: inngest.Mapping{
 		Channel: func(room string) string { return strings.Repeat(room, 100) },
 	}})
 	_, err := pm.SubscriptionToken(context.Background(), "abcdef", []string{"a"})
@@ -265,13 +267,13 @@ func TestSubscriptionTokenValidatesBeforeSending(t *testing.T) {
 }
 
 func TestTokenNeverPrintsItsJWT(t *testing.T) {
-	tok := realtime.Token{
+	tok := inngest.Token{
 		JWT:     fakeJWT(map[string]any{"exp": 1}),
 		Channel: "vid_1",
 		Topics:  []string{"video.asset.ready"},
 		Expires: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 	}
-	assert.Equal(t, `realtime.Token{channel: "vid_1", topics: ["video.asset.ready"], expires: 2026-01-02T03:04:05Z}`, tok.String())
+	assert.Equal(t, `inngest.Token{channel: "vid_1", topics: ["video.asset.ready"], expires: 2026-01-02T03:04:05Z}`, tok.String())
 
 	core, logs := observer.New(zap.DebugLevel)
 	zap.New(core).Info("token", zap.Any("token", tok), zap.Object("obj", tok))
@@ -297,7 +299,7 @@ func FuzzSubscriptionTokenAnswer(f *testing.F) {
 	f.Add(`{"jwt":"` + fakeJWT(map[string]any{"exp": -1}) + `"}`)
 	f.Add(`null`)
 	var body string
-	p, err := realtime.NewInngest(&realtime.InngestOptions{
+	p, err := inngest.New(&inngest.Options{
 		BaseURL:       "http://inngest.invalid",
 		SigningKey:    testKey,
 		ChannelSecret: testChannelSecret,
@@ -310,7 +312,7 @@ func FuzzSubscriptionTokenAnswer(f *testing.F) {
 		body = answer
 		tok, err := p.SubscriptionToken(context.Background(), "vid_1", []string{"video.asset.ready"})
 		if err != nil {
-			if !errors.Is(err, realtime.ErrInvalidToken) {
+			if !errors.Is(err, inngest.ErrInvalidToken) {
 				t.Fatalf("error %v does not match ErrInvalidToken", err)
 			}
 			return
@@ -325,7 +327,7 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-func ExampleInngest_SubscriptionToken() {
+func ExampleProvider_SubscriptionToken() {
 	// A stand-in for Inngest's token route: it answers with a JWT that
 	// expires at 2026-01-01T00:01:00Z.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -337,11 +339,11 @@ func ExampleInngest_SubscriptionToken() {
 	}))
 	defer srv.Close()
 
-	p, err := realtime.NewInngest(&realtime.InngestOptions{
+	p, err := inngest.New(&inngest.Options{
 		BaseURL:       srv.URL,
 		SigningKey:    "signkey-test-0123456789abcdef",
 		ChannelSecret: "the app's own secret, 32 bytes or more",
-		Mapping:       realtime.Mapping{Channel: func(room string) string { return "video:" + room }},
+		Mapping:       inngest.Mapping{Channel: func(room string) string { return "video:" + room }},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -352,5 +354,5 @@ func ExampleInngest_SubscriptionToken() {
 	fmt.Println(tok, err)
 	// Output:
 	// POST /v1/realtime/token [{"kind":"run","channel":"rtk1_pbRXQpjViB6I2XMdZlgH3kctXLNodnNqKupL_-uj9O8","name":"video.asset.ready"},{"kind":"run","channel":"rtk1_pbRXQpjViB6I2XMdZlgH3kctXLNodnNqKupL_-uj9O8","name":"video.asset.errored"}]
-	// realtime.Token{channel: "rtk1_pbRXQpjViB6I2XMdZlgH3kctXLNodnNqKupL_-uj9O8", topics: ["video.asset.ready" "video.asset.errored"], expires: 2026-01-01T00:01:00Z} <nil>
+	// inngest.Token{channel: "rtk1_pbRXQpjViB6I2XMdZlgH3kctXLNodnNqKupL_-uj9O8", topics: ["video.asset.ready" "video.asset.errored"], expires: 2026-01-01T00:01:00Z} <nil>
 }

@@ -1,4 +1,4 @@
-package realtime
+package inngest
 
 import (
 	"context"
@@ -14,6 +14,9 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/coursebuilder/realtime-go/internal/transport"
+	"github.com/coursebuilder/realtime-go/realtime"
 )
 
 // MaxTokenNames bounds how many event names one subscription token covers.
@@ -56,7 +59,7 @@ type Token struct {
 
 // String describes the token without its JWT.
 func (t Token) String() string {
-	return fmt.Sprintf("realtime.Token{channel: %q, topics: %q, expires: %s}",
+	return fmt.Sprintf("inngest.Token{channel: %q, topics: %q, expires: %s}",
 		t.Channel, t.Topics, t.Expires.UTC().Format(time.RFC3339))
 }
 
@@ -104,9 +107,9 @@ type tokenTopic struct {
 
 // SubscriptionToken mints a token that lets a browser (or any subscriber)
 // receive the messages published to room under the given event names, and
-// nothing else. Room and names are validated like a [Message]'s and mapped
+// nothing else. Room and names are validated like a [realtime.Message]'s and mapped
 // to a channel and topics with the provider's [Mapping], the same as
-// [Inngest.Publish] does, so that what is published and what a token grants
+// [Provider.Publish] does, so that what is published and what a token grants
 // always agree.
 //
 // It posts
@@ -116,9 +119,9 @@ type tokenTopic struct {
 //
 // with the hashed signing key, trying the fallback key once when the key is
 // refused, with X-Inngest-Env when an environment is configured, and
-// retrying transient failures under the provider's [RetryPolicy] as a
+// retrying transient failures under the provider's [realtime.RetryPolicy] as a
 // publish does. Unlike a publish, a token request whose answer was lost
-// ([ErrMaybeDelivered]: sent in full, then no answer or the attempt timeout)
+// ([realtime.ErrMaybeDelivered]: sent in full, then no answer or the attempt timeout)
 // is retried too: minting a token twice does no harm. Redirects are never
 // followed. Inngest answers 201 {"jwt":"..."}; 200 is accepted too.
 //
@@ -128,24 +131,24 @@ type tokenTopic struct {
 // connection the signing key authenticated, and Inngest checks it again
 // whenever it is used. Expires only tells the caller when to ask again.
 //
-// Errors: a [*ValidationError] (matching [ErrInvalidMessage]) for an invalid
+// Errors: a [*realtime.ValidationError] (matching [realtime.ErrInvalidMessage]) for an invalid
 // room, name or mapped channel or topic, or for no names or more than
-// [MaxTokenNames]; a wrapped [*PublishError] (matching [ErrUnauthorized],
-// [ErrRejected] or [ErrUnavailable]) when Inngest could not be reached or
+// [MaxTokenNames]; a wrapped [*realtime.PublishError] (matching [realtime.ErrUnauthorized],
+// [realtime.ErrRejected] or [realtime.ErrUnavailable]) when Inngest could not be reached or
 // refused the request; [ErrInvalidToken] when its answer is not a usable
 // token. No error and no log line contains a key or the token.
-func (p *Inngest) SubscriptionToken(ctx context.Context, room string, names []string) (Token, error) {
+func (p *Provider) SubscriptionToken(ctx context.Context, room string, names []string) (Token, error) {
 	if err := ctx.Err(); err != nil {
 		return Token{}, err
 	}
-	if err := ValidateField("room", room, MaxRoomBytes); err != nil {
+	if err := transport.ValidateField("room", room, realtime.MaxRoomBytes); err != nil {
 		return Token{}, err
 	}
 	switch {
 	case len(names) == 0:
-		return Token{}, &ValidationError{Field: "names", Reason: ErrEmpty}
+		return Token{}, &realtime.ValidationError{Field: "names", Reason: realtime.ErrEmpty}
 	case len(names) > MaxTokenNames:
-		return Token{}, &ValidationError{Field: "names", Reason: ErrTooLong}
+		return Token{}, &realtime.ValidationError{Field: "names", Reason: realtime.ErrTooLong}
 	}
 	channel, err := p.mapping.ChannelFor(room)
 	if err != nil {
@@ -154,7 +157,7 @@ func (p *Inngest) SubscriptionToken(ctx context.Context, room string, names []st
 	topics := make([]string, 0, len(names))
 	body := make([]tokenTopic, 0, len(names))
 	for _, name := range names {
-		if err := ValidateField("name", name, MaxNameBytes); err != nil {
+		if err := transport.ValidateField("name", name, realtime.MaxNameBytes); err != nil {
 			return Token{}, err
 		}
 		topic, err := p.mapping.TopicFor(name)
@@ -179,7 +182,7 @@ func (p *Inngest) SubscriptionToken(ctx context.Context, room string, names []st
 		idempotent:  true,
 	})
 	if err != nil {
-		var pe *PublishError
+		var pe *realtime.PublishError
 		if errors.As(err, &pe) {
 			pe.Op = "token request"
 			return Token{}, err

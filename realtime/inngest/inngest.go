@@ -1,16 +1,13 @@
-package realtime
+package inngest
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,28 +16,26 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/coursebuilder/realtime-go/internal/httpx"
+	"github.com/coursebuilder/realtime-go/internal/transport"
+	"github.com/coursebuilder/realtime-go/realtime"
 )
-
-// DefaultAttemptTimeout bounds one request of a provider, retries excluded,
-// when its options leave AttemptTimeout zero.
-const DefaultAttemptTimeout = 5 * time.Second
 
 // Base URLs the Inngest SDKs use when none is configured.
 const (
-	InngestCloudURL     = "https://api.inngest.com"
-	InngestDevServerURL = "http://localhost:8288"
+	CloudURL     = "https://api.inngest.com"
+	DevServerURL = "http://localhost:8288"
 )
 
-// InngestOptions configures [NewInngest]. A nil *InngestOptions, or a zero
+// Options configures [New]. A nil *Options, or a zero
 // field, means "resolve it as the official Inngest SDKs do", from the
-// environment. NewInngest reads the process environment (os.Getenv) once; a
+// environment. New reads the process environment (os.Getenv) once; a
 // field set here wins over its variable, and a variable set to "" counts as
 // unset.
-type InngestOptions struct {
+type Options struct {
 	// BaseURL of the Inngest API. Defaults to INNGEST_BASE_URL, else
 	// INNGEST_API_BASE_URL, else INNGEST_DEV when it is a URL, else the dev
-	// server (InngestDevServerURL) when INNGEST_DEV is true, else Inngest
-	// Cloud (InngestCloudURL). An INNGEST_DEV that is neither a URL with a
+	// server (DevServerURL) when INNGEST_DEV is true, else Inngest
+	// Cloud (CloudURL). An INNGEST_DEV that is neither a URL with a
 	// scheme and a host nor a boolean (strconv.ParseBool) is refused with
 	// ErrNotConfigured when it is consulted, rather than read as false.
 	BaseURL string
@@ -78,13 +73,13 @@ type InngestOptions struct {
 	AttemptTimeout time.Duration
 	// Retry says how transient failures are retried. Defaults to
 	// DefaultRetryPolicy.
-	Retry *RetryPolicy
+	Retry *realtime.RetryPolicy
 	// Logger receives key-rotation and retry diagnostics; never a key or a
 	// body. Defaults to zap.NewNop().
 	Logger *zap.Logger
 }
 
-// Inngest publishes messages to Inngest Realtime over HTTP:
+// Provider publishes messages to Inngest Realtime over HTTP:
 //
 //	POST {BaseURL}/v1/realtime/publish?channel=<channel>&topic=<topic>
 //
@@ -93,15 +88,15 @@ type InngestOptions struct {
 // step.Run so that a replayed function does not publish again.
 //
 // An Inngest is safe for concurrent use. Its String method never shows a key.
-type Inngest struct {
-	publishURL string
-	baseURL    string
-	env        string
-	keys       *keyring
-	mapping    Mapping
-	http       httpx.Sender // the client and the attempt timeout
-	retry      RetryPolicy
-	log        *zap.Logger
+type Provider struct {
+	publishEndpoint string
+	baseURL         string
+	env             string
+	keys            *keyring
+	mapping         Mapping
+	http            httpx.Sender // the client and the attempt timeout
+	retry           realtime.RetryPolicy
+	log             *zap.Logger
 }
 
 // keyring holds the hashed signing keys behind a pointer, so that printing an
@@ -111,17 +106,17 @@ type keyring struct {
 	preferred atomic.Int32
 }
 
-var _ Provider = (*Inngest)(nil)
+var _ realtime.Provider = (*Provider)(nil)
 
-// NewInngest returns an Inngest Realtime provider. It fails with an error
-// matching [ErrNotConfigured] when the base URL is not a valid http(s) URL,
+// New returns an Inngest Realtime provider. It fails with an error
+// matching [realtime.ErrNotConfigured] when the base URL is not a valid http(s) URL,
 // when INNGEST_DEV is neither a URL nor a boolean, when a signing key is
 // malformed, when Inngest Cloud would be used
 // without a signing key, or when a signing key is configured without a
-// channel secret (see InngestOptions.ChannelSecret) or the secret is too
+// channel secret (see Options.ChannelSecret) or the secret is too
 // short.
-func NewInngest(opts *InngestOptions) (*Inngest, error) {
-	var o InngestOptions
+func New(opts *Options) (*Provider, error) {
+	var o Options
 	if opts != nil {
 		o = *opts
 	}
@@ -133,7 +128,7 @@ func NewInngest(opts *InngestOptions) (*Inngest, error) {
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: inngest base URL %q (from %s) is not an http(s) URL", ErrNotConfigured, base, from)
+		return nil, fmt.Errorf("%w: inngest base URL %q (from %s) is not an http(s) URL", realtime.ErrNotConfigured, base, from)
 	}
 	base = strings.TrimRight(base, "/")
 
@@ -144,29 +139,29 @@ func NewInngest(opts *InngestOptions) (*Inngest, error) {
 		if k.key == "" {
 			continue
 		}
-		h, err := HashSigningKey(k.key)
+		h, err := transport.HashSigningKey(k.key)
 		if err != nil {
-			return nil, fmt.Errorf("%w: inngest %s: %w", ErrNotConfigured, k.name, err)
+			return nil, fmt.Errorf("%w: inngest %s: %w", realtime.ErrNotConfigured, k.name, err)
 		}
 		keys.hashed = append(keys.hashed, h)
 	}
 	if cloud && len(keys.hashed) == 0 {
-		return nil, fmt.Errorf("%w: inngest signing key required for %s (set INNGEST_SIGNING_KEY, or INNGEST_DEV=1 for the dev server)", ErrNotConfigured, base)
+		return nil, fmt.Errorf("%w: inngest signing key required for %s (set INNGEST_SIGNING_KEY, or INNGEST_DEV=1 for the dev server)", realtime.ErrNotConfigured, base)
 	}
 	channelSecret, err := resolveChannelSecret(o.Mapping, o.ChannelSecret, getenv, len(keys.hashed) > 0)
 	if err != nil {
 		return nil, err
 	}
 
-	p := &Inngest{
-		publishURL: base + "/v1/realtime/publish",
-		baseURL:    base,
-		env:        firstNonEmpty(o.Env, getenv("INNGEST_ENV")),
-		keys:       keys,
-		mapping:    o.Mapping.withKey(channelSecret),
-		http:       httpx.NewSender(o.HTTPClient, o.AttemptTimeout, DefaultAttemptTimeout),
-		retry:      o.Retry.WithDefaults(),
-		log:        o.Logger,
+	p := &Provider{
+		publishEndpoint: base + "/v1/realtime/publish",
+		baseURL:         base,
+		env:             firstNonEmpty(o.Env, getenv("INNGEST_ENV")),
+		keys:            keys,
+		mapping:         o.Mapping.withKey(channelSecret),
+		http:            httpx.NewSender(o.HTTPClient, o.AttemptTimeout, transport.DefaultAttemptTimeout),
+		retry:           transport.Retry(o.Retry),
+		log:             o.Logger,
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
@@ -181,7 +176,7 @@ func NewInngest(opts *InngestOptions) (*Inngest, error) {
 // "localhost:8288" must not quietly mean Inngest Cloud.
 func resolveBaseURL(explicit string, getenv func(string) string) (base, from string, cloud bool, err error) {
 	for _, c := range []struct{ from, v string }{
-		{"InngestOptions.BaseURL", explicit},
+		{"Options.BaseURL", explicit},
 		{"INNGEST_BASE_URL", getenv("INNGEST_BASE_URL")},
 		{"INNGEST_API_BASE_URL", getenv("INNGEST_API_BASE_URL")},
 	} {
@@ -195,13 +190,13 @@ func resolveBaseURL(explicit string, getenv func(string) string) (base, from str
 		}
 		on, err := strconv.ParseBool(dev)
 		if err != nil {
-			return "", "", false, fmt.Errorf("%w: INNGEST_DEV=%q is neither a URL with a scheme and a host (http://localhost:8288) nor a boolean (1, true, 0, false)", ErrNotConfigured, dev)
+			return "", "", false, fmt.Errorf("%w: INNGEST_DEV=%q is neither a URL with a scheme and a host (http://localhost:8288) nor a boolean (1, true, 0, false)", realtime.ErrNotConfigured, dev)
 		}
 		if on {
-			return InngestDevServerURL, "INNGEST_DEV", false, nil
+			return DevServerURL, "INNGEST_DEV", false, nil
 		}
 	}
-	return InngestCloudURL, "the default", true, nil
+	return CloudURL, "the default", true, nil
 }
 
 func firstNonEmpty(vs ...string) string {
@@ -213,49 +208,29 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
-var signingKeyPrefix = regexp.MustCompile(`^signkey-\w+-`)
-
-// errMalformedKey never includes the key itself.
-var errMalformedKey = errors.New("malformed signing key: want signkey-<env>-<hex>")
-
-// HashSigningKey returns the form of an Inngest signing key that is sent on
-// the wire, as the official SDKs compute it: the "signkey-<env>-" prefix is
-// kept, the hex rest is decoded, hashed with SHA-256 and hex-encoded again.
-// Its error never contains the key.
-func HashSigningKey(key string) (string, error) {
-	key = strings.TrimSpace(key)
-	prefix := signingKeyPrefix.FindString(key)
-	raw, err := hex.DecodeString(key[len(prefix):])
-	if err != nil || len(raw) == 0 {
-		return "", errMalformedKey
-	}
-	sum := sha256.Sum256(raw)
-	return prefix + hex.EncodeToString(sum[:]), nil
-}
-
 // BaseURL returns the resolved Inngest API base URL.
-func (p *Inngest) BaseURL() string { return p.baseURL }
+func (p *Provider) BaseURL() string { return p.baseURL }
 
 // String describes the provider without its keys.
-func (p *Inngest) String() string {
-	return fmt.Sprintf("realtime.Inngest{base: %s, env: %q, keys: %d}", p.baseURL, p.env, len(p.keys.hashed))
+func (p *Provider) String() string {
+	return fmt.Sprintf("inngest.Provider{base: %s, env: %q, keys: %d}", p.baseURL, p.env, len(p.keys.hashed))
 }
 
 // GoString is String, so that %#v never shows a key either.
-func (p *Inngest) GoString() string { return p.String() }
+func (p *Provider) GoString() string { return p.String() }
 
 // Close releases idle connections of the provider's own HTTP client. The
 // provider stays usable; Close is safe to call more than once.
-func (p *Inngest) Close() error {
+func (p *Provider) Close() error {
 	p.http.Close()
 	return nil
 }
 
 // Publish validates and encodes msg, maps its room and name to a channel and
 // topic, and posts the envelope, retrying transient failures under the
-// provider's [RetryPolicy] and trying the fallback key once when the
+// provider's [realtime.RetryPolicy] and trying the fallback key once when the
 // signing key is refused.
-func (p *Inngest) Publish(ctx context.Context, msg Message) error {
+func (p *Provider) Publish(ctx context.Context, msg realtime.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -263,7 +238,7 @@ func (p *Inngest) Publish(ctx context.Context, msg Message) error {
 	if err != nil {
 		return err
 	}
-	target, err := p.PublishURL(msg.Room, msg.Name)
+	target, err := p.publishURL(msg.Room, msg.Name)
 	if err != nil {
 		return err
 	}
@@ -271,9 +246,9 @@ func (p *Inngest) Publish(ctx context.Context, msg Message) error {
 	return err
 }
 
-// PublishURL returns the URL a message for room and name is posted to, after
+// publishURL returns the URL a message for room and name is posted to, after
 // mapping and validation.
-func (p *Inngest) PublishURL(room, name string) (string, error) {
+func (p *Provider) publishURL(room, name string) (string, error) {
 	channel, err := p.mapping.ChannelFor(room)
 	if err != nil {
 		return "", err
@@ -284,7 +259,7 @@ func (p *Inngest) PublishURL(room, name string) (string, error) {
 	}
 	// The same query url.Values{"channel", "topic"}.Encode() writes, without
 	// its map and sort on every publish.
-	return p.publishURL + "?channel=" + url.QueryEscape(channel) + "&topic=" + url.QueryEscape(topic), nil
+	return p.publishEndpoint + "?channel=" + url.QueryEscape(channel) + "&topic=" + url.QueryEscape(topic), nil
 }
 
 // request is one call to the Inngest API: the same for every attempt.
@@ -300,14 +275,14 @@ type request struct {
 
 // send makes one attempt: the preferred key first and, when it is refused,
 // the other key once. It returns the answer of a 2xx, or a *PublishError.
-func (p *Inngest) send(ctx context.Context, req request) (httpx.Answer, error) {
+func (p *Provider) send(ctx context.Context, req request) (httpx.Answer, error) {
 	n := len(p.keys.hashed)
 	if n == 0 {
 		return p.sendWith(ctx, req, "")
 	}
 	first := int(p.keys.preferred.Load())
 	ans, err := p.sendWith(ctx, req, p.keys.hashed[first])
-	if n == 1 || !errors.Is(err, ErrUnauthorized) {
+	if n == 1 || !errors.Is(err, realtime.ErrUnauthorized) {
 		return ans, err
 	}
 	other := 1 - first
@@ -324,16 +299,13 @@ func (p *Inngest) send(ctx context.Context, req request) (httpx.Answer, error) {
 
 // call runs req under the provider's retry policy and returns the answer of
 // the attempt that succeeded.
-func (p *Inngest) call(ctx context.Context, req request) (httpx.Answer, error) {
+func (p *Provider) call(ctx context.Context, req request) (httpx.Answer, error) {
 	var ans httpx.Answer
-	err := p.retry.Do(ctx, func(ctx context.Context) error {
+	err := transport.Do(ctx, p.retry, func(ctx context.Context) error {
 		var err error
 		ans, err = p.send(ctx, req)
 		if req.idempotent {
-			var pe *PublishError
-			if errors.As(err, &pe) {
-				pe.idempotent = true
-			}
+			transport.MarkIdempotent(err)
 		}
 		return err
 	})
@@ -345,8 +317,8 @@ func (p *Inngest) call(ctx context.Context, req request) (httpx.Answer, error) {
 const errorDetailLimit = 512
 
 // header returns the request headers for a key.
-func (p *Inngest) header(contentType, hashedKey string) http.Header {
-	h := http.Header{"Content-Type": {contentType}, "User-Agent": {userAgent}}
+func (p *Provider) header(contentType, hashedKey string) http.Header {
+	h := http.Header{"Content-Type": {contentType}, "User-Agent": {transport.UserAgent}}
 	if hashedKey != "" {
 		h.Set("Authorization", "Bearer "+hashedKey)
 	}
@@ -356,12 +328,12 @@ func (p *Inngest) header(contentType, hashedKey string) http.Header {
 	return h
 }
 
-func (p *Inngest) sendWith(ctx context.Context, req request, hashedKey string) (httpx.Answer, error) {
+func (p *Provider) sendWith(ctx context.Context, req request, hashedKey string) (httpx.Answer, error) {
 	h := p.header(req.contentType, hashedKey)
 	ans, err := p.http.Post(ctx, req.url, h, req.body, max(req.limit, errorDetailLimit))
 	if ans.Status == 0 {
 		p.log.Debug("realtime: inngest request failed", zap.Error(err))
-		return ans, NewNetworkError("inngest", err)
+		return ans, transport.NewNetworkError("inngest", err)
 	}
 	if ans.Status >= 200 && ans.Status < 300 {
 		// Accepted: a reply cut short is not worth a retry that would
@@ -372,7 +344,7 @@ func (p *Inngest) sendWith(ctx context.Context, req request, hashedKey string) (
 		return ans, nil
 	}
 	p.log.Debug("realtime: inngest request failed", zap.Int("status", ans.Status))
-	return httpx.Answer{Status: ans.Status}, NewStatusError("inngest", ans.Status, p.errorDetail(ans), ans.RetryAfter)
+	return httpx.Answer{Status: ans.Status}, transport.NewStatusError("inngest", ans.Status, p.errorDetail(ans), ans.RetryAfter)
 }
 
 // errorDetailCut is how much of a redacted error answer PublishError.Detail
@@ -383,7 +355,7 @@ const errorDetailCut = 200
 // else the start of the answer with every key the provider holds removed
 // from the whole kept body before it is cut, so that no part of a key
 // straddling the cut survives.
-func (p *Inngest) errorDetail(ans httpx.Answer) string {
+func (p *Provider) errorDetail(ans httpx.Answer) string {
 	if ans.Status == http.StatusUnauthorized || ans.Status == http.StatusForbidden {
 		return ""
 	}
@@ -392,15 +364,9 @@ func (p *Inngest) errorDetail(ans httpx.Answer) string {
 
 // redact removes any key the provider holds from b, in case a server echoes
 // a header back.
-func (p *Inngest) redact(b []byte) []byte {
+func (p *Provider) redact(b []byte) []byte {
 	for _, k := range p.keys.hashed {
 		b = bytes.ReplaceAll(b, []byte(k), []byte("[redacted]"))
 	}
 	return b
 }
-
-// userAgent identifies this library to servers.
-const userAgent = "realtime-go/" + Version
-
-// Version is this library's version.
-const Version = "0.1.0"

@@ -1,9 +1,10 @@
-package tokens_test
+package inngest_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,23 +14,24 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
-	"github.com/coursebuilder/realtime-go/tokens"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
-// counter is a FetchFunc that mints numbered tokens living for life. Run
+// counter is a TokenFunc that mints numbered tokens living for life. Run
 // in a synctest bubble, its clock is the bubble's.
 type counter struct {
 	life time.Duration
 	n    atomic.Int32
 }
 
-func (f *counter) fetch(context.Context) (realtime.Token, error) {
+func (f *counter) fetch(context.Context) (inngest.Token, error) {
 	n := f.n.Add(1)
-	return realtime.Token{JWT: fmt.Sprintf("jwt-%d", n), Channel: "vid_1", Topics: []string{"video.asset.ready"}, Expires: time.Now().Add(f.life)}, nil
+	return inngest.Token{JWT: fmt.Sprintf("jwt-%d", n), Channel: "vid_1", Topics: []string{"video.asset.ready"}, Expires: time.Now().Add(f.life)}, nil
 }
 
-func mustToken(t *testing.T, s *tokens.TokenSource) string {
+func mustToken(t *testing.T, s *inngest.TokenSource) string {
 	t.Helper()
 	tok, err := s.Token(context.Background())
 	require.NoError(t, err)
@@ -42,7 +44,7 @@ func mustToken(t *testing.T, s *tokens.TokenSource) string {
 func TestTokenSourceRefreshesBeforeExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &counter{life: time.Minute}
-		s := tokens.NewTokenSource(f.fetch, nil)
+		s := inngest.NewTokenSource(f.fetch, nil)
 		defer s.Close()
 
 		assert.Equal(t, "jwt-1", mustToken(t, s))
@@ -58,7 +60,7 @@ func TestTokenSourceRefreshesBeforeExpiry(t *testing.T) {
 func TestTokenSourceMargin(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &counter{life: time.Minute}
-		s := tokens.NewTokenSource(f.fetch, &tokens.SourceOptions{Margin: 30 * time.Second})
+		s := inngest.NewTokenSource(f.fetch, &inngest.TokenSourceOptions{Margin: 30 * time.Second})
 		defer s.Close()
 
 		assert.Equal(t, "jwt-1", mustToken(t, s))
@@ -72,7 +74,7 @@ func TestTokenSourceMargin(t *testing.T) {
 func TestTokenSourceShortLivedTokensAreRenewedHalfWay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &counter{life: 8 * time.Second} // shorter than the 10s margin
-		s := tokens.NewTokenSource(f.fetch, nil)
+		s := inngest.NewTokenSource(f.fetch, nil)
 		defer s.Close()
 
 		assert.Equal(t, "jwt-1", mustToken(t, s))
@@ -85,18 +87,18 @@ func TestTokenSourceShortLivedTokensAreRenewedHalfWay(t *testing.T) {
 
 func TestTokenSourceDoesNotKeepTokensItCannotDate(t *testing.T) {
 	var n atomic.Int32
-	expired := tokens.NewTokenSource(func(context.Context) (realtime.Token, error) {
+	expired := inngest.NewTokenSource(func(context.Context) (inngest.Token, error) {
 		n.Add(1)
-		return realtime.Token{JWT: "old", Expires: time.Now().Add(-time.Second)}, nil
+		return inngest.Token{JWT: "old", Expires: time.Now().Add(-time.Second)}, nil
 	}, nil)
 	defer expired.Close()
 	assert.Equal(t, "old", mustToken(t, expired), "handed out: Inngest decides")
 	assert.Equal(t, "old", mustToken(t, expired))
 	assert.EqualValues(t, 2, n.Load(), "but not kept")
 
-	undated := tokens.NewTokenSource(func(context.Context) (realtime.Token, error) {
+	undated := inngest.NewTokenSource(func(context.Context) (inngest.Token, error) {
 		n.Add(1)
-		return realtime.Token{JWT: "undated"}, nil
+		return inngest.Token{JWT: "undated"}, nil
 	}, nil)
 	defer undated.Close()
 	mustToken(t, undated)
@@ -111,10 +113,10 @@ func TestTokenSourceSingleFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		var fetches atomic.Int32
-		s := tokens.NewTokenSource(func(ctx context.Context) (realtime.Token, error) {
+		s := inngest.NewTokenSource(func(ctx context.Context) (inngest.Token, error) {
 			n := fetches.Add(1)
 			<-release
-			return realtime.Token{JWT: fmt.Sprintf("jwt-%d", n), Expires: time.Now().Add(time.Minute)}, nil
+			return inngest.Token{JWT: fmt.Sprintf("jwt-%d", n), Expires: time.Now().Add(time.Minute)}, nil
 		}, nil)
 		defer s.Close()
 
@@ -145,14 +147,14 @@ func TestTokenSourceErrorsReachEveryWaiter(t *testing.T) {
 		release := make(chan struct{})
 		var fetches atomic.Int32
 		var healthy atomic.Bool
-		boom := realtime.NewStatusError("inngest", 503, "", 0)
-		s := tokens.NewTokenSource(func(ctx context.Context) (realtime.Token, error) {
+		boom := transport.NewStatusError("inngest", 503, "", 0)
+		s := inngest.NewTokenSource(func(ctx context.Context) (inngest.Token, error) {
 			if healthy.Load() {
-				return realtime.Token{JWT: "good", Expires: time.Now().Add(time.Minute)}, nil
+				return inngest.Token{JWT: "good", Expires: time.Now().Add(time.Minute)}, nil
 			}
 			fetches.Add(1)
 			<-release // the callers pile up on this one
-			return realtime.Token{}, boom
+			return inngest.Token{}, boom
 		}, nil)
 		defer s.Close()
 
@@ -185,12 +187,12 @@ func TestTokenSourceErrorsReachEveryWaiter(t *testing.T) {
 func TestTokenSourceCallerThatGivesUpDoesNotCancelTheFetch(t *testing.T) {
 	release := make(chan struct{})
 	var fetchErr atomic.Value
-	s := tokens.NewTokenSource(func(ctx context.Context) (realtime.Token, error) {
+	s := inngest.NewTokenSource(func(ctx context.Context) (inngest.Token, error) {
 		<-release
 		if err := ctx.Err(); err != nil {
 			fetchErr.Store(err)
 		}
-		return realtime.Token{JWT: "jwt", Expires: time.Now().Add(time.Minute)}, nil
+		return inngest.Token{JWT: "jwt", Expires: time.Now().Add(time.Minute)}, nil
 	}, nil)
 	defer s.Close()
 
@@ -209,12 +211,12 @@ func TestTokenSourceCallerThatGivesUpDoesNotCancelTheFetch(t *testing.T) {
 
 func TestTokenSourceInvalidate(t *testing.T) {
 	f := &counter{life: time.Hour}
-	s := tokens.NewTokenSource(f.fetch, nil)
+	s := inngest.NewTokenSource(f.fetch, nil)
 	defer s.Close()
 
 	first, err := s.Token(context.Background())
 	require.NoError(t, err)
-	s.Invalidate(realtime.Token{JWT: "some-other"})
+	s.Invalidate(inngest.Token{JWT: "some-other"})
 	assert.Equal(t, "jwt-1", mustToken(t, s), "another token's refusal changes nothing")
 	s.Invalidate(first)
 	assert.Equal(t, "jwt-2", mustToken(t, s))
@@ -223,14 +225,14 @@ func TestTokenSourceInvalidate(t *testing.T) {
 }
 
 func TestTokenSourceFetchFailures(t *testing.T) {
-	for name, fetch := range map[string]tokens.FetchFunc{
-		"panic": func(context.Context) (realtime.Token, error) { panic("boom") },
-		"empty": func(context.Context) (realtime.Token, error) {
-			return realtime.Token{Expires: time.Now().Add(time.Minute)}, nil
+	for name, fetch := range map[string]inngest.TokenFunc{
+		"panic": func(context.Context) (inngest.Token, error) { panic("boom") },
+		"empty": func(context.Context) (inngest.Token, error) {
+			return inngest.Token{Expires: time.Now().Add(time.Minute)}, nil
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := tokens.NewTokenSource(fetch, nil)
+			s := inngest.NewTokenSource(fetch, nil)
 			defer s.Close()
 			_, err := s.Token(context.Background())
 			assert.ErrorContains(t, err, "tokens: fetch token: ")
@@ -239,20 +241,20 @@ func TestTokenSourceFetchFailures(t *testing.T) {
 }
 
 // TestTokenSourceTimeout: a fetch that does not return is canceled after
-// SourceOptions.Timeout, DefaultFetchTimeout by default (synctest's clock).
+// TokenSourceOptions.Timeout, 30s by default (synctest's clock).
 func TestTokenSourceTimeout(t *testing.T) {
 	for name, c := range map[string]struct {
-		opts *tokens.SourceOptions
+		opts *inngest.TokenSourceOptions
 		want time.Duration
 	}{
-		"set":     {&tokens.SourceOptions{Timeout: 10 * time.Millisecond}, 10 * time.Millisecond},
-		"default": {nil, tokens.DefaultFetchTimeout},
+		"set":     {&inngest.TokenSourceOptions{Timeout: 10 * time.Millisecond}, 10 * time.Millisecond},
+		"default": {nil, 30 * time.Second},
 	} {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				s := tokens.NewTokenSource(func(ctx context.Context) (realtime.Token, error) {
+				s := inngest.NewTokenSource(func(ctx context.Context) (inngest.Token, error) {
 					<-ctx.Done()
-					return realtime.Token{}, ctx.Err()
+					return inngest.Token{}, ctx.Err()
 				}, c.opts)
 				defer s.Close()
 				start := time.Now()
@@ -266,28 +268,28 @@ func TestTokenSourceTimeout(t *testing.T) {
 
 func TestTokenSourceClose(t *testing.T) {
 	started := make(chan struct{})
-	s := tokens.NewTokenSource(func(ctx context.Context) (realtime.Token, error) {
+	s := inngest.NewTokenSource(func(ctx context.Context) (inngest.Token, error) {
 		close(started)
 		<-ctx.Done()
-		return realtime.Token{}, ctx.Err()
+		return inngest.Token{}, ctx.Err()
 	}, nil)
 	errc := make(chan error, 1)
 	go func() { _, err := s.Token(context.Background()); errc <- err }()
 	<-started
 	require.NoError(t, s.Close())
 	err := <-errc
-	assert.ErrorIs(t, err, tokens.ErrClosed)
+	assert.ErrorIs(t, err, inngest.ErrClosed)
 	assert.ErrorIs(t, err, context.Canceled)
 
 	_, err = s.Token(context.Background())
-	assert.ErrorIs(t, err, tokens.ErrClosed)
+	assert.ErrorIs(t, err, inngest.ErrClosed)
 	require.NoError(t, s.Close(), "twice")
 }
 
 func TestMint(t *testing.T) {
 	m := &fakeMinter{}
 	names := []string{"video.asset.ready", "video.asset.errored"}
-	fetch := tokens.Mint(m, "vid_1", names...)
+	fetch := inngest.Mint(m, "vid_1", names...)
 	names[0] = "changed"
 	tok, err := fetch(context.Background())
 	require.NoError(t, err)
@@ -297,4 +299,33 @@ func TestMint(t *testing.T) {
 	m.err = errors.New("down")
 	_, err = fetch(context.Background())
 	assert.EqualError(t, err, "down")
+}
+
+// fakeMinter records its calls and answers with a token or err.
+type fakeMinter struct {
+	mu    sync.Mutex
+	calls []mintCall
+	err   error
+}
+
+type mintCall struct {
+	room  string
+	names []string
+}
+
+func (m *fakeMinter) SubscriptionToken(_ context.Context, room string, names []string) (inngest.Token, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls = append(m.calls, mintCall{room, slices.Clone(names)})
+	if m.err != nil {
+		return inngest.Token{}, m.err
+	}
+	return inngest.Token{JWT: "eyJ.fake.jwt", Channel: "app:" + room, Topics: slices.Clone(names),
+		Expires: time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)}, nil
+}
+
+func (m *fakeMinter) Calls() []mintCall {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.calls)
 }

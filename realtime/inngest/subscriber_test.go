@@ -1,4 +1,4 @@
-package tokens_test
+package inngest_test
 
 import (
 	"context"
@@ -21,8 +21,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
-	"github.com/coursebuilder/realtime-go/tokens"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // The subscriber's unit tests run against a fake of /v1/realtime/connect
@@ -134,21 +135,21 @@ func data(channel, topic string, payload string) map[string]any {
 
 // inbox collects what a subscriber delivers.
 type inbox struct {
-	ch chan tokens.Message
+	ch chan inngest.Message
 }
 
-func newInbox() *inbox { return &inbox{ch: make(chan tokens.Message, 1024)} }
+func newInbox() *inbox { return &inbox{ch: make(chan inngest.Message, 1024)} }
 
-func (b *inbox) handle(m tokens.Message) { b.ch <- m }
+func (b *inbox) handle(m inngest.Message) { b.ch <- m }
 
-func (b *inbox) next(t *testing.T) tokens.Message {
+func (b *inbox) next(t *testing.T) inngest.Message {
 	t.Helper()
 	select {
 	case m := <-b.ch:
 		return m
 	case <-time.After(patience):
 		t.Fatal("nothing delivered")
-		return tokens.Message{}
+		return inngest.Message{}
 	}
 }
 
@@ -163,23 +164,23 @@ func (b *inbox) none(t *testing.T) {
 
 // numbered is a TokenSource of tokens "jwt-1", "jwt-2", … for channel
 // "vid_1" and topics "video.asset.ready" and "t", valid a minute.
-func numbered(t *testing.T) (*tokens.TokenSource, *atomic.Int32) {
+func numbered(t *testing.T) (*inngest.TokenSource, *atomic.Int32) {
 	var n atomic.Int32
-	src := tokens.NewTokenSource(func(context.Context) (realtime.Token, error) {
-		return realtime.Token{JWT: fmt.Sprintf("jwt-%d", n.Add(1)), Channel: "vid_1", Topics: []string{"video.asset.ready", "t"},
+	src := inngest.NewTokenSource(func(context.Context) (inngest.Token, error) {
+		return inngest.Token{JWT: fmt.Sprintf("jwt-%d", n.Add(1)), Channel: "vid_1", Topics: []string{"video.asset.ready", "t"},
 			Expires: time.Now().Add(time.Minute)}, nil
 	}, nil)
 	t.Cleanup(func() { _ = src.Close() })
 	return src, &n
 }
 
-var fast = &tokens.SubscriberOptions{MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+var fast = &inngest.SubscriberOptions{MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
 
-func subscribe(t *testing.T, url string, src *tokens.TokenSource, h func(tokens.Message), opts *tokens.SubscriberOptions) *tokens.Subscriber {
+func subscribe(t *testing.T, url string, src *inngest.TokenSource, h func(inngest.Message), opts *inngest.SubscriberOptions) *inngest.Subscriber {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
-	sub, err := tokens.Subscribe(ctx, url, src, h, opts)
+	sub, err := inngest.Subscribe(ctx, url, src, h, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = sub.Close() })
 	return sub
@@ -201,7 +202,7 @@ func TestSubscriberDeliversDataMessagesInOrder(t *testing.T) {
 	c.send(t, map[string]any{"kind": "data", "channel": "vid_1", "topic": "t", "data": "text", "created_at": "garbage"})
 
 	m := in.next(t)
-	assert.Equal(t, tokens.Message{
+	assert.Equal(t, inngest.Message{
 		Channel: "vid_1", Topic: "video.asset.ready", Data: json.RawMessage(`{"body":1}`),
 		CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 123e6, time.UTC), RunID: "run_1",
 	}, m)
@@ -212,7 +213,7 @@ func TestSubscriberDeliversDataMessagesInOrder(t *testing.T) {
 	in.none(t)
 
 	assert.Equal(t, []string{"Bearer jwt-1"}, srv.Auths())
-	assert.Equal(t, []string{tokens.ConnectPath}, srv.paths)
+	assert.Equal(t, []string{"/v1/realtime/connect"}, srv.paths)
 }
 
 // TestSubscriberDropsMessagesForAnotherChannelOrTopic: the Inngest server
@@ -318,27 +319,27 @@ func TestSubscribeFailsAtOnceWhenRetryingCannotHelp(t *testing.T) {
 
 	notFound := newWSServer(t, func(int, string) int { return http.StatusNotFound })
 	src, _ := numbered(t)
-	_, err := tokens.Subscribe(ctx, notFound.URL, src, in.handle, fast)
+	_, err := inngest.Subscribe(ctx, notFound.URL, src, in.handle, fast)
 	assert.ErrorContains(t, err, "404")
 	assert.Len(t, notFound.Auths(), 1)
 
 	refused := newWSServer(t, func(int, string) int { return http.StatusUnauthorized })
-	_, err = tokens.Subscribe(ctx, refused.URL, src, in.handle, fast)
+	_, err = inngest.Subscribe(ctx, refused.URL, src, in.handle, fast)
 	assert.ErrorContains(t, err, "401")
 	assert.Len(t, refused.Auths(), 2, "one retry with a new token, then no more")
 
-	badKey := tokens.NewTokenSource(func(context.Context) (realtime.Token, error) {
-		return realtime.Token{}, realtime.NewStatusError("inngest", http.StatusUnauthorized, "", 0)
+	badKey := inngest.NewTokenSource(func(context.Context) (inngest.Token, error) {
+		return inngest.Token{}, transport.NewStatusError("inngest", http.StatusUnauthorized, "", 0)
 	}, nil)
 	defer badKey.Close()
-	_, err = tokens.Subscribe(ctx, notFound.URL, badKey, in.handle, fast)
+	_, err = inngest.Subscribe(ctx, notFound.URL, badKey, in.handle, fast)
 	assert.ErrorIs(t, err, realtime.ErrUnauthorized)
 
 	for _, base := range []string{"ftp://x", "::", "http://"} {
-		_, err = tokens.Subscribe(ctx, base, src, in.handle, nil)
+		_, err = inngest.Subscribe(ctx, base, src, in.handle, nil)
 		assert.Error(t, err, base)
 	}
-	_, err = tokens.Subscribe(ctx, notFound.URL, nil, in.handle, nil)
+	_, err = inngest.Subscribe(ctx, notFound.URL, nil, in.handle, nil)
 	assert.Error(t, err)
 }
 
@@ -358,7 +359,7 @@ func TestSubscribeRetriesTransientFailures(t *testing.T) {
 	down := newWSServer(t, func(int, string) int { return http.StatusServiceUnavailable })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err := tokens.Subscribe(ctx, down.URL, src, in.handle, fast)
+	_, err := inngest.Subscribe(ctx, down.URL, src, in.handle, fast)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.ErrorContains(t, err, "503")
 }
@@ -369,12 +370,12 @@ func TestSubscriberReadsWhileTheHandlerIsBusy(t *testing.T) {
 	release := make(chan struct{})
 	var got []string
 	var mu sync.Mutex
-	sub := subscribe(t, srv.URL, src, func(m tokens.Message) {
+	sub := subscribe(t, srv.URL, src, func(m inngest.Message) {
 		<-release
 		mu.Lock()
 		got = append(got, string(m.Data))
 		mu.Unlock()
-	}, &tokens.SubscriberOptions{QueueSize: 2})
+	}, &inngest.SubscriberOptions{QueueSize: 2})
 	c := srv.next()
 	for i := range 5 {
 		c.send(t, data("vid_1", "t", fmt.Sprint(i)))
@@ -403,12 +404,12 @@ func TestSubscriberContainsHandlerPanics(t *testing.T) {
 	src, _ := numbered(t)
 	in := newInbox()
 	core, logs := observer.New(zap.ErrorLevel)
-	subscribe(t, srv.URL, src, func(m tokens.Message) {
+	subscribe(t, srv.URL, src, func(m inngest.Message) {
 		if string(m.Data) == `"boom"` {
 			panic("handler bug")
 		}
 		in.handle(m)
-	}, &tokens.SubscriberOptions{Logger: zap.New(core)})
+	}, &inngest.SubscriberOptions{Logger: zap.New(core)})
 	c := srv.next()
 	c.send(t, data("vid_1", "t", `"boom"`))
 	c.send(t, data("vid_1", "t", `"fine"`))
@@ -421,7 +422,7 @@ func TestSubscriberCloseEndsEverything(t *testing.T) {
 	src, _ := numbered(t)
 	inHandler := make(chan struct{})
 	release := make(chan struct{})
-	sub := subscribe(t, srv.URL, src, func(tokens.Message) {
+	sub := subscribe(t, srv.URL, src, func(inngest.Message) {
 		close(inHandler)
 		<-release
 	}, fast)
@@ -456,7 +457,7 @@ func TestSubscriberCloseWhileReconnecting(t *testing.T) {
 		return 0
 	})
 	src, _ := numbered(t)
-	sub := subscribe(t, srv.URL, src, func(tokens.Message) {}, &tokens.SubscriberOptions{MinBackoff: time.Hour})
+	sub := subscribe(t, srv.URL, src, func(inngest.Message) {}, &inngest.SubscriberOptions{MinBackoff: time.Hour})
 	down.Store(true)
 	_ = srv.next().ws.CloseNow()
 	require.Eventually(t, func() bool { return len(srv.Auths()) >= 2 }, patience, time.Millisecond)
@@ -479,7 +480,7 @@ func TestSubscriberLogsNoToken(t *testing.T) {
 	})
 	src, _ := numbered(t)
 	core, logs := observer.New(zap.DebugLevel)
-	subscribe(t, srv.URL, src, func(tokens.Message) {}, &tokens.SubscriberOptions{Logger: zap.New(core), MinBackoff: time.Millisecond})
+	subscribe(t, srv.URL, src, func(inngest.Message) {}, &inngest.SubscriberOptions{Logger: zap.New(core), MinBackoff: time.Millisecond})
 	_ = srv.next().ws.CloseNow()
 	srv.next()
 	require.NotZero(t, logs.Len())
@@ -490,13 +491,13 @@ func TestSubscriberLogsNoToken(t *testing.T) {
 
 func TestSubscriberErrorsAreClassified(t *testing.T) {
 	in := newInbox()
-	src := tokens.NewTokenSource(func(context.Context) (realtime.Token, error) {
-		return realtime.Token{}, errors.New("no route to the token endpoint")
+	src := inngest.NewTokenSource(func(context.Context) (inngest.Token, error) {
+		return inngest.Token{}, errors.New("no route to the token endpoint")
 	}, nil)
 	defer src.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := tokens.Subscribe(ctx, "http://127.0.0.1:1", src, in.handle, fast)
+	_, err := inngest.Subscribe(ctx, "http://127.0.0.1:1", src, in.handle, fast)
 	assert.ErrorIs(t, err, context.DeadlineExceeded, "a fetch failure of unknown kind is retried until ctx ends")
 	assert.ErrorContains(t, err, "no route to the token endpoint")
 }
@@ -515,7 +516,7 @@ func TestSubscribeNeverFollowsARedirect(t *testing.T) {
 		defer redirect.Close()
 		for _, client := range []*http.Client{nil, {}} {
 			src, _ := numbered(t)
-			_, err := tokens.Subscribe(ctx, redirect.URL, src, newInbox().handle, &tokens.SubscriberOptions{
+			_, err := inngest.Subscribe(ctx, redirect.URL, src, newInbox().handle, &inngest.SubscriberOptions{
 				HTTPClient: client, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
 			})
 			assert.ErrorContains(t, err, strconv.Itoa(status), "status %d, own client %v", status, client == nil)

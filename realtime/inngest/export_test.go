@@ -1,0 +1,4 @@
+package inngest
+
+// PublishURL exposes publishURL to the tests of package inngest_test.
+func PublishURL(p *Provider, room, name string) (string, error) { return p.publishURL(room, name) }
