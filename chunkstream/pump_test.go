@@ -70,6 +70,20 @@ func TestPumpWaitsForRoom(t *testing.T) {
 	})
 }
 
+// TestPumpSplitsALongDeltaInsideACharacter: a delta longer than
+// MaxBuffered, cut where a character is split, leaves that character's first
+// bytes held until the next part completes it; the next part must then fit
+// beside them instead of waiting for room that never comes.
+func TestPumpSplitsALongDeltaInsideACharacter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := realtimetest.NewRecorder()
+		s, _ := newStream(t, rec, &chunkstream.Options{MaxBuffered: 8, Interval: 10 * time.Millisecond})
+		delta := "1234567é" + strings.Repeat("abcdefgé", 3) // every 8-byte cut falls inside "é"
+		require.NoError(t, chunkstream.Pump(ctxT(t), deltas(nil, delta), s))
+		assert.Equal(t, delta, reassemble(t, rec.Records(), true, 0))
+	})
+}
+
 func TestPumpContextEnds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newGate()

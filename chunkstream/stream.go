@@ -255,8 +255,11 @@ func (s *Stream) publishWait(ctx context.Context, text string) error {
 		return err
 	}
 	for text != "" {
-		part := text[:min(len(text), s.maxBuffered)]
 		s.mu.Lock()
+		// As much as fits beside what is held: a cut inside a character
+		// leaves its first bytes held until the next part completes them,
+		// so a part of MaxBuffered bytes would never fit.
+		part := text[:min(len(text), max(s.maxBuffered-s.held, 1))]
 		err := s.appendLocked(part)
 		if errors.Is(err, ErrBufferFull) {
 			if s.space == nil {

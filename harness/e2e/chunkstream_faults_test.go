@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -91,14 +90,7 @@ func newPartyProxy(t testing.TB, party *partykit.Server, unavailable, resetFrom 
 			p.mu.Unlock()
 		}
 		if n > 0 && p.resetFrom > 0 && n >= p.resetFrom {
-			c, _, err := w.(http.Hijacker).Hijack()
-			if err != nil {
-				panic(err)
-			}
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetLinger(0) // RST, not FIN
-			}
-			_ = c.Close()
+			resetConnection(w)
 			return
 		}
 		for k, v := range resp.Header {

@@ -20,15 +20,21 @@ import (
 // the connection: the client cannot know whether it was delivered.
 func resetAfterReading(_ int, w http.ResponseWriter, r *http.Request) bool {
 	_, _ = io.Copy(io.Discard, r.Body)
+	resetConnection(w)
+	return true
+}
+
+// resetConnection takes over the connection of w and resets it (RST, not
+// FIN), so that the client gets no answer at all.
+func resetConnection(w http.ResponseWriter) {
 	c, _, err := w.(http.Hijacker).Hijack()
 	if err != nil {
 		panic(err)
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0) // RST, not FIN
+		_ = tc.SetLinger(0)
 	}
 	_ = c.Close()
-	return true
 }
 
 // truncated503 is a fault that answers 503 announcing a longer body than it
