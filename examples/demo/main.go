@@ -434,8 +434,8 @@ func openBrowser(ctx context.Context, out io.Writer, appURL string, inn *inngest
 	return b, nil
 }
 
-// fetchToken asks the app for a token, as useInngestSubscription's
-// refreshToken does.
+// fetchToken asks the app for a token, as useRealtime's token function
+// (inngest/react) does.
 func fetchToken(ctx context.Context, appURL string, scope flags.Scope) (tokens.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, appURL+"/api/realtime/token?"+url.Values{"room": {room}, "scope": {string(scope)}}.Encode(), nil)
 	if err != nil {

@@ -206,7 +206,7 @@ func newParty(t testing.TB, opts legacyparty.Options) *legacyparty.Provider {
 // Subscribers
 
 // inngestSub yields the data of each "data" message on one channel, as a
-// browser subscribed with useInngestSubscription would see it.
+// browser subscribed with useRealtime (inngest/react) would see it.
 type inngestSub struct {
 	sub     *inngestrt.Subscription
 	channel string
