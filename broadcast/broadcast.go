@@ -73,9 +73,12 @@ type Options struct {
 	// Realtime fails; the publish then succeeds if PartyKit accepts it.
 	FallbackToLegacy bool
 	// Mapping is the room→channel and name→topic mapping of the realtime
-	// provider, used only to name the channel and topic in log lines. A
-	// Mapping func that panics leaves those fields empty and adds a
-	// mapping_error field; the publish is not affected.
+	// provider, used only to name the channel and topic in log lines. When
+	// the realtime provider names its own wire channel (an
+	// *inngest.Provider: its Channel method, keyed channels included), the
+	// channel field is that one, so that it matches the token's. A Mapping
+	// func that panics leaves those fields empty and adds a mapping_error
+	// field; the publish is not affected.
 	Mapping inngest.Mapping
 	// Logger receives one line per transport per publish. Defaults to
 	// zap.NewNop().

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -395,4 +396,28 @@ func mustNew(t testing.TB, legacy, rt realtime.Provider, opts *broadcast.Options
 	b, err := broadcast.New(legacy, rt, opts)
 	require.NoError(t, err)
 	return b
+}
+
+// TestLogLineNamesTheWireChannel: with an Inngest provider of keyed
+// channels, the channel in the log line is the one on the wire (and in the
+// token answer), not the readable room name, so the runbook's "compare the
+// log's channel with the token's" works.
+func TestLogLineNamesTheWireChannel(t *testing.T) {
+	t.Setenv("INNGEST_SIGNING_KEY_FALLBACK", "")
+	t.Setenv("INNGEST_ENV", "")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	rt, err := inngest.New(&inngest.Options{BaseURL: srv.URL, SigningKey: conformanceKey, ChannelSecret: conformanceSecret})
+	require.NoError(t, err)
+	defer rt.Close()
+	core, logs := observer.New(zapcore.DebugLevel)
+	b := newBroadcast(t, realtimetest.NewRecorder(), rt, broadcast.Options{Resolver: flags.Fixed(flags.Realtime), Logger: zap.New(core)})
+	require.NoError(t, b.Publish(context.Background(), msg))
+
+	wire, err := rt.Channel(msg.Room)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(wire, inngest.KeyedChannelPrefix), wire)
+	entries := logs.FilterMessage("realtime: publish").All()
+	require.Len(t, entries, 1)
+	assert.Equal(t, wire, entries[0].ContextMap()["channel"])
 }

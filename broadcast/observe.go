@@ -198,6 +198,12 @@ func (p *publish) log(level zapcore.Level, transport string, elapsed time.Durati
 	ce.Write(fields...)
 }
 
+// channelNamer is a realtime provider that knows the channel a room is
+// published on, such as *inngest.Provider with its keyed channels.
+type channelNamer interface {
+	Channel(room string) (string, error)
+}
+
 // names returns the channel and topic of a message for its log line and,
 // when Options.Mapping failed on them (a func that panicked, a name that is
 // not valid), why, on one line. A panic is contained.
@@ -208,7 +214,12 @@ func (b *Broadcast) names(room, name string) (channel, topic, mapErr string) {
 			mapErr = oneLine(fmt.Sprintf("broadcast: Options.Mapping panicked: %v", r))
 		}
 	}()
-	channel, cerr := b.mapping.ChannelFor(room)
+	var cerr error
+	if cn, ok := b.rt.(channelNamer); ok {
+		channel, cerr = cn.Channel(room)
+	} else {
+		channel, cerr = b.mapping.ChannelFor(room)
+	}
 	topic, terr := b.mapping.TopicFor(name)
 	if err := errors.Join(cerr, terr); err != nil {
 		mapErr = errText(err)
