@@ -18,8 +18,10 @@
 // slow delivery still lands and is logged; [Broadcast.Close] waits for
 // those. Options.ShadowTimeout bounds that publish from its start, whether
 // it outlived the budget or not: its context ends ShadowTimeout after it
-// started (5s by default). The mode is resolved on every publish: flipping a
-// flag off puts PartyKit back on the very next message.
+// started (5s by default). The mode is asked of the Resolver on every
+// publish: with flags.Evaluator a flip applies to the next publish after the
+// flag provider reports it (at once for providers that emit change events,
+// within flags.Options.CacheTTL otherwise; see package flags, # Caching).
 //
 // Both providers are required: [New] refuses a nil one, typed nil included,
 // with [ErrNilProvider]. Neither Broadcast nor the flags refuse a message by
