@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -248,6 +249,28 @@ func TestPublishSendsOverInngestLimit(t *testing.T) {
 	got, err := sub.Next(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
+}
+
+// One byte over PartyKit's own limit (measured with the real partykit dev:
+// above it the party answers 500 and broadcasts "undefined") is refused
+// before anything is sent. It encodes one 512 MiB envelope.
+func TestPublishRefusesOneByteOverPartyKitsLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encodes a 512 MiB envelope")
+	}
+	rec := newRecorder(t)
+	p := newProvider(t, &legacyparty.Options{BaseURL: rec.srv.URL})
+	m := realtime.Message{Room: "r", Name: "n", Body: ""}
+	empty, err := m.EncodeLimit(legacyparty.MaxEnvelopeBytes)
+	require.NoError(t, err)
+	m.Body = strings.Repeat("x", legacyparty.MaxEnvelopeBytes-len(empty)+1)
+	err = publish(t, p, m)
+	m.Body = nil
+	debug.FreeOSMemory()
+	var tl *realtime.TooLargeError
+	require.ErrorAs(t, err, &tl)
+	assert.Equal(t, realtime.TooLargeError{Size: legacyparty.MaxEnvelopeBytes + 1, Limit: legacyparty.MaxEnvelopeBytes}, *tl)
+	assert.Empty(t, rec.requests())
 }
 
 func TestPublishSizeLimitOption(t *testing.T) {
