@@ -23,10 +23,10 @@ const (
 	TransportInngest  = "inngest"
 )
 
-// Defaults for [Options].
+// Defaults of [Options].
 const (
-	DefaultShadowBudget  = 250 * time.Millisecond
-	DefaultShadowTimeout = 5 * time.Second
+	defaultShadowBudget  = 250 * time.Millisecond
+	defaultShadowTimeout = 5 * time.Second
 )
 
 // ErrClosed is returned by Publish after Close.
@@ -45,17 +45,15 @@ var ErrNilError = errors.New("broadcast: provider returned a nil pointer as its 
 
 // Options configures [New]. A nil *Options means every default.
 type Options struct {
-	// Resolver picks the mode of each publish from its scope and room.
-	// Defaults to flags.Fixed(flags.Legacy): PartyKit only. A mode that is
-	// not [flags.Mode.Known] is taken as Legacy. A Resolver that panics is
+	// Resolver picks the mode of each publish from its scope (the
+	// flags.ScopeOf of its event name) and room. Defaults to
+	// flags.Fixed(flags.Legacy): PartyKit only. A mode that is not
+	// [flags.Mode.Known] is taken as Legacy. A Resolver that panics is
 	// contained: the mode is then unknown, and the publish goes to both
 	// transports in Shadow mode (see the package doc, "When the mode is in
-	// doubt").
+	// doubt"). The token endpoint (package tokens) asks the same Resolver
+	// through [Broadcast.Route], so browsers read where publishes go.
 	Resolver flags.Resolver
-	// Scope maps an event name to its scope. Defaults to flags.ScopeOf. A
-	// Scope func that panics is contained like a panicking Resolver; the
-	// scope is then flags.ScopeDefault in logs and metrics.
-	Scope func(name string) flags.Scope
 	// ShadowBudget bounds how much a publish is delayed by the transport
 	// whose outcome does not count (realtime in shadow mode, PartyKit in
 	// primary mode), measured from the start of the publish. A transport
@@ -72,14 +70,6 @@ type Options struct {
 	// FallbackToLegacy makes realtime mode publish to PartyKit when Inngest
 	// Realtime fails; the publish then succeeds if PartyKit accepts it.
 	FallbackToLegacy bool
-	// Mapping is the room→channel and name→topic mapping of the realtime
-	// provider, used only to name the channel and topic in log lines. When
-	// the realtime provider names its own wire channel (an
-	// *inngest.Provider: its Channel method, keyed channels included), the
-	// channel field is that one, so that it matches the token's. A Mapping
-	// func that panics leaves those fields empty and adds a mapping_error
-	// field; the publish is not affected.
-	Mapping inngest.Mapping
 	// Logger receives one line per transport per publish. Defaults to
 	// zap.NewNop().
 	Logger *zap.Logger
@@ -92,13 +82,11 @@ type Options struct {
 // PartyKit, Inngest Realtime or both, as the mode of the message's scope
 // says. It is safe for concurrent use.
 type Broadcast struct {
-	legacy, rt realtime.Provider
+	legacy, rt leg
 	resolver   flags.Resolver
-	scope      func(string) flags.Scope
 	budget     time.Duration
 	shadowTO   time.Duration
 	fallback   bool
-	mapping    inngest.Mapping
 	log        *zap.Logger
 	metrics    *instruments
 
@@ -135,14 +123,12 @@ func New(legacy, rt realtime.Provider, opts *Options) (*Broadcast, error) {
 		o = *opts
 	}
 	b := &Broadcast{
-		legacy:   legacy,
-		rt:       rt,
+		legacy:   newLeg(TransportPartyKit, legacy),
+		rt:       newLeg(TransportInngest, rt),
 		resolver: o.Resolver,
-		scope:    o.Scope,
 		budget:   o.ShadowBudget,
 		shadowTO: o.ShadowTimeout,
 		fallback: o.FallbackToLegacy,
-		mapping:  o.Mapping,
 		log:      o.Logger,
 		metrics:  newInstruments(o.Meter),
 		drained:  make(chan struct{}),
@@ -150,14 +136,11 @@ func New(legacy, rt realtime.Provider, opts *Options) (*Broadcast, error) {
 	if b.resolver == nil {
 		b.resolver = flags.Fixed(flags.Legacy)
 	}
-	if b.scope == nil {
-		b.scope = flags.ScopeOf
-	}
 	if b.budget <= 0 {
-		b.budget = DefaultShadowBudget
+		b.budget = defaultShadowBudget
 	}
 	if b.shadowTO <= 0 {
-		b.shadowTO = DefaultShadowTimeout
+		b.shadowTO = defaultShadowTimeout
 	}
 	if b.log == nil {
 		b.log = zap.NewNop()
@@ -199,55 +182,74 @@ func (e *TransportError) Error() string {
 func (e *TransportError) Unwrap() error { return e.Err }
 
 // inDoubt is the mode of a publish whose mode could not be resolved (the
-// Resolver or the Scope func panicked): both transports are attempted, so
-// that the message reaches browsers whichever transport they read, and
-// PartyKit's outcome counts, as it does for every scope until a flag moves
-// it past shadow.
+// Resolver panicked): both transports are attempted, so that the message
+// reaches browsers whichever transport they read, and PartyKit's outcome
+// counts, as it does for every scope until a flag moves it past shadow.
 const inDoubt = flags.Shadow
 
-// Mode returns the mode a message would be published in now: the
-// resolver's answer for its scope, Legacy for an answer that is not
-// [flags.Mode.Known], and Shadow when the resolver or the Scope func
-// panicked.
-func (b *Broadcast) Mode(ctx context.Context, msg realtime.Message) flags.Mode {
-	_, mode := b.resolve(ctx, msg.Room, msg.Name)
-	return mode
+// Route says where the messages of one room and event name go now.
+type Route struct {
+	// Scope is the scope whose flag decides: flags.ScopeOf(name).
+	Scope flags.Scope
+	// Mode is the mode publishes run in now, as Publish resolves it.
+	Mode flags.Mode
+	// Channel and Topic are the Inngest channel and topic of the room and
+	// name, as the realtime provider publishes and mints tokens for them
+	// (keyed channels included), or empty when it does not name them or
+	// cannot carry them.
+	Channel, Topic string
+}
+
+// Route returns where a message of room and name would be published now:
+// the one answer Publish, the token endpoint (package tokens) and the
+// logs use, so that browsers listen where messages go. It never panics:
+// the mode is resolved as for Publish.
+func (b *Broadcast) Route(ctx context.Context, room, name string) Route {
+	scope, mode := b.resolve(ctx, room, name)
+	channel, topic, _ := b.rt.names(room, name)
+	return Route{Scope: scope, Mode: mode, Channel: channel, Topic: topic}
+}
+
+// SubscriptionToken mints an Inngest Realtime subscription token for room
+// and names through the realtime provider, so that a token handler built on
+// the Broadcast (tokens.NewHandler) mints with the same mapping the
+// publishes use. It fails with [realtime.ErrNotConfigured] when the realtime
+// provider cannot mint tokens.
+func (b *Broadcast) SubscriptionToken(ctx context.Context, room string, names []string) (inngest.Token, error) {
+	m, ok := b.rt.p.(interface {
+		SubscriptionToken(context.Context, string, []string) (inngest.Token, error)
+	})
+	if !ok {
+		return inngest.Token{}, fmt.Errorf("%w: the realtime provider %T mints no subscription tokens", realtime.ErrNotConfigured, b.rt.p)
+	}
+	return m.SubscriptionToken(ctx, room, names)
+}
+
+// BaseURL returns the base URL of the realtime provider's Inngest API (the
+// default apiBaseUrl of the token endpoint's answers), or "" when it has
+// none.
+func (b *Broadcast) BaseURL() string {
+	if u, ok := b.rt.p.(interface{ BaseURL() string }); ok {
+		return u.BaseURL()
+	}
+	return ""
 }
 
 // resolve returns the scope and the mode of a publish of name to room,
-// containing a panicking Scope func or Resolver and taking an unknown mode
-// as Legacy; each of those is logged and counted.
+// containing a panicking Resolver and taking an unknown mode as Legacy;
+// each of those is logged and counted.
 func (b *Broadcast) resolve(ctx context.Context, room, name string) (flags.Scope, flags.Mode) {
-	scope, ok := b.scopeOf(ctx, room, name)
-	if !ok {
-		return scope, inDoubt
-	}
+	scope := flags.ScopeOf(name)
 	mode, r := b.modeOf(ctx, scope, room)
 	switch {
 	case r != nil:
-		b.modeFailure(ctx, CauseResolverPanic, scope, room, name, fmt.Sprint(r), inDoubt)
+		b.modeFailure(ctx, causeResolverPanic, scope, room, name, fmt.Sprint(r), inDoubt)
 		return scope, inDoubt
 	case !mode.Known():
-		b.modeFailure(ctx, CauseUnknownMode, scope, room, name, mode.String(), mode.OrLegacy())
+		b.modeFailure(ctx, causeUnknownMode, scope, room, name, mode.String(), mode.OrLegacy())
 		return scope, mode.OrLegacy()
 	}
 	return scope, mode
-}
-
-// scopeOf returns the scope of name, or flags.ScopeDefault and false when
-// the Scope func panicked, which it logs and counts.
-func (b *Broadcast) scopeOf(ctx context.Context, room, name string) (flags.Scope, bool) {
-	scope, r := b.safeScope(name)
-	if r != nil {
-		b.modeFailure(ctx, CauseScopePanic, flags.ScopeDefault, room, name, fmt.Sprint(r), inDoubt)
-		return flags.ScopeDefault, false
-	}
-	return scope, true
-}
-
-func (b *Broadcast) safeScope(name string) (scope flags.Scope, panicked any) {
-	defer func() { panicked = recover() }()
-	return b.scope(name), nil
 }
 
 func (b *Broadcast) modeOf(ctx context.Context, scope flags.Scope, room string) (mode flags.Mode, panicked any) {
@@ -275,27 +277,44 @@ func (b *Broadcast) leave() {
 	}
 }
 
-// Publish validates msg, resolves its mode and publishes to the transports
-// of that mode, concurrently when there are two. It returns a validation
-// error as is, [ErrClosed] after Close, and otherwise the joined
+// Publish validates and encodes msg once, resolves its mode and publishes
+// the same envelope to the transports of that mode, concurrently when there
+// are two. It returns a validation or encoding error as is ([Publish] never
+// calls a transport then), [ErrClosed] after Close, and otherwise the joined
 // [*TransportError]s of the transports that count (see [flags.Mode]).
 func (b *Broadcast) Publish(ctx context.Context, msg realtime.Message) error {
 	if !b.enter() {
 		return ErrClosed
 	}
 	defer b.leave()
-	if err := msg.Validate(); err != nil {
+	env, err := realtime.NewEnvelope(msg)
+	if err != nil {
 		return err
 	}
 	scope, mode := b.resolve(ctx, msg.Room, msg.Name)
-	return b.publishIn(ctx, msg, scope, mode)
+	return b.publishIn(ctx, env, scope, mode)
+}
+
+// PublishEnvelope publishes an envelope encoded already (see
+// [realtime.EnvelopePublisher]) as Publish does.
+func (b *Broadcast) PublishEnvelope(ctx context.Context, env *realtime.Envelope) error {
+	if !b.enter() {
+		return ErrClosed
+	}
+	defer b.leave()
+	if env == nil {
+		return fmt.Errorf("%w: no envelope (use realtime.NewEnvelope)", realtime.ErrInvalidMessage)
+	}
+	msg := env.Message()
+	scope, mode := b.resolve(ctx, msg.Room, msg.Name)
+	return b.publishIn(ctx, env, scope, mode)
 }
 
 // Pin resolves the mode for messages of room and name once and returns a
 // Provider that publishes every message in that mode, whatever the flags say
 // later: a stream that started on PartyKit ends on PartyKit. It implements
 // [realtime.Pinner]. The mode is resolved as for Publish: an unknown mode is
-// Legacy, and a panicking Resolver or Scope func pins Shadow.
+// Legacy, and a panicking Resolver pins Shadow.
 //
 // In realtime mode without FallbackToLegacy, when the realtime provider
 // implements [realtime.StreamPublisher], so does the pinned Provider, so
@@ -307,13 +326,13 @@ func (b *Broadcast) Pin(ctx context.Context, room, name string) realtime.Provide
 			return ErrClosed
 		}
 		defer b.leave()
-		if err := msg.Validate(); err != nil {
+		env, err := realtime.NewEnvelope(msg)
+		if err != nil {
 			return err
 		}
-		scope, _ := b.scopeOf(ctx, msg.Room, msg.Name)
-		return b.publishIn(ctx, msg, scope, mode)
+		return b.publishIn(ctx, env, flags.ScopeOf(msg.Name), mode)
 	})
-	if sp, ok := b.rt.(realtime.StreamPublisher); ok && mode == flags.Realtime && !b.fallback {
+	if sp, ok := b.rt.p.(realtime.StreamPublisher); ok && mode == flags.Realtime && !b.fallback {
 		return pinnedStream{ProviderFunc: pinned, b: b, sp: sp}
 	}
 	return pinned
@@ -340,24 +359,24 @@ func (p pinnedStream) PublishStream(ctx context.Context, room, name string, r io
 
 var _ realtime.Pinner = (*Broadcast)(nil)
 
-func (b *Broadcast) publishIn(ctx context.Context, msg realtime.Message, scope flags.Scope, mode flags.Mode) error {
-	p := publish{b: b, msg: msg, mode: mode, scope: scope}
+func (b *Broadcast) publishIn(ctx context.Context, env *realtime.Envelope, scope flags.Scope, mode flags.Mode) error {
+	p := publish{b: b, env: env, mode: mode, scope: scope}
 	switch mode {
 	case flags.Realtime:
-		err := p.counted(ctx, TransportInngest, b.rt)
+		err := p.counted(ctx, b.rt)
 		if err == nil || !b.fallback || ctx.Err() != nil {
 			return err
 		}
-		if ferr := p.counted(ctx, TransportPartyKit, b.legacy); ferr != nil {
+		if ferr := p.counted(ctx, b.legacy); ferr != nil {
 			return errors.Join(err, ferr)
 		}
 		return nil
 	case flags.Shadow:
-		return p.both(ctx, TransportPartyKit, b.legacy, TransportInngest, b.rt)
+		return p.both(ctx, b.legacy, b.rt)
 	case flags.Primary:
-		return p.both(ctx, TransportInngest, b.rt, TransportPartyKit, b.legacy)
+		return p.both(ctx, b.rt, b.legacy)
 	default: // flags.Legacy; resolve never gives an unknown mode
-		return p.counted(ctx, TransportPartyKit, b.legacy)
+		return p.counted(ctx, b.legacy)
 	}
 }
 
@@ -382,22 +401,48 @@ func (b *Broadcast) Close(ctx context.Context) error {
 	}
 }
 
+// leg is one of the two transports of a Broadcast.
+type leg struct {
+	name string
+	p    realtime.Provider
+	ep   realtime.EnvelopePublisher // p, when it takes an envelope encoded already
+}
+
+func newLeg(name string, p realtime.Provider) leg {
+	ep, _ := p.(realtime.EnvelopePublisher)
+	return leg{name: name, p: p, ep: ep}
+}
+
+// publish sends env to the transport, containing a panicking provider and
+// a nil pointer returned as an error.
+func (l *leg) publish(ctx context.Context, env *realtime.Envelope) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrPanic, r)
+		}
+	}()
+	if l.ep != nil {
+		return soundError(l.ep.PublishEnvelope(ctx, env))
+	}
+	return soundError(l.p.Publish(ctx, env.Message()))
+}
+
 // publish is one call to Publish.
 type publish struct {
 	b     *Broadcast
-	msg   realtime.Message
+	env   *realtime.Envelope
 	mode  flags.Mode
 	scope flags.Scope
 }
 
 // counted publishes on the caller's goroutine and returns the transport's
 // error, wrapped.
-func (p *publish) counted(ctx context.Context, name string, to realtime.Provider) error {
+func (p *publish) counted(ctx context.Context, to leg) error {
 	start := time.Now()
-	err := safePublish(ctx, to, p.msg)
-	p.record(ctx, name, start, err, false)
+	err := to.publish(ctx, p.env)
+	p.record(ctx, to, start, err, false)
 	if err != nil {
-		return &TransportError{Transport: name, Mode: p.mode, Err: err}
+		return &TransportError{Transport: to.name, Mode: p.mode, Err: err}
 	}
 	return nil
 }
@@ -406,19 +451,19 @@ func (p *publish) counted(ctx context.Context, name string, to realtime.Provider
 // the other one concurrently, waiting for the other at most the budget. The
 // other leg's context is detached from the caller's cancellation and ends
 // ShadowTimeout after the leg started.
-func (p *publish) both(ctx context.Context, name string, to realtime.Provider, otherName string, other realtime.Provider) error {
+func (p *publish) both(ctx context.Context, to, other leg) error {
 	start := time.Now()
-	leg := &otherLeg{p: *p, name: otherName, to: other, start: start, done: make(chan struct{})}
-	leg.ctx, leg.cancel = context.WithTimeout(context.WithoutCancel(ctx), p.b.shadowTO)
+	l := &otherLeg{p: *p, to: other, start: start, done: make(chan struct{})}
+	l.ctx, l.cancel = context.WithTimeout(context.WithoutCancel(ctx), p.b.shadowTO)
 	// The publish holds a place, so Close cannot have drained: the leg takes
 	// its own, given back when it ends.
 	p.b.state.Add(1)
-	go leg.run()
+	go l.run()
 
-	err := p.counted(ctx, name, to)
+	err := p.counted(ctx, to)
 
 	select {
-	case <-leg.done:
+	case <-l.done:
 		return err
 	default:
 	}
@@ -426,20 +471,19 @@ func (p *publish) both(ctx context.Context, name string, to realtime.Provider, o
 		wait := time.NewTimer(rest)
 		defer wait.Stop()
 		select {
-		case <-leg.done:
+		case <-l.done:
 			return err
 		case <-wait.C:
 		}
 	}
-	leg.detached.Store(true)
+	l.detached.Store(true)
 	return err
 }
 
 // otherLeg is the publish to the transport that does not count.
 type otherLeg struct {
 	p      publish
-	name   string
-	to     realtime.Provider
+	to     leg
 	start  time.Time
 	ctx    context.Context // ends ShadowTimeout after start
 	cancel context.CancelFunc
@@ -448,24 +492,18 @@ type otherLeg struct {
 	detached atomic.Bool // set when Publish returned before the leg ended
 }
 
-// run publishes to the transport that does not count.
+// run publishes to the transport that does not count. A failure after the
+// leg's own ShadowTimeout ran out is a timeout, whatever error the
+// transport made of it.
 func (l *otherLeg) run() {
 	defer l.p.b.leave()
 	defer l.cancel()
 	defer close(l.done)
-	err := safePublish(l.ctx, l.to, l.p.msg)
-	l.p.record(l.ctx, l.name, l.start, err, l.detached.Load())
-}
-
-// safePublish contains a panicking provider and a nil pointer returned as
-// an error.
-func safePublish(ctx context.Context, to realtime.Provider, msg realtime.Message) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", ErrPanic, r)
-		}
-	}()
-	return soundError(to.Publish(ctx, msg))
+	err := l.to.publish(l.ctx, l.p.env)
+	if err != nil && errors.Is(l.ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w (shadow timeout): %w", context.DeadlineExceeded, err)
+	}
+	l.p.record(l.ctx, l.to, l.start, err, l.detached.Load())
 }
 
 // safeStream is safePublish for a streaming publish.

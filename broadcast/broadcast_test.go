@@ -54,10 +54,10 @@ func newBroadcast(t *testing.T, legacy, rt realtime.Provider, opts broadcast.Opt
 // faults a transport can have; each must be contained unless it counts.
 var faults = map[string]func() realtimetest.Outcome{
 	"down": func() realtimetest.Outcome {
-		return realtimetest.Fail(transport.NewNetworkError("x", errors.New("connection refused")))
+		return realtimetest.Fail(transport.NetworkError("x", errors.New("connection refused")))
 	},
-	"5xx":   func() realtimetest.Outcome { return realtimetest.Fail(transport.NewStatusError("x", 503, "", 0)) },
-	"4xx":   func() realtimetest.Outcome { return realtimetest.Fail(transport.NewStatusError("x", 400, "bad", 0)) },
+	"5xx":   func() realtimetest.Outcome { return realtimetest.Fail(transport.StatusError("x", 503, "", 0)) },
+	"4xx":   func() realtimetest.Outcome { return realtimetest.Fail(transport.StatusError("x", 400, "bad", 0)) },
 	"panic": func() realtimetest.Outcome { return realtimetest.Panic("provider bug") },
 	"hang":  func() realtimetest.Outcome { return realtimetest.Hang() },
 	"slow":  func() realtimetest.Outcome { return realtimetest.Delay(100*time.Millisecond, realtimetest.Succeed()) },
@@ -120,12 +120,12 @@ func TestModeFaultMatrix(t *testing.T) {
 
 func TestRealtimeModeFallsBackToPartyKit(t *testing.T) {
 	legacy := realtimetest.NewFaulty()
-	rt := realtimetest.NewFaulty(realtimetest.Fail(transport.NewStatusError("inngest", 503, "", 0)))
+	rt := realtimetest.NewFaulty(realtimetest.Fail(transport.StatusError("inngest", 503, "", 0)))
 	b := newBroadcast(t, legacy, rt, broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
 	require.NoError(t, b.Publish(context.Background(), msg))
 	assert.Equal(t, 1, legacy.Len())
 
-	legacy.SetScript(realtimetest.Fail(transport.NewStatusError("partykit", 500, "", 0)))
+	legacy.SetScript(realtimetest.Fail(transport.StatusError("partykit", 500, "", 0)))
 	err := b.Publish(context.Background(), msg)
 	require.ErrorIs(t, err, realtime.ErrUnavailable)
 	assert.Contains(t, err.Error(), "broadcast: inngest (realtime mode)")
@@ -280,10 +280,9 @@ func TestClosedRefusesNewPublishes(t *testing.T) {
 func TestOneLogLinePerTransportWithoutBody(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	legacy := realtimetest.NewFaulty()
-	rt := realtimetest.NewFaulty(realtimetest.Fail(transport.NewStatusError("inngest", http.StatusServiceUnavailable, "", 0)))
+	rt := realtimetest.NewFaulty(realtimetest.Fail(transport.StatusError("inngest", http.StatusServiceUnavailable, "", 0)))
 	b := newBroadcast(t, legacy, rt, broadcast.Options{
 		Resolver: flags.Fixed(flags.Shadow), Logger: zap.New(core), ShadowBudget: time.Second,
-		Mapping: inngest.Mapping{Channel: func(r string) string { return "app:" + r }},
 	})
 	require.NoError(t, b.Publish(context.Background(), msg))
 	require.NoError(t, b.Close(context.Background()))
@@ -301,7 +300,7 @@ func TestOneLogLinePerTransportWithoutBody(t *testing.T) {
 	}
 	assert.Equal(t, "ok", byTransport["partykit"]["outcome"])
 	assert.Equal(t, "error", byTransport["inngest"]["outcome"])
-	assert.Equal(t, "app:vid_1", byTransport["inngest"]["channel"])
+	assert.Equal(t, "", byTransport["inngest"]["channel"], "a fake realtime provider names no channel (see TestLogLineNamesTheWireChannel)")
 	assert.Equal(t, "shadow", byTransport["inngest"]["mode"])
 	assert.Equal(t, "video-ready", byTransport["inngest"]["scope"])
 	assert.Contains(t, byTransport["inngest"]["error"], "503")
@@ -340,10 +339,10 @@ func TestMetricsCountPublishesAndErrors(t *testing.T) {
 		}
 	}
 	assert.Equal(t, map[string]int64{
-		broadcast.MetricPublishes + "/partykit/ok":   3,
-		broadcast.MetricPublishes + "/inngest/ok":    2,
-		broadcast.MetricPublishes + "/inngest/error": 1,
-		broadcast.MetricErrors + "/inngest/error":    1,
+		"realtime.broadcast.publishes/partykit/ok":   3,
+		"realtime.broadcast.publishes/inngest/ok":    2,
+		"realtime.broadcast.publishes/inngest/error": 1,
+		"realtime.broadcast.errors/inngest/error":    1,
 	}, got)
 	assert.Equal(t, uint64(6), histCount)
 }
@@ -416,8 +415,14 @@ func TestLogLineNamesTheWireChannel(t *testing.T) {
 
 	wire, err := rt.Channel(msg.Room)
 	require.NoError(t, err)
-	require.True(t, strings.HasPrefix(wire, inngest.KeyedChannelPrefix), wire)
+	require.True(t, strings.HasPrefix(wire, "rtk1_"), wire)
 	entries := logs.FilterMessage("realtime: publish").All()
 	require.Len(t, entries, 1)
 	assert.Equal(t, wire, entries[0].ContextMap()["channel"])
+
+	// Route names the same channel, and the topic.
+	topic, err := rt.Topic(msg.Name)
+	require.NoError(t, err)
+	assert.Equal(t, broadcast.Route{Scope: flags.ScopeVideoReady, Mode: flags.Realtime, Channel: wire, Topic: topic},
+		b.Route(context.Background(), msg.Room, msg.Name))
 }

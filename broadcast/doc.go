@@ -1,9 +1,11 @@
 // Package broadcast multicasts realtime messages to PartyKit and Inngest
 // Realtime during the migration from one to the other.
 //
-// A [Broadcast] is a [realtime.Provider]. For each message it finds the
-// scope of the event name (flags.ScopeOf), asks a [flags.Resolver] for that
-// scope's mode, and publishes:
+// A [Broadcast] is a [realtime.Provider]. For each message it validates and
+// encodes the envelope once ([realtime.NewEnvelope]), finds the scope of the
+// event name (flags.ScopeOf), asks a [flags.Resolver] for that scope's mode,
+// and publishes the same envelope to the transports of the mode (each that
+// is a [realtime.EnvelopePublisher] sends its bytes as they are):
 //
 //	mode      PartyKit   Inngest    outcome that counts
 //	legacy    yes        -          PartyKit
@@ -23,6 +25,11 @@
 // flag provider reports it (at once for providers that emit change events,
 // within flags.Options.CacheTTL otherwise; see package flags, # Caching).
 //
+// The Broadcast is the one place that says where a room's messages go:
+// [Broadcast.Route] gives, for a room and event name, its scope, its mode
+// and the Inngest channel and topic, and the token endpoint (package tokens)
+// serves browsers from it, so that they listen where messages go.
+//
 // Both providers are required: [New] refuses a nil one, typed nil included,
 // with [ErrNilProvider]. Neither Broadcast nor the flags refuse a message by
 // size: each transport applies its own limit, so a message over Inngest's
@@ -32,11 +39,11 @@
 // # When the mode is in doubt
 //
 // A resolver answer that is not [flags.Mode.Known] is taken as Legacy, the
-// safe default of package flags. When the Resolver or Options.Scope panics,
+// safe default of package flags. When the Resolver panics,
 // the mode cannot be known and the browsers may read either transport, so
 // the publish runs in Shadow mode: both transports are attempted, and
 // PartyKit's outcome is the one returned. The panic is contained (Publish,
-// Pin and Mode never panic), logged at Error as "realtime: mode resolution
+// Pin and Route never panic), logged at Error as "realtime: mode resolution
 // failed" and counted in realtime.broadcast.resolver_failures. A Pin made
 // then pins Shadow.
 //
@@ -66,8 +73,11 @@
 // One line per transport per publish, "realtime: publish", at Info (Warn on
 // failure), with the fields transport, mode, scope, channel, topic, room,
 // request_id, latency, outcome, error and, for a delivery that outlived the
-// budget, detached=true; mapping_error when Options.Mapping failed to name
-// the channel or topic. The error field is on one line: the line breaks of
+// budget, detached=true. The channel and topic are those the realtime
+// provider publishes on (an *inngest.Provider's Channel and Topic, keyed
+// channels included, so they match the token's), empty for a provider that
+// names none; mapping_error when its mapping failed to name them. The error
+// field is on one line: the line breaks of
 // a joined error become "; ". Never the body, never a key.
 //
 // A mode that could not be resolved as asked (see above) adds one line,
@@ -78,15 +88,16 @@
 //
 // Through the OpenTelemetry metric API (no-op unless Options.Meter is set),
 // all with the attributes transport, mode, scope and outcome (ok, error,
-// timeout, canceled, panic, too_large):
+// timeout, canceled, panic, too_large; timeout is also a shadow leg cut by
+// Options.ShadowTimeout):
 //
 //	realtime.broadcast.publishes  counter    every publish to a transport
 //	realtime.broadcast.errors     counter    the ones that failed
 //	realtime.broadcast.duration   histogram  latency in seconds, retries included
 //	realtime.broadcast.detached   counter    publishes that outlived the shadow budget
 //
-// and, with the attributes scope, cause (resolver_panic, scope_panic,
-// unknown_mode) and mode (the one used instead):
+// and, with the attributes scope, cause (resolver_panic, unknown_mode) and
+// mode (the one used instead):
 //
 //	realtime.broadcast.resolver_failures  counter  modes that could not be resolved as asked
 //
@@ -98,8 +109,9 @@
 //
 // # Errors
 //
-// An invalid message is refused before any transport with the
-// [*realtime.ValidationError] as is. Otherwise Publish returns the
+// An invalid message, or a body that cannot be encoded, is refused before
+// any transport with the [*realtime.ValidationError] or [realtime.ErrEncode]
+// error as is. Otherwise Publish returns the
 // errors.Join of one [*TransportError] per failed transport that counts in
 // the mode, which unwraps to the provider's error (errors.Is(err,
 // realtime.ErrUnavailable) works, and so does errors.As with a

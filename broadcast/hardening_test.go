@@ -24,7 +24,6 @@ import (
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/realtime"
-	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
@@ -113,9 +112,9 @@ func TestTypedNilErrorIsAContainedFailure(t *testing.T) {
 				lines := logs.FilterField(zap.String("transport", side)).All()
 				require.Len(t, lines, 1)
 				assert.Equal(t, zapcore.WarnLevel, lines[0].Level)
-				assert.Equal(t, broadcast.OutcomeError, lines[0].ContextMap()["outcome"])
+				assert.Equal(t, "error", lines[0].ContextMap()["outcome"])
 				assert.Contains(t, lines[0].ContextMap()["error"], "nil pointer")
-				assert.Equal(t, int64(1), m.sums(t, "transport", "outcome")[broadcast.MetricErrors+"/"+side+"/error"])
+				assert.Equal(t, int64(1), m.sums(t, "transport", "outcome")["realtime.broadcast.errors/"+side+"/error"])
 			})
 		}
 	}
@@ -153,7 +152,7 @@ func TestPanickingResolverPublishesToBoth(t *testing.T) {
 	b := newBroadcast(t, legacy, rt, broadcast.Options{Resolver: panicResolver{}, Logger: zap.New(core), Meter: m.mp.Meter("test"), ShadowBudget: time.Minute})
 
 	require.NoError(t, b.Publish(context.Background(), msg))
-	assert.Equal(t, flags.Shadow, b.Mode(context.Background(), msg))
+	assert.Equal(t, flags.Shadow, b.Route(context.Background(), msg.Room, msg.Name).Mode)
 	pinned := b.Pin(context.Background(), msg.Room, msg.Name)
 	require.NoError(t, pinned.Publish(context.Background(), msg))
 	require.NoError(t, b.Close(context.Background()))
@@ -163,58 +162,32 @@ func TestPanickingResolverPublishesToBoth(t *testing.T) {
 	failures := logs.FilterMessage("realtime: mode resolution failed").All()
 	require.Len(t, failures, 3, "Publish, Mode and Pin each resolved once")
 	f := failures[0].ContextMap()
-	assert.Equal(t, broadcast.CauseResolverPanic, f["cause"])
+	assert.Equal(t, "resolver_panic", f["cause"])
 	assert.Equal(t, "shadow", f["mode"])
 	assert.Equal(t, "video-ready", f["scope"])
 	assert.Contains(t, f["error"], "flag SDK bug")
 	assert.Equal(t, zapcore.ErrorLevel, failures[0].Level)
-	assert.Equal(t, int64(3), m.sums(t, "cause", "scope")[broadcast.MetricResolverFailures+"/resolver_panic/video-ready"])
+	assert.Equal(t, int64(3), m.sums(t, "cause", "scope")["realtime.broadcast.resolver_failures/resolver_panic/video-ready"])
 }
 
-// TestPanickingScopePublishesToBoth: a Scope func that panics reached the
-// caller. The scope is then unknown, so is its mode: both transports.
-func TestPanickingScopePublishesToBoth(t *testing.T) {
-	legacy, rt := realtimetest.NewRecorder(), realtimetest.NewRecorder()
-	core, logs := observer.New(zapcore.InfoLevel)
-	m := newMeter(t)
-	b := newBroadcast(t, legacy, rt, broadcast.Options{
-		Resolver: flags.Fixed(flags.Realtime), Logger: zap.New(core), Meter: m.mp.Meter("test"), ShadowBudget: time.Minute,
-		Scope: func(string) flags.Scope { panic("scope table bug") },
-	})
-
-	require.NoError(t, b.Publish(context.Background(), msg))
-	assert.Equal(t, flags.Shadow, b.Mode(context.Background(), msg))
-	require.NoError(t, b.Pin(context.Background(), msg.Room, msg.Name).Publish(context.Background(), msg))
-	require.NoError(t, b.Close(context.Background()))
-
-	assert.Equal(t, 2, legacy.Len())
-	assert.Equal(t, 2, rt.Len())
-	lines := logs.FilterMessage("realtime: publish").All()
-	require.Len(t, lines, 4)
-	for _, l := range lines {
-		assert.Equal(t, "default", l.ContextMap()["scope"])
-		assert.Equal(t, "shadow", l.ContextMap()["mode"])
-	}
-	// Publish, Mode, Pin, and the pinned publish's own scope lookup.
-	assert.Equal(t, int64(4), m.sums(t, "cause")[broadcast.MetricResolverFailures+"/scope_panic"])
-}
-
-// TestPanickingMappingIsContained: Options.Mapping, used only to name the
-// channel and topic in log lines, reached the caller (and crashed the
-// process from a shadow leg) when it panicked.
-func TestPanickingMappingIsContained(t *testing.T) {
+// TestPanickingRealtimeMappingIsContained: the realtime provider's
+// mapping, which names the channel and topic in log lines and in Route,
+// crashed the process from a shadow leg when it panicked.
+func TestPanickingRealtimeMappingIsContained(t *testing.T) {
 	for _, mode := range allModes {
 		t.Run(mode.String(), func(t *testing.T) {
-			legacy, rt := realtimetest.NewRecorder(), realtimetest.NewRecorder()
+			legacy, rec := realtimetest.NewRecorder(), realtimetest.NewRecorder()
+			rt := panickingRouter{rec}
 			core, logs := observer.New(zapcore.InfoLevel)
 			b := newBroadcast(t, legacy, rt, broadcast.Options{
 				Resolver: flags.Fixed(mode), Logger: zap.New(core), ShadowBudget: time.Minute,
-				Mapping: inngest.Mapping{Channel: func(string) string { panic("mapping bug") }},
 			})
 			require.NoError(t, b.Publish(context.Background(), msg))
+			route := b.Route(context.Background(), msg.Room, msg.Name)
+			assert.Equal(t, broadcast.Route{Scope: flags.ScopeVideoReady, Mode: mode}, route)
 			require.NoError(t, b.Close(context.Background()))
 			assert.Equal(t, mode.PublishesLegacy(), legacy.Len() == 1)
-			assert.Equal(t, mode.PublishesRealtime(), rt.Len() == 1)
+			assert.Equal(t, mode.PublishesRealtime(), rec.Len() == 1)
 			lines := logs.All()
 			require.NotEmpty(t, lines)
 			for _, l := range lines {
@@ -227,6 +200,12 @@ func TestPanickingMappingIsContained(t *testing.T) {
 	}
 }
 
+// panickingRouter is a realtime provider whose channel mapping panics.
+type panickingRouter struct{ realtime.Provider }
+
+func (panickingRouter) Channel(string) (string, error)    { panic("mapping bug") }
+func (panickingRouter) Topic(name string) (string, error) { return name, nil }
+
 // TestUnknownModeIsLegacy: a Resolver answering a mode outside the four
 // made Broadcast publish as primary. Unknown means Legacy, in Publish, Pin
 // and Mode, logged and counted.
@@ -235,12 +214,12 @@ func TestUnknownModeIsLegacy(t *testing.T) {
 	m := newMeter(t)
 	b := newBroadcast(t, legacy, rt, broadcast.Options{Resolver: flags.Fixed(flags.Mode(7)), Meter: m.mp.Meter("test")})
 	require.NoError(t, b.Publish(context.Background(), msg))
-	assert.Equal(t, flags.Legacy, b.Mode(context.Background(), msg))
+	assert.Equal(t, flags.Legacy, b.Route(context.Background(), msg.Room, msg.Name).Mode)
 	require.NoError(t, b.Pin(context.Background(), msg.Room, msg.Name).Publish(context.Background(), msg))
 	require.NoError(t, b.Close(context.Background()))
 	assert.Equal(t, 2, legacy.Len())
 	assert.Zero(t, rt.Len(), "an unknown mode never publishes to Inngest")
-	assert.Equal(t, int64(3), m.sums(t, "cause", "mode")[broadcast.MetricResolverFailures+"/unknown_mode/legacy"])
+	assert.Equal(t, int64(3), m.sums(t, "cause", "mode")["realtime.broadcast.resolver_failures/unknown_mode/legacy"])
 }
 
 // TestNoLegStartsAfterCloseReturned: Close racing Publish let a shadow leg
@@ -338,13 +317,7 @@ func TestMessagesOverInngestsLimitStillReachPartyKit(t *testing.T) {
 			// A fake PartyKit with its own 1 MiB limit (realtimetest's
 			// Recorder applies Inngest's).
 			var party atomic.Int64
-			partyKit := realtime.ProviderFunc(func(ctx context.Context, msg realtime.Message) error {
-				if _, err := msg.EncodeLimit(1 << 20); err != nil {
-					return err
-				}
-				party.Add(1)
-				return nil
-			})
+			partyKit := &limited{limit: 1 << 20, n: &party}
 			inn := realtimetest.NewRecorder()
 			inngest := realtime.ProviderFunc(func(ctx context.Context, msg realtime.Message) error {
 				if _, err := msg.Encode(); err != nil {
@@ -374,9 +347,9 @@ func TestMessagesOverInngestsLimitStillReachPartyKit(t *testing.T) {
 			if mode.PublishesRealtime() {
 				lines := logs.FilterField(zap.String("transport", broadcast.TransportInngest)).All()
 				require.Len(t, lines, 1)
-				assert.Equal(t, broadcast.OutcomeTooLarge, lines[0].ContextMap()["outcome"])
+				assert.Equal(t, "too_large", lines[0].ContextMap()["outcome"])
 				assert.Equal(t, zapcore.WarnLevel, lines[0].Level)
-				assert.Equal(t, int64(1), m.sums(t, "transport", "outcome")[broadcast.MetricErrors+"/inngest/too_large"])
+				assert.Equal(t, int64(1), m.sums(t, "transport", "outcome")["realtime.broadcast.errors/inngest/too_large"])
 			}
 		})
 	}
@@ -445,4 +418,27 @@ func TestCloseWaitsForACountedPublishInFlight(t *testing.T) {
 	require.NoError(t, <-closeDone)
 	assert.False(t, late.Load(), "the publish ended before Close returned")
 	assert.ErrorIs(t, b.Publish(context.Background(), msg), broadcast.ErrClosed)
+}
+
+// limited is an in-memory transport with its own size limit that takes
+// the envelope Broadcast encoded, as the real transports do.
+type limited struct {
+	limit int
+	n     *atomic.Int64
+}
+
+func (l *limited) Publish(ctx context.Context, msg realtime.Message) error {
+	env, err := realtime.NewEnvelope(msg)
+	if err != nil {
+		return err
+	}
+	return l.PublishEnvelope(ctx, env)
+}
+
+func (l *limited) PublishEnvelope(_ context.Context, env *realtime.Envelope) error {
+	if n := len(env.Bytes()); n > l.limit {
+		return &realtime.TooLargeError{Size: n, Limit: l.limit}
+	}
+	l.n.Add(1)
+	return nil
 }

@@ -18,57 +18,39 @@ import (
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
-// Metric names, documented in the package doc for dashboards and alerts.
+// Metric names, listed in the package doc for dashboards and alerts.
 const (
-	MetricPublishes = "realtime.broadcast.publishes"
-	MetricErrors    = "realtime.broadcast.errors"
-	MetricDuration  = "realtime.broadcast.duration"
-	MetricDetached  = "realtime.broadcast.detached"
-	// MetricResolverFailures counts the publishes whose mode could not be
-	// resolved as asked, by scope and cause.
-	MetricResolverFailures = "realtime.broadcast.resolver_failures"
+	metricPublishes        = "realtime.broadcast.publishes"
+	metricErrors           = "realtime.broadcast.errors"
+	metricDuration         = "realtime.broadcast.duration"
+	metricDetached         = "realtime.broadcast.detached"
+	metricResolverFailures = "realtime.broadcast.resolver_failures"
 )
 
 // Causes of a failed mode resolution, the "cause" attribute of
-// [MetricResolverFailures] and log field.
+// realtime.broadcast.resolver_failures and log field.
 const (
-	// CauseResolverPanic: Options.Resolver panicked; the publish ran in
-	// Shadow mode.
-	CauseResolverPanic = "resolver_panic"
-	// CauseScopePanic: Options.Scope panicked; the publish ran in Shadow
-	// mode, with scope flags.ScopeDefault in logs and metrics.
-	CauseScopePanic = "scope_panic"
-	// CauseUnknownMode: the Resolver answered a mode that is not
-	// [flags.Mode.Known]; the publish ran in Legacy mode.
-	CauseUnknownMode = "unknown_mode"
+	causeResolverPanic = "resolver_panic" // the Resolver panicked; the publish ran in Shadow mode
+	causeUnknownMode   = "unknown_mode"   // the Resolver answered an unknown mode; the publish ran in Legacy mode
 )
 
-// Outcomes of one transport's publish, the "outcome" attribute and log field.
-const (
-	OutcomeOK       = "ok"
-	OutcomeError    = "error"
-	OutcomeTimeout  = "timeout"
-	OutcomeCanceled = "canceled"
-	OutcomePanic    = "panic"
-	// OutcomeTooLarge: the transport refused the envelope as over its size
-	// limit ([realtime.ErrPayloadTooLarge]); nothing was sent.
-	OutcomeTooLarge = "too_large"
-)
-
+// outcomeOf is the "outcome" attribute and log field of one transport's
+// publish: ok, error, timeout, canceled, panic or too_large (the transport
+// refused the envelope as over its size limit; nothing was sent).
 func outcomeOf(err error) string {
 	switch {
 	case err == nil:
-		return OutcomeOK
+		return "ok"
 	case errors.Is(err, ErrPanic):
-		return OutcomePanic
+		return "panic"
 	case errors.Is(err, realtime.ErrPayloadTooLarge):
-		return OutcomeTooLarge
+		return "too_large"
 	case errors.Is(err, context.DeadlineExceeded):
-		return OutcomeTimeout
+		return "timeout"
 	case errors.Is(err, context.Canceled):
-		return OutcomeCanceled
+		return "canceled"
 	}
-	return OutcomeError
+	return "error"
 }
 
 type instruments struct {
@@ -100,11 +82,11 @@ func newInstruments(m metric.Meter) *instruments {
 	in := &instruments{attrs: map[attrKey]*attrOpts{}}
 	// The API returns usable no-op instruments alongside any error, so an
 	// error here only means a misconfigured SDK; publishing goes on.
-	in.publishes, _ = m.Int64Counter(MetricPublishes, metric.WithDescription("Publishes per transport, by mode, scope and outcome."))
-	in.errors, _ = m.Int64Counter(MetricErrors, metric.WithDescription("Failed publishes per transport, by mode, scope and outcome."))
-	in.detached, _ = m.Int64Counter(MetricDetached, metric.WithDescription("Publishes to the transport that does not count that outlived the shadow budget."))
-	in.resolverFailures, _ = m.Int64Counter(MetricResolverFailures, metric.WithDescription("Publishes whose mode could not be resolved as asked (resolver or scope panic, unknown mode), by scope and cause."))
-	in.duration, _ = m.Float64Histogram(MetricDuration, metric.WithUnit("s"),
+	in.publishes, _ = m.Int64Counter(metricPublishes, metric.WithDescription("Publishes per transport, by mode, scope and outcome."))
+	in.errors, _ = m.Int64Counter(metricErrors, metric.WithDescription("Failed publishes per transport, by mode, scope and outcome."))
+	in.detached, _ = m.Int64Counter(metricDetached, metric.WithDescription("Publishes to the transport that does not count that outlived the shadow budget."))
+	in.resolverFailures, _ = m.Int64Counter(metricResolverFailures, metric.WithDescription("Publishes whose mode could not be resolved as asked (resolver or scope panic, unknown mode), by scope and cause."))
+	in.duration, _ = m.Float64Histogram(metricDuration, metric.WithUnit("s"),
 		metric.WithDescription("Latency of one transport's publish, retries included."),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	return in
@@ -142,7 +124,8 @@ func (in *instruments) build(k attrKey) *attrOpts {
 }
 
 // record writes the log line and the metrics of one transport's publish.
-func (p *publish) record(ctx context.Context, transport string, start time.Time, err error, detached bool) {
+func (p *publish) record(ctx context.Context, to leg, start time.Time, err error, detached bool) {
+	transport := to.name
 	elapsed := time.Since(start)
 	outcome := outcomeOf(err)
 	in := p.b.metrics
@@ -164,25 +147,26 @@ func (p *publish) record(ctx context.Context, transport string, start time.Time,
 	// off the stack when the line is not written: the goroutine of a shadow
 	// leg then runs on its first small stack and never has to grow it.
 	if p.b.log.Core().Enabled(level) {
-		p.log(level, transport, elapsed, outcome, err, detached)
+		p.log(level, to, elapsed, outcome, err, detached)
 	}
 }
 
 // log writes the line of one transport's publish.
-func (p *publish) log(level zapcore.Level, transport string, elapsed time.Duration, outcome string, err error, detached bool) {
+func (p *publish) log(level zapcore.Level, to leg, elapsed time.Duration, outcome string, err error, detached bool) {
 	ce := p.b.log.Check(level, "realtime: publish")
 	if ce == nil {
 		return
 	}
-	channel, topic, mapErr := p.b.names(p.msg.Room, p.msg.Name)
+	msg := p.env.Message()
+	channel, topic, mapErr := p.b.rt.names(msg.Room, msg.Name)
 	fields := []zap.Field{
-		zap.String("transport", transport),
+		zap.String("transport", to.name),
 		zap.String("mode", p.mode.String()),
 		zap.String("scope", string(p.scope)),
 		zap.String("channel", channel),
 		zap.String("topic", topic),
-		zap.String("room", p.msg.Room),
-		zap.String("request_id", p.msg.RequestID),
+		zap.String("room", msg.Room),
+		zap.String("request_id", msg.RequestID),
 		zap.Duration("latency", elapsed),
 		zap.String("outcome", outcome),
 	}
@@ -198,29 +182,31 @@ func (p *publish) log(level zapcore.Level, transport string, elapsed time.Durati
 	ce.Write(fields...)
 }
 
-// channelNamer is a realtime provider that knows the channel a room is
-// published on, such as *inngest.Provider with its keyed channels.
-type channelNamer interface {
+// router is a realtime provider that names the channel and topic a message
+// is published on, such as *inngest.Provider with its keyed channels.
+type router interface {
 	Channel(room string) (string, error)
+	Topic(name string) (string, error)
 }
 
-// names returns the channel and topic of a message for its log line and,
-// when Options.Mapping failed on them (a func that panicked, a name that is
-// not valid), why, on one line. A panic is contained.
-func (b *Broadcast) names(room, name string) (channel, topic, mapErr string) {
+// names returns the channel and topic the realtime transport publishes a
+// message of room and name on, for log lines and [Broadcast.Route], and,
+// when it cannot name them (a mapping func that panicked, a room it cannot
+// carry), why, on one line; all empty when it names none. A panic is
+// contained.
+func (l *leg) names(room, name string) (channel, topic, mapErr string) {
+	r, ok := l.p.(router)
+	if !ok {
+		return "", "", ""
+	}
 	defer func() {
-		if r := recover(); r != nil {
+		if rec := recover(); rec != nil {
 			channel, topic = "", ""
-			mapErr = oneLine(fmt.Sprintf("broadcast: Options.Mapping panicked: %v", r))
+			mapErr = oneLine(fmt.Sprintf("broadcast: the realtime provider's mapping panicked: %v", rec))
 		}
 	}()
-	var cerr error
-	if cn, ok := b.rt.(channelNamer); ok {
-		channel, cerr = cn.Channel(room)
-	} else {
-		channel, cerr = b.mapping.ChannelFor(room)
-	}
-	topic, terr := b.mapping.TopicFor(name)
+	channel, cerr := r.Channel(room)
+	topic, terr := r.Topic(name)
 	if err := errors.Join(cerr, terr); err != nil {
 		mapErr = errText(err)
 	}
@@ -237,7 +223,7 @@ func (b *Broadcast) modeFailure(ctx context.Context, cause string, scope flags.S
 		attribute.String("mode", used.String()),
 	))
 	level := zapcore.ErrorLevel
-	if cause == CauseUnknownMode {
+	if cause == causeUnknownMode {
 		level = zapcore.WarnLevel
 	}
 	if ce := b.log.Check(level, "realtime: mode resolution failed"); ce != nil {

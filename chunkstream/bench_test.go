@@ -34,7 +34,7 @@ const delta = " token"
 // of request "chat-1" flush once n deltas are buffered: a full message
 // flushes at once, without waiting for the interval.
 func messageBytesFor(tb testing.TB, n int) int {
-	overhead, err := realtime.Message{Room: "chat-1", Name: chunkstream.DefaultName, RequestID: "chat-1", Body: "", Seq: math.MaxUint64}.Encode()
+	overhead, err := realtime.Message{Room: "chat-1", Name: "ai.message", RequestID: "chat-1", Body: "", Seq: math.MaxUint64}.Encode()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestPublishesPer1000Deltas(t *testing.T) {
 				if err := s.Close(ctxT(t)); err != nil {
 					t.Fatal(err)
 				}
-				windows := int(1000 * step / chunkstream.DefaultInterval)
+				windows := int(1000 * step / defaultInterval)
 				t.Logf("%d publishes per 1000 deltas", rec.Len())
 				if rec.Len() != windows+1 {
 					t.Fatalf("%d publishes, want %d: one per window and the end marker", rec.Len(), windows+1)

@@ -25,8 +25,9 @@
 //	}
 //	return s.Close(ctx) // the rest of the text, then `\ok`
 //
-// [Pump] does the same from a [DeltaSource], such as an OpenAI-compatible
-// chat completion stream, waiting for room instead of failing.
+// [Pump] does the same from a function that returns the next delta, such as
+// the Recv of an OpenAI-compatible chat completion stream, waiting for room
+// instead of failing.
 //
 // What the stream guarantees: concatenating the bodies of its messages in
 // seq order, without the end marker, gives exactly the text that
@@ -59,27 +60,32 @@
 // [github.com/coursebuilder/realtime-go/realtime/inngest.Provider.PublishStream]).
 // The Inngest server cuts a stream at its own read boundaries and would
 // damage a multi-byte character cut in two, so the text is sent escaped to
-// ASCII, as the inside of a JSON string literal; [DecodeStreamText] (or
-// JSON.parse in a browser) turns the concatenated chunks back into the text.
-// The end marker is still an ordinary message after the streams, with seq 1.
-// A stream is not retried (not by the provider either: it cannot be sent
-// twice without showing its text twice): a failure fails the Stream.
+// ASCII, as the inside of a JSON string literal. JSON.parse('"' +
+// chunks.join("") + '"') in a browser, and in Go
+//
+//	err := json.Unmarshal([]byte(`"`+strings.Join(chunks, "")+`"`), &text)
+//
+// turn the concatenated data of the chunk messages (every datastream's, in
+// the order the streams started) back into the text. The end marker is
+// still an ordinary message after the streams, with seq 1. A stream is not
+// retried (not by the provider either: it cannot be sent twice without
+// showing its text twice): a failure fails the Stream.
 //
 // # Errors
 //
 // [Stream.PublishChunk] fails with [ErrBufferFull] when the stream already
 // holds [Options.MaxBuffered] bytes not yet published (the text is not
-// accepted; offer it again later), with [ErrClosed] after Close, and with
-// the stream's [*FailedError] once it failed, and with [ErrInvalidUTF8]
-// for text that is not valid UTF-8 and cannot become so: PublishChunk may
-// end in the middle of a character, and the next call must then begin with
-// the bytes that complete it; any other invalid sequence is refused, the
-// whole text with it, and the stream stays as it was, ready for the next
-// valid text (so the refused text is not buffered, and the text before and
-// after it is published). A character still incomplete when the stream is
-// closed is not published. New fails with a
-// [*realtime.ValidationError] for a room, name or request id that cannot be
-// published.
+// accepted; offer it again later), with [ErrClosed] after Close, with the
+// stream's [*FailedError] once it failed, and with an error matching
+// [realtime.ErrInvalidUTF8] for text that is not valid UTF-8 and cannot
+// become so: PublishChunk may end in the middle of a character, and the
+// next call must then begin with the bytes that complete it; any other
+// invalid sequence is refused, the whole text with it, and the stream stays
+// as it was, ready for the next valid text (so the refused text is not
+// buffered, and the text before and after it is published). A character
+// still incomplete when the stream is closed is not published. New fails
+// with a [*realtime.ValidationError] for a room, name or request id that
+// cannot be published.
 //
 // A Stream does not retry: the provider's retry policy is the one retry loop
 // ([github.com/coursebuilder/realtime-go/realtime/inngest.Options.Retry] and
@@ -93,8 +99,8 @@
 // good: its message is never offered again, so a message that may have been
 // delivered is never sent twice; nothing more is published, not even the end
 // marker, and [Stream.Err], Close and PublishChunk return a [*FailedError]
-// that matches [ErrFailed] and the provider's error and says from which seq
-// text is missing. Close does not try again either: a failure before or
+// that matches the provider's error and says from which seq text is
+// missing. Close does not try again either: a failure before or
 // during Close is final. The end of New's context, or of Close's before
 // Close is done, fails the stream the same way with the context's error.
 //

@@ -5,7 +5,8 @@ import (
 	"fmt"
 )
 
-// Sentinel errors, matched with [errors.Is].
+// Sentinel errors, matched with [errors.Is]. Text that is not valid UTF-8
+// matches [realtime.ErrInvalidUTF8], the module's one sentinel for it.
 var (
 	// ErrBufferFull is returned by [Stream.PublishChunk] when accepting the
 	// text would hold more than [Options.MaxBuffered] bytes that are not
@@ -14,23 +15,14 @@ var (
 	ErrBufferFull = errors.New("chunkstream: buffer full")
 	// ErrClosed is returned by [Stream.PublishChunk] after Close.
 	ErrClosed = errors.New("chunkstream: closed")
-	// ErrFailed matches every [*FailedError]: the stream failed and
-	// publishes nothing more.
-	ErrFailed = errors.New("chunkstream: stream failed")
-	// ErrInvalidUTF8 is returned by [Stream.PublishChunk] (and [Pump]) for
-	// text that is not valid UTF-8 and cannot become valid: an invalid
-	// byte sequence anywhere but at the very end, where the next call may
-	// complete a character. None of the text was accepted; the stream is
-	// unchanged and takes the next valid text. Invalid text is refused
-	// rather than published as U+FFFD.
-	ErrInvalidUTF8 = errors.New("chunkstream: text is not valid UTF-8")
 )
 
-// FailedError reports why a [Stream] stopped publishing. Text from message
+// FailedError reports why a [Stream] stopped publishing; every error of a
+// failed stream is one (find it with [errors.AsType]). Text from message
 // Seq on, including the end marker, was not published (or, in text-stream
 // mode, possibly only in part), except that message Seq itself may have
 // been delivered once when Err matches [realtime.ErrMaybeDelivered]. It
-// matches [ErrFailed] and the cause.
+// matches the cause with [errors.Is].
 //
 // The failure is final: a Stream offers each message to its provider
 // once, and the provider's retry policy (inngest.Options.Retry,
@@ -54,5 +46,5 @@ func (e *FailedError) Error() string {
 	return msg + ": " + fmt.Sprint(e.Err)
 }
 
-// Unwrap returns ErrFailed and the cause.
-func (e *FailedError) Unwrap() []error { return []error{ErrFailed, e.Err} }
+// Unwrap returns the cause.
+func (e *FailedError) Unwrap() error { return e.Err }

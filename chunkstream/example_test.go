@@ -2,6 +2,7 @@ package chunkstream_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -52,18 +53,17 @@ func ExamplePump() {
 		fmt.Println(err)
 		return
 	}
-	// A DeltaSource: here a fixed list; see the DeltaSource doc for an
-	// OpenAI stream.
+	// The deltas: here a fixed list; see Pump's doc for an OpenAI stream.
 	deltas := []string{"The ", "answer ", "is ", "42."}
-	src := chunkstream.DeltaFunc(func() (string, error) {
+	recv := func() (string, error) {
 		if len(deltas) == 0 {
 			return "", io.EOF
 		}
 		d := deltas[0]
 		deltas = deltas[1:]
 		return d, nil
-	})
-	if err := chunkstream.Pump(ctx, src, s); err != nil {
+	}
+	if err := chunkstream.Pump(ctx, recv, s); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -78,10 +78,13 @@ func ExamplePump() {
 	// Output: The answer is 42.
 }
 
-func ExampleDecodeStreamText() {
+// Example_decodeTextStream decodes what a Stream in text-stream mode
+// published, as the package documentation says.
+func Example_decodeTextStream() {
 	// The data of the chunk messages of a text-stream mode Stream, in order.
 	chunks := []string{`Caf\u00e9 \ud83d`, `\ude00 \"ok\"`}
-	text, err := chunkstream.DecodeStreamText(strings.Join(chunks, ""))
+	var text string
+	err := json.Unmarshal([]byte(`"`+strings.Join(chunks, "")+`"`), &text)
 	fmt.Println(text, err)
 	// Output: Café 😀 "ok" <nil>
 }

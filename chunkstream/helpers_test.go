@@ -20,6 +20,19 @@ import (
 // wait bounds every wait for something that must happen.
 const wait = 10 * time.Second
 
+// defaultInterval is the documented default of Options.Interval, the
+// TypeScript provider's 250ms.
+const defaultInterval = 250 * time.Millisecond
+
+// decodeStreamText decodes the concatenated data of the chunk messages of
+// a text-stream mode Stream the way the package documentation says (and
+// JSON.parse does in a browser).
+func decodeStreamText(data string) (string, error) {
+	var s string
+	err := json.Unmarshal([]byte(`"`+data+`"`), &s)
+	return s, err
+}
+
 func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	t.Cleanup(cancel)
@@ -48,7 +61,7 @@ func newStream(t testing.TB, p realtime.Provider, opts *chunkstream.Options) (*c
 	})
 	interval := o.Interval
 	if interval <= 0 {
-		interval = chunkstream.DefaultInterval
+		interval = defaultInterval
 	}
 	return s, func() { tick(interval) }
 }

@@ -43,6 +43,15 @@ func (p *lostAnswer) Publish(ctx context.Context, msg realtime.Message) error {
 	return p.err
 }
 
+// PublishEnvelope is the path a broadcast takes (realtime.EnvelopePublisher);
+// without it the Recorder's own would be promoted and never fail.
+func (p *lostAnswer) PublishEnvelope(ctx context.Context, env *realtime.Envelope) error {
+	if err := p.Recorder.PublishEnvelope(ctx, env); err != nil {
+		return err
+	}
+	return p.err
+}
+
 // TestFallbackMaybeDeliveredIsNeverSentAgain: over a broadcast in realtime
 // mode with FallbackToLegacy, Inngest answering 503 and PartyKit's answer
 // lost after it delivered (ErrMaybeDelivered), PartyKit receives the chunk
@@ -50,7 +59,7 @@ func (p *lostAnswer) Publish(ctx context.Context, msg realtime.Message) error {
 // transports.
 func TestFallbackMaybeDeliveredIsNeverSentAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		inngest := realtimetest.NewFaulty(realtimetest.Fail(transport.NewStatusError("inngest", 503, "", 0)))
+		inngest := realtimetest.NewFaulty(realtimetest.Fail(transport.StatusError("inngest", 503, "", 0)))
 		party := &lostAnswer{err: maybeDelivered("partykit")}
 		b, err := broadcast.New(party, inngest, &broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
 		require.NoError(t, err)
@@ -61,7 +70,6 @@ func TestFallbackMaybeDeliveredIsNeverSentAgain(t *testing.T) {
 
 		var fe *chunkstream.FailedError
 		require.ErrorAs(t, err, &fe)
-		assert.ErrorIs(t, err, chunkstream.ErrFailed)
 		assert.ErrorIs(t, err, realtime.ErrMaybeDelivered)
 		assert.Equal(t, uint64(1), fe.Seq)
 		var te *broadcast.TransportError
@@ -85,8 +93,8 @@ func TestFallbackMaybeDeliveredIsNeverSentAgain(t *testing.T) {
 // now: each transport is called once and the stream fails.
 func TestFallbackBothUnavailableFailsTheStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		inngest := realtimetest.NewFaulty(realtimetest.Fail(transport.NewStatusError("inngest", 503, "", 0)))
-		party := realtimetest.NewFaulty(realtimetest.Fail(transport.NewStatusError("partykit", 503, "", 0)), realtimetest.Succeed())
+		inngest := realtimetest.NewFaulty(realtimetest.Fail(transport.StatusError("inngest", 503, "", 0)))
+		party := realtimetest.NewFaulty(realtimetest.Fail(transport.StatusError("partykit", 503, "", 0)), realtimetest.Succeed())
 		b, err := broadcast.New(party, inngest, &broadcast.Options{Resolver: flags.Fixed(flags.Realtime), FallbackToLegacy: true})
 		require.NoError(t, err)
 

@@ -51,10 +51,10 @@ func randomDeltas(rng *rand.Rand, text string) []string {
 // TestPropertyTextArrivesExactlyOnceInOrder: for random texts cut into
 // random deltas, with flushes at random moments, small random message
 // limits, invalid UTF-8 offered between deltas (refused with
-// ErrInvalidUTF8) and, in some runs, one transient provider failure, the
-// bodies in seq order, concatenated without the end marker, are exactly
-// the valid text, with no U+FFFD; seq runs 1..n without a gap; no envelope
-// exceeds the limit. A run whose provider fails at its k-th publish ends
+// realtime.ErrInvalidUTF8) and, in some runs, one transient provider
+// failure, the bodies in seq order, concatenated without the end marker,
+// are exactly the valid text, with no U+FFFD; seq runs 1..n without a gap;
+// no envelope exceeds the limit. A run whose provider fails at its k-th publish ends
 // with a *FailedError at seq k after exactly k publishes: the text of
 // seq 1..k-1 is a prefix of the valid text, and the failed message is
 // never offered again, though the provider would take it.
@@ -91,7 +91,7 @@ func TestPropertyTextArrivesExactlyOnceInOrder(t *testing.T) {
 
 			failed := func(err error) {
 				t.Helper()
-				require.ErrorIs(t, err, chunkstream.ErrFailed, "seed %d", seed)
+				require.ErrorAs(t, err, new(*chunkstream.FailedError), "seed %d", seed)
 				require.NotZero(t, failAt, "seed %d: the stream failed with no failure: %v", seed, err)
 			}
 			for _, d := range deltas {
@@ -99,7 +99,7 @@ func TestPropertyTextArrivesExactlyOnceInOrder(t *testing.T) {
 					// Bytes that no text can contain, even right after a
 					// character left open: refused, and nothing else lost.
 					bad := garbage[rng.IntN(len(garbage))]
-					if err := s.PublishChunk(bad); !errors.Is(err, chunkstream.ErrInvalidUTF8) {
+					if err := s.PublishChunk(bad); !errors.Is(err, realtime.ErrInvalidUTF8) {
 						failed(err)
 					}
 				}
@@ -111,7 +111,7 @@ func TestPropertyTextArrivesExactlyOnceInOrder(t *testing.T) {
 					tick() // a flush, done before the next delta
 				case 1:
 					// A flush that runs while the next deltas arrive.
-					time.Sleep(chunkstream.DefaultInterval)
+					time.Sleep(defaultInterval)
 				case 2:
 					runtime.Gosched()
 				}
@@ -161,7 +161,7 @@ func TestPropertyTextStream(t *testing.T) {
 				case 0, 1:
 					tick()
 				case 2:
-					time.Sleep(chunkstream.DefaultInterval)
+					time.Sleep(defaultInterval)
 				}
 			}
 			require.NoError(t, s.Close(ctxT(t)))
@@ -169,7 +169,7 @@ func TestPropertyTextStream(t *testing.T) {
 			if len(p.streams) > 0 {
 				require.Len(t, p.streams, 1)
 				var err error
-				got, err = chunkstream.DecodeStreamText(p.streams[0])
+				got, err = decodeStreamText(p.streams[0])
 				require.NoError(t, err)
 			}
 			require.Equal(t, text, got, "seed %d", seed)

@@ -7,53 +7,41 @@ import (
 	"io"
 )
 
-// DeltaSource yields the text deltas of a streamed completion, such as an
-// OpenAI-compatible chat completion stream: with github.com/sashabaranov/go-openai,
+// Pump calls recv until it returns io.EOF, publishing every delta it
+// returns to s, then closes s with [Stream.Close] (the rest of the text,
+// then the end marker) and returns its result. recv returns the next delta
+// of a streamed completion, possibly empty, or io.EOF once the completion
+// is over; with github.com/sashabaranov/go-openai:
 //
-//	src := chunkstream.DeltaFunc(func() (string, error) {
+//	err := chunkstream.Pump(ctx, func() (string, error) {
 //		resp, err := stream.Recv() // io.EOF after the last chunk
 //		if err != nil || len(resp.Choices) == 0 {
 //			return "", err
 //		}
 //		return resp.Choices[0].Delta.Content, nil
-//	})
-type DeltaSource interface {
-	// Recv returns the next delta, possibly empty, or io.EOF once the
-	// completion is over.
-	Recv() (string, error)
-}
-
-// DeltaFunc adapts a function to [DeltaSource].
-type DeltaFunc func() (string, error)
-
-// Recv calls f.
-func (f DeltaFunc) Recv() (string, error) { return f() }
-
-// Pump reads src until io.EOF, publishing every delta to s, then closes s
-// with [Stream.Close] (the rest of the text, then the end marker) and
-// returns its result.
+//	}, s)
 //
 // It never drops a delta: when s holds MaxBuffered bytes that are not
 // published yet, Pump waits for room, so a slow provider slows the reading
-// of src instead. If src fails, Pump publishes what it received with
-// [Stream.CloseIncomplete] (no end marker: the response is not complete)
-// and returns src's error joined with CloseIncomplete's; so it does, with
-// an error matching [ErrInvalidUTF8], for a delta that is not valid UTF-8
-// (none of that delta is published). If ctx ends, Pump
+// of the completion instead. If recv fails, Pump publishes what it received
+// with [Stream.CloseIncomplete] (no end marker: the response is not
+// complete) and returns recv's error joined with CloseIncomplete's; so it
+// does, with an error matching [realtime.ErrInvalidUTF8], for a delta that
+// is not valid UTF-8 (none of that delta is published). If ctx ends, Pump
 // stops, the stream abandons what is not published (see [Stream.Close]) and
-// Pump returns ctx's error with the stream's.
-// Recv does not take a context: bind src to ctx where it is created (an
-// OpenAI stream to the context of its request).
-func Pump(ctx context.Context, src DeltaSource, s *Stream) error {
+// Pump returns ctx's error with the stream's. recv takes no context: bind
+// it to ctx where it is created (an OpenAI stream to the context of its
+// request).
+func Pump(ctx context.Context, recv func() (string, error), s *Stream) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(err, s.CloseIncomplete(ctx))
 		}
-		delta, err := src.Recv()
+		delta, err := recv()
 		if delta != "" {
 			if perr := s.publishWait(ctx, delta); perr != nil {
 				cerr := s.CloseIncomplete(ctx)
-				if errors.Is(perr, ErrFailed) {
+				if _, failed := errors.AsType[*FailedError](perr); failed {
 					return cerr // the same failure
 				}
 				return errors.Join(perr, cerr)

@@ -16,19 +16,20 @@ import (
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
-// deltas returns a DeltaSource over ds, then err (io.EOF when nil).
-func deltas(err error, ds ...string) chunkstream.DeltaSource {
+// deltas returns a receive function for Pump over ds, then err (io.EOF
+// when nil).
+func deltas(err error, ds ...string) func() (string, error) {
 	if err == nil {
 		err = io.EOF
 	}
-	return chunkstream.DeltaFunc(func() (string, error) {
+	return func() (string, error) {
 		if len(ds) == 0 {
 			return "", err
 		}
 		d := ds[0]
 		ds = ds[1:]
 		return d, nil
-	})
+	}
 }
 
 func TestPump(t *testing.T) {
@@ -98,7 +99,7 @@ func TestPumpContextEnds(t *testing.T) {
 		cancel()
 		err := <-errc
 		assert.ErrorIs(t, err, context.Canceled)
-		assert.ErrorIs(t, err, chunkstream.ErrFailed)
+		assert.ErrorAs(t, err, new(*chunkstream.FailedError))
 		assert.Zero(t, g.Len())
 	})
 }

@@ -16,19 +16,16 @@ import (
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
-// Defaults for [Options], and the wire values of the legacy contract.
+// EndMarker is the body of the last message of a complete stream: the
+// TypeScript provider's STREAM_COMPLETE, which a subscriber compares a body
+// with to know the response is over.
+const EndMarker = `\ok`
+
+// Defaults of [Options], as documented on its fields.
 const (
-	// DefaultInterval is how often a Stream flushes: the 250 ms of the
-	// TypeScript OpenAI provider.
-	DefaultInterval = 250 * time.Millisecond
-	// DefaultName is the event name of every message of a stream.
-	DefaultName = "ai.message"
-	// EndMarker is the body of the last message of a complete stream, the
-	// TypeScript STREAM_COMPLETE.
-	EndMarker = `\ok`
-	// DefaultMaxBuffered bounds the text a Stream holds before it is
-	// published.
-	DefaultMaxBuffered = 4 << 20
+	defaultInterval    = 250 * time.Millisecond // the TypeScript OpenAI provider's
+	defaultName        = "ai.message"
+	defaultMaxBuffered = 4 << 20
 )
 
 // minBody is the least room for text a message must have: one character,
@@ -140,7 +137,7 @@ func New(ctx context.Context, p realtime.Provider, requestID string, opts *Optio
 		s.room = requestID
 	}
 	if s.name == "" {
-		s.name = DefaultName
+		s.name = defaultName
 	}
 	limit := o.MaxMessageBytes
 	if limit <= 0 || limit > realtime.MaxEnvelopeBytes {
@@ -154,14 +151,14 @@ func New(ctx context.Context, p realtime.Provider, requestID string, opts *Optio
 		return nil, fmt.Errorf("chunkstream: MaxMessageBytes %d leaves no room for text (an empty message takes %d bytes)", limit, len(overhead))
 	}
 	if s.maxBuffered <= 0 {
-		s.maxBuffered = DefaultMaxBuffered
+		s.maxBuffered = defaultMaxBuffered
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
 	interval := o.Interval
 	if interval <= 0 {
-		interval = DefaultInterval
+		interval = defaultInterval
 	}
 
 	if pin, ok := p.(realtime.Pinner); ok {
@@ -184,8 +181,9 @@ func New(ctx context.Context, p realtime.Provider, requestID string, opts *Optio
 // It fails, without accepting text, with [ErrBufferFull] when the stream
 // already holds [Options.MaxBuffered] bytes not yet published, with
 // [ErrClosed] after Close, with the stream's [*FailedError] once it gave
-// up, and with [ErrInvalidUTF8] for text that is not valid UTF-8 and cannot
-// become valid. Empty text is accepted and ignored.
+// up, and with an error matching [realtime.ErrInvalidUTF8] for text that
+// is not valid UTF-8 and cannot become valid. Empty text is accepted and
+// ignored.
 //
 // The rule for UTF-8: a character may be split between two calls (a model's
 // deltas may cut one), and is published whole; so text may end with the
@@ -228,9 +226,9 @@ func (s *Stream) appendLocked(text string) error {
 	return nil
 }
 
-// checkLocked returns an error matching ErrInvalidUTF8 unless text may
-// follow the buffer in valid UTF-8. The buffer is valid UTF-8 but for an
-// incomplete character at its end, which text may complete.
+// checkLocked returns an error matching realtime.ErrInvalidUTF8 unless
+// text may follow the buffer in valid UTF-8. The buffer is valid UTF-8 but
+// for an incomplete character at its end, which text may complete.
 func (s *Stream) checkLocked(text string) error {
 	var pending []byte
 	if n := len(s.buf); n > 0 && s.buf[n-1] >= utf8.RuneSelf {
@@ -240,7 +238,7 @@ func (s *Stream) checkLocked(text string) error {
 	if at < 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: invalid sequence at byte %d of %d; none of the text was accepted", ErrInvalidUTF8, at, len(text))
+	return fmt.Errorf("chunkstream: text refused, invalid sequence at byte %d of %d: %w", at, len(text), realtime.ErrInvalidUTF8)
 }
 
 // publishWait is PublishChunk that waits for room instead of failing with

@@ -1,8 +1,6 @@
 package chunkstream
 
 import (
-	"encoding/json"
-	"fmt"
 	"unicode/utf8"
 
 	"github.com/coursebuilder/realtime-go/internal/textutil"
@@ -73,7 +71,8 @@ const hexDigits = "0123456789abcdef"
 // appendStreamText appends b to dst as the contents of a JSON string
 // literal that is pure ASCII: quotes, backslashes and control characters
 // escaped, every other non-ASCII character as \uXXXX (a surrogate pair above
-// U+FFFF), an invalid byte as \ufffd. See [DecodeStreamText].
+// U+FFFF), an invalid byte as \ufffd: what JSON.parse('"' + chunks + '"')
+// decodes (see the package documentation, Text-stream mode).
 func appendStreamText(dst, b []byte) []byte {
 	for i := 0; i < len(b); {
 		c := b[i]
@@ -110,27 +109,6 @@ func appendStreamText(dst, b []byte) []byte {
 
 func appendU(dst []byte, r rune) []byte {
 	return append(dst, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
-}
-
-// DecodeStreamText returns the text that a [Stream] in text-stream mode
-// ([Options.TextStream]) published, from the data of its chunk messages
-// concatenated in order (the chunks of every datastream, the streams in the
-// order they started).
-//
-// Such a Stream sends its text escaped to ASCII, as the inside of a JSON
-// string literal, because the Inngest server cuts a stream wherever its reads
-// end and would damage a multi-byte character cut in two. In a browser the
-// same decoding is JSON.parse('"' + chunks.join("") + '"').
-func DecodeStreamText(data string) (string, error) {
-	b := make([]byte, 0, len(data)+2)
-	b = append(b, '"')
-	b = append(b, data...)
-	b = append(b, '"')
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return "", fmt.Errorf("chunkstream: decode stream text: %w", err)
-	}
-	return s, nil
 }
 
 // invalidAt returns -1 when text may follow pending (the incomplete

@@ -11,12 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/coursebuilder/realtime-go/chunkstream"
+	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
 
 // TestInvalidUTF8IsRefusedAndNothingElseIsLost: a lone 0xff, in any
 // position but one an earlier call left open, is refused with
-// ErrInvalidUTF8, none of its text is accepted, and the stream publishes
+// realtime.ErrInvalidUTF8, none of its text is accepted, and the stream publishes
 // the valid text before and after it, without a U+FFFD.
 func TestInvalidUTF8IsRefusedAndNothingElseIsLost(t *testing.T) {
 	for name, bad := range map[string]string{
@@ -34,7 +35,7 @@ func TestInvalidUTF8IsRefusedAndNothingElseIsLost(t *testing.T) {
 				s, tick := newStream(t, rec, &chunkstream.Options{MaxBuffered: 64})
 				require.NoError(t, s.PublishChunk("before "))
 				err := s.PublishChunk(bad)
-				require.ErrorIs(t, err, chunkstream.ErrInvalidUTF8)
+				require.ErrorIs(t, err, realtime.ErrInvalidUTF8)
 				assert.Contains(t, err.Error(), "chunkstream: ")
 				require.NoError(t, s.Err(), "the stream is still healthy")
 				require.NoError(t, s.PublishChunk("after"))
@@ -55,7 +56,7 @@ func TestInvalidUTF8IsNotBuffered(t *testing.T) {
 		rec := realtimetest.NewRecorder()
 		s, _ := newStream(t, rec, &chunkstream.Options{MaxBuffered: 4})
 		for range 10 {
-			require.ErrorIs(t, s.PublishChunk("\xff\xff"), chunkstream.ErrInvalidUTF8)
+			require.ErrorIs(t, s.PublishChunk("\xff\xff"), realtime.ErrInvalidUTF8)
 		}
 		require.NoError(t, s.PublishChunk("abcd"), "the refused bytes took no room")
 		require.NoError(t, s.Close(ctxT(t)))
@@ -81,8 +82,8 @@ func TestRuneSplitAcrossCallsIsDeliveredWhole(t *testing.T) {
 		}
 		euro := "€"
 		require.NoError(t, s.PublishChunk("x"+euro[:1]))
-		require.ErrorIs(t, s.PublishChunk("y"), chunkstream.ErrInvalidUTF8, "the open character must be continued")
-		require.ErrorIs(t, s.PublishChunk(euro[1:2]+"\xff"), chunkstream.ErrInvalidUTF8)
+		require.ErrorIs(t, s.PublishChunk("y"), realtime.ErrInvalidUTF8, "the open character must be continued")
+		require.ErrorIs(t, s.PublishChunk(euro[1:2]+"\xff"), realtime.ErrInvalidUTF8)
 		require.NoError(t, s.PublishChunk(euro[1:]+"y"))
 		want.WriteString("x€y")
 		require.NoError(t, s.Close(ctxT(t)))
@@ -105,7 +106,7 @@ func TestIncompleteCharacterAtCloseIsNotPublished(t *testing.T) {
 			if textStream {
 				require.Len(t, p.streams, 1)
 				var err error
-				got, err = chunkstream.DecodeStreamText(p.streams[0])
+				got, err = decodeStreamText(p.streams[0])
 				require.NoError(t, err)
 			}
 			assert.Equal(t, "ok", got, "text stream %v", textStream)
@@ -125,14 +126,14 @@ func TestUFFFDInTheInputIsPublished(t *testing.T) {
 }
 
 // TestPumpRefusesInvalidUTF8: a delta that is not valid UTF-8 ends the
-// pump with ErrInvalidUTF8; what came before is published, nothing of
-// that delta is.
+// pump with realtime.ErrInvalidUTF8; what came before is published,
+// nothing of that delta is.
 func TestPumpRefusesInvalidUTF8(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := realtimetest.NewRecorder()
 		s, _ := newStream(t, rec, &chunkstream.Options{MaxBuffered: 4})
 		err := chunkstream.Pump(ctxT(t), deltas(nil, "ok", "long text\xff"), s)
-		require.ErrorIs(t, err, chunkstream.ErrInvalidUTF8)
+		require.ErrorIs(t, err, realtime.ErrInvalidUTF8)
 		assert.Equal(t, "ok", reassemble(t, rec.Records(), false, 0))
 	})
 }
@@ -160,7 +161,7 @@ func FuzzPublishChunk(f *testing.F) {
 				case utf8.ValidString(text):
 					t.Fatalf("valid text %q: PublishChunk(%q): %v", text, rest[:n], err)
 				default:
-					require.ErrorIs(t, err, chunkstream.ErrInvalidUTF8)
+					require.ErrorIs(t, err, realtime.ErrInvalidUTF8)
 				}
 				rest = rest[n:]
 				if rng.IntN(3) == 0 {

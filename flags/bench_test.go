@@ -40,8 +40,8 @@ func BenchmarkEvaluator(b *testing.B) {
 	}
 	mem := func() openfeature.FeatureProvider {
 		return memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
-			KillSwitchKey:            anyFlagDef(false),
-			ModeKey(ScopeVideoReady): modeFlagDef("shadow"),
+			KillSwitchKey:             anyFlagDef(false),
+			ScopeVideoReady.ModeKey(): modeFlagDef("shadow"),
 		})
 	}
 	const cached, uncached = 0, -1
@@ -78,13 +78,13 @@ func BenchmarkEvaluator(b *testing.B) {
 func BenchmarkClientDirect(b *testing.B) {
 	ctx := context.Background()
 	c := newClient(b, memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
-		KillSwitchKey:            anyFlagDef(false),
-		ModeKey(ScopeVideoReady): modeFlagDef("shadow"),
+		KillSwitchKey:             anyFlagDef(false),
+		ScopeVideoReady.ModeKey(): modeFlagDef("shadow"),
 	}))
 	ec := openfeature.NewEvaluationContext("video-1", map[string]any{"app": "astro-party", "environment": "production", "scope": "video-ready", "room": "video-1"})
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = c.BooleanValueDetails(ctx, KillSwitchKey, false, ec)
-		_, _ = c.StringValueDetails(ctx, ModeKey(ScopeVideoReady), "", ec)
+		_, _ = c.StringValueDetails(ctx, ScopeVideoReady.ModeKey(), "", ec)
 	}
 }

@@ -31,7 +31,7 @@ func (p *countingMem) StringEvaluation(ctx context.Context, flag string, def str
 
 func newCountingMem(mode string) *countingMem {
 	return &countingMem{InMemoryProvider: memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
-		ModeKey(ScopeVideoReady): modeFlagDef(mode),
+		ScopeVideoReady.ModeKey(): modeFlagDef(mode),
 	})}
 }
 
@@ -73,7 +73,7 @@ func TestCacheDroppedOnConfigChangeEvent(t *testing.T) {
 		if got := f.ev.Mode(ctx, ScopeVideoReady, room); got != Realtime {
 			t.Fatalf("Mode = %v, want realtime", got)
 		}
-		p.UpdateFlags(map[string]memprovider.InMemoryFlag{ModeKey(ScopeVideoReady): modeFlagDef("legacy")})
+		p.UpdateFlags(map[string]memprovider.InMemoryFlag{ScopeVideoReady.ModeKey(): modeFlagDef("legacy")})
 		synctest.Wait()
 		if got := f.ev.Mode(ctx, ScopeVideoReady, room); got != Legacy {
 			t.Errorf("after the change event: Mode = %v, want legacy (flipping off reverts to PartyKit on the next publish)", got)
@@ -102,7 +102,7 @@ func TestCacheDroppedOnProviderEvents(t *testing.T) {
 				mode.Store("primary")
 				p := &eventStub{events: make(chan openfeature.Event, 1)}
 				p.stringFn = func(_ context.Context, flag string, _ openfeature.FlattenedContext) openfeature.StringResolutionDetail {
-					if flag != ModeKey(ScopeVideoReady) {
+					if flag != ScopeVideoReady.ModeKey() {
 						return stringErr(openfeature.NewFlagNotFoundResolutionError(flag))
 					}
 					return stringValue(mode.Load().(string))
@@ -134,7 +134,7 @@ func TestCacheExpiresAfterTTL(t *testing.T) {
 		var mode atomic.Value
 		mode.Store("realtime")
 		p := &stubProvider{stringFn: func(_ context.Context, flag string, _ openfeature.FlattenedContext) openfeature.StringResolutionDetail {
-			if flag != ModeKey(ScopeAIStream) {
+			if flag != ScopeAIStream.ModeKey() {
 				return stringErr(openfeature.NewFlagNotFoundResolutionError(flag))
 			}
 			return stringValue(mode.Load().(string))
@@ -185,7 +185,7 @@ func TestCloseStopsCaching(t *testing.T) {
 // TestOtherScopesBounded: scopes outside Scopes get state of their own up
 // to a bound, past which they are still answered correctly.
 func TestOtherScopesBounded(t *testing.T) {
-	p := memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{ModeKey(ScopeDefault): modeFlagDef("shadow")})
+	p := memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{ScopeDefault.ModeKey(): modeFlagDef("shadow")})
 	f := newFixture(t, newClient(t, p), Options{})
 	for i := range 2 * maxOtherScopes {
 		if got := f.ev.Mode(context.Background(), Scope("quiz-"+strconv.Itoa(i)), room); got != Shadow {

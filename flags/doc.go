@@ -35,7 +35,7 @@
 //
 // Mode values are read by [ParseMode]: case-insensitive, and the aliases
 // party, partykit and off (legacy), realtime-primary (primary), realtime-only
-// and inngest (realtime) are accepted. [ModeKey] builds a scope's key;
+// and inngest (realtime) are accepted. [Scope.ModeKey] is a scope's key;
 // [KillSwitchKey] is the kill switch.
 //
 // For every call, [Evaluator.Mode] evaluates the kill switch, then the
@@ -46,10 +46,19 @@
 // flag's mode.
 //
 // Every evaluation carries an evaluation context whose targeting key is the
-// room, with the attributes app and environment (from [Options], omitted
-// when empty), scope and room, so a flag service can target by app,
-// environment or room, or split rooms by percentage on the targeting key.
-// All publishes to one room therefore get the same mode.
+// room, with these attributes (the names a flag service's targeting rules
+// use):
+//
+//	| attribute   | value                                    | sent         |
+//	|-------------|------------------------------------------|--------------|
+//	| app         | Options.App ("astro-party")              | unless empty |
+//	| environment | Options.Environment ("production")       | unless empty |
+//	| scope       | the scope of the publish ("video-ready") | always       |
+//	| room        | the room (also the targeting key)        | always       |
+//
+// A flag service can thus target by app, environment, scope or room, or
+// split rooms by percentage on the targeting key; all publishes to one room
+// get the same mode.
 //
 // # Environment variables
 //
@@ -147,8 +156,8 @@
 // back to legacy.
 //
 // Each fallback logs a Warn (fields scope, flag, reason, room, answer, mode,
-// error) and adds one to the counter realtime.flag.fallbacks
-// ([FallbackMetric]) with the attributes scope, reason and answer
+// error) and adds one to the OpenTelemetry counter realtime.flag.fallbacks
+// (created with Options.Meter) with the attributes scope, reason and answer
 // ("last_known", or "default" when legacy was answered because nothing was
 // known):
 //

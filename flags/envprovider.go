@@ -18,18 +18,17 @@ import (
 )
 
 // Environment variables the [EnvProvider] reads besides the per-scope ones
-// (see the package documentation for the full table).
+// (the package documentation has the full table; [EnvVariables] lists them).
 const (
-	// EnvKillSwitch holds [KillSwitchKey]: a boolean, unset means false.
-	EnvKillSwitch = "REALTIME_KILL_SWITCH"
-	// EnvVideoRealtime is the plan's per-app switch for every video-* scope,
+	// envKillSwitch holds [KillSwitchKey]: a boolean, unset means false.
+	envKillSwitch = "REALTIME_KILL_SWITCH"
+	// envVideoRealtime is the plan's per-app switch for every video-* scope,
 	// below the per-scope variables in precedence.
-	EnvVideoRealtime = "ENABLE_REALTIME_VIDEO_REALTIME"
+	envVideoRealtime = "ENABLE_REALTIME_VIDEO_REALTIME"
 )
 
-// DefaultPollInterval is how often an [EnvProvider] with a file checks it
-// for changes by default (see EnvOptions.PollInterval).
-const DefaultPollInterval = 250 * time.Millisecond
+// defaultPollInterval is EnvOptions.PollInterval's default.
+const defaultPollInterval = 250 * time.Millisecond
 
 // maxFlagsFile bounds the size of a flags file.
 const maxFlagsFile = 1 << 20
@@ -51,14 +50,14 @@ type EnvOptions struct {
 	// file.
 	File string
 	// PollInterval is how often File is checked for changes. Defaults to
-	// [DefaultPollInterval] (250ms); zero means the default, negative turns
-	// polling off (changes are then read on [EnvProvider.Refresh] only).
+	// 250ms; zero means the default, negative turns polling off (changes
+	// are then read on [EnvProvider.Refresh] only).
 	PollInterval time.Duration
 }
 
 // EnvProvider is an OpenFeature provider backed by environment variables
 // and, optionally, a flags file (EnvOptions.File), for deployments without a
-// flag service. It serves [KillSwitchKey] and ModeKey(s) for every scope s
+// flag service. It serves [KillSwitchKey] and s.ModeKey() for every scope s
 // and ignores the evaluation context: every room of a process gets the same
 // answer. Create one with [NewEnvProvider].
 //
@@ -97,7 +96,7 @@ var (
 // NewEnvProvider returns an EnvProvider. With a file it reads the file once
 // before returning.
 func NewEnvProvider(opts *EnvOptions) *EnvProvider {
-	p := &EnvProvider{poll: DefaultPollInterval, events: make(chan openfeature.Event, 4)}
+	p := &EnvProvider{poll: defaultPollInterval, events: make(chan openfeature.Event, 4)}
 	if opts != nil {
 		p.file = opts.File
 		if opts.PollInterval != 0 {
@@ -288,7 +287,7 @@ type envSource struct {
 var envSources = func() map[string][]envSource {
 	m := make(map[string][]envSource, len(Scopes))
 	for _, s := range Scopes {
-		m[ModeKey(s)] = sourcesOf(s)
+		m[s.ModeKey()] = sourcesOf(s)
 	}
 	return m
 }()
@@ -306,7 +305,7 @@ func sourcesOf(s Scope) []envSource {
 		out = append(out, src("ENABLE_REALTIME_"+up, false))
 	}
 	if strings.HasPrefix(string(s), "video-") {
-		out = append(out, src(EnvVideoRealtime, false))
+		out = append(out, src(envVideoRealtime, false))
 	}
 	return out
 }
@@ -323,10 +322,10 @@ func sourcesOf(s Scope) []envSource {
 // applies; a test package does the same in TestMain and sets what a test
 // needs with t.Setenv. The slice is new on every call.
 func EnvVariables() []string {
-	out := []string{EnvKillSwitch}
-	seen := map[string]bool{EnvKillSwitch: true}
+	out := []string{envKillSwitch}
+	seen := map[string]bool{envKillSwitch: true}
 	for _, s := range knownScopes { // Scopes, but not a variable a caller can change
-		for _, src := range envSources[ModeKey(s)] {
+		for _, src := range envSources[s.ModeKey()] {
 			if !seen[src.name] {
 				seen[src.name] = true
 				out = append(out, src.name)
@@ -394,7 +393,7 @@ func (p *EnvProvider) StringEvaluation(_ context.Context, flag string, defaultVa
 	}
 }
 
-var killMeta = openfeature.FlagMetadata{"source": EnvKillSwitch}
+var killMeta = openfeature.FlagMetadata{"source": envKillSwitch}
 
 // BooleanEvaluation resolves [KillSwitchKey] from REALTIME_KILL_SWITCH; unset
 // or blank is the caller's default value.
@@ -405,7 +404,7 @@ func (p *EnvProvider) BooleanEvaluation(_ context.Context, flag string, defaultV
 		}
 		return boolError(defaultValue, notFound(flag))
 	}
-	raw, ok, err := p.get(EnvKillSwitch)
+	raw, ok, err := p.get(envKillSwitch)
 	if err != nil {
 		return boolError(defaultValue, openfeature.NewGeneralResolutionError(err.Error()))
 	}
@@ -418,7 +417,7 @@ func (p *EnvProvider) BooleanEvaluation(_ context.Context, flag string, defaultV
 	b, err := parseEnvBool(raw)
 	if err != nil {
 		return boolError(defaultValue, openfeature.NewParseErrorResolutionError(
-			fmt.Sprintf("%s=%q: %v", EnvKillSwitch, clip(raw), err)))
+			fmt.Sprintf("%s=%q: %v", envKillSwitch, clip(raw), err)))
 	}
 	variant := "off"
 	if b {

@@ -34,17 +34,17 @@ func TestEnvProviderTable(t *testing.T) {
 		{"enable takes a mode", map[string]string{"ENABLE_REALTIME_VIDEO_READY": "primary"}, want{ScopeVideoReady: Primary}},
 		{"enable for other scopes", map[string]string{"ENABLE_REALTIME_VIDEO_ERRORED": "yes", "ENABLE_REALTIME_AI_STREAM": "realtime"},
 			want{ScopeVideoErrored: Shadow, ScopeAIStream: Realtime}},
-		{"per-app video switch", map[string]string{EnvVideoRealtime: "true"},
+		{"per-app video switch", map[string]string{"ENABLE_REALTIME_VIDEO_REALTIME": "true"},
 			want{ScopeVideoUpload: Shadow, ScopeVideoReady: Shadow, ScopeVideoErrored: Shadow}},
-		{"per-app video switch takes a mode", map[string]string{EnvVideoRealtime: "realtime"},
+		{"per-app video switch takes a mode", map[string]string{"ENABLE_REALTIME_VIDEO_REALTIME": "realtime"},
 			want{ScopeVideoUpload: Realtime, ScopeVideoReady: Realtime, ScopeVideoErrored: Realtime}},
-		{"per-scope beats per-app, on", map[string]string{EnvVideoRealtime: "false", "ENABLE_REALTIME_VIDEO_READY": "true"},
+		{"per-scope beats per-app, on", map[string]string{"ENABLE_REALTIME_VIDEO_REALTIME": "false", "ENABLE_REALTIME_VIDEO_READY": "true"},
 			want{ScopeVideoReady: Shadow}},
-		{"per-scope beats per-app, off", map[string]string{EnvVideoRealtime: "primary", "ENABLE_REALTIME_VIDEO_READY": "off"},
+		{"per-scope beats per-app, off", map[string]string{"ENABLE_REALTIME_VIDEO_REALTIME": "primary", "ENABLE_REALTIME_VIDEO_READY": "off"},
 			want{ScopeVideoUpload: Primary, ScopeVideoErrored: Primary}},
 		{"explicit mode beats enable", map[string]string{"REALTIME_VIDEO_READY_MODE": "realtime", "ENABLE_REALTIME_VIDEO_READY": "false"},
 			want{ScopeVideoReady: Realtime}},
-		{"explicit legacy beats enable", map[string]string{"REALTIME_VIDEO_UPLOAD_MODE": "legacy", "ENABLE_REALTIME_VIDEO_UPLOAD": "true", EnvVideoRealtime: "true"},
+		{"explicit legacy beats enable", map[string]string{"REALTIME_VIDEO_UPLOAD_MODE": "legacy", "ENABLE_REALTIME_VIDEO_UPLOAD": "true", "ENABLE_REALTIME_VIDEO_REALTIME": "true"},
 			want{ScopeVideoReady: Shadow, ScopeVideoErrored: Shadow}},
 		{"explicit mode per scope", map[string]string{"REALTIME_AI_STREAM_MODE": "primary", "REALTIME_TRANSCRIPT_MODE": "Shadow"},
 			want{ScopeAIStream: Primary, ScopeTranscript: Shadow}},
@@ -52,12 +52,12 @@ func TestEnvProviderTable(t *testing.T) {
 			want{ScopeVideoUpload: Shadow, ScopeVideoReady: Shadow, ScopeVideoErrored: Shadow, ScopeTranscript: Shadow, ScopeAIStream: Shadow, ScopeDefault: Shadow}},
 		{"scope beats default mode", map[string]string{"REALTIME_DEFAULT_MODE": "shadow", "ENABLE_REALTIME_TRANSCRIPT": "false"},
 			want{ScopeVideoUpload: Shadow, ScopeVideoReady: Shadow, ScopeVideoErrored: Shadow, ScopeAIStream: Shadow, ScopeDefault: Shadow}},
-		{"video switch is not transcript's", map[string]string{EnvVideoRealtime: "true"},
+		{"video switch is not transcript's", map[string]string{"ENABLE_REALTIME_VIDEO_REALTIME": "true"},
 			want{ScopeVideoUpload: Shadow, ScopeVideoReady: Shadow, ScopeVideoErrored: Shadow}},
 		{"blank is unset", map[string]string{"REALTIME_VIDEO_READY_MODE": "  ", "ENABLE_REALTIME_VIDEO_READY": "true"}, want{ScopeVideoReady: Shadow}},
-		{"kill switch beats everything", map[string]string{EnvKillSwitch: "true", "REALTIME_VIDEO_READY_MODE": "realtime", "REALTIME_DEFAULT_MODE": "primary"}, want{}},
-		{"kill switch off", map[string]string{EnvKillSwitch: "off", "REALTIME_VIDEO_READY_MODE": "realtime"}, want{ScopeVideoReady: Realtime}},
-		{"kill switch blank", map[string]string{EnvKillSwitch: "", "REALTIME_VIDEO_READY_MODE": "realtime"}, want{ScopeVideoReady: Realtime}},
+		{"kill switch beats everything", map[string]string{"REALTIME_KILL_SWITCH": "true", "REALTIME_VIDEO_READY_MODE": "realtime", "REALTIME_DEFAULT_MODE": "primary"}, want{}},
+		{"kill switch off", map[string]string{"REALTIME_KILL_SWITCH": "off", "REALTIME_VIDEO_READY_MODE": "realtime"}, want{ScopeVideoReady: Realtime}},
+		{"kill switch blank", map[string]string{"REALTIME_KILL_SWITCH": "", "REALTIME_VIDEO_READY_MODE": "realtime"}, want{ScopeVideoReady: Realtime}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,11 +82,11 @@ func TestEnvProviderErrors(t *testing.T) {
 		scope Scope
 		key   string
 	}{
-		{"explicit mode takes no boolean", map[string]string{"REALTIME_VIDEO_READY_MODE": "true"}, ScopeVideoReady, ModeKey(ScopeVideoReady)},
-		{"enable typo", map[string]string{"ENABLE_REALTIME_TRANSCRIPT": "ture", "REALTIME_DEFAULT_MODE": "shadow"}, ScopeTranscript, ModeKey(ScopeTranscript)},
-		{"video switch typo", map[string]string{EnvVideoRealtime: "maybe"}, ScopeVideoUpload, ModeKey(ScopeVideoUpload)},
-		{"default typo", map[string]string{"REALTIME_DEFAULT_MODE": "shadw"}, ScopeAIStream, ModeKey(ScopeDefault)},
-		{"kill switch typo", map[string]string{EnvKillSwitch: "yes please", "REALTIME_VIDEO_READY_MODE": "realtime"}, ScopeVideoReady, KillSwitchKey},
+		{"explicit mode takes no boolean", map[string]string{"REALTIME_VIDEO_READY_MODE": "true"}, ScopeVideoReady, ScopeVideoReady.ModeKey()},
+		{"enable typo", map[string]string{"ENABLE_REALTIME_TRANSCRIPT": "ture", "REALTIME_DEFAULT_MODE": "shadow"}, ScopeTranscript, ScopeTranscript.ModeKey()},
+		{"video switch typo", map[string]string{"ENABLE_REALTIME_VIDEO_REALTIME": "maybe"}, ScopeVideoUpload, ScopeVideoUpload.ModeKey()},
+		{"default typo", map[string]string{"REALTIME_DEFAULT_MODE": "shadw"}, ScopeAIStream, ScopeDefault.ModeKey()},
+		{"kill switch typo", map[string]string{"REALTIME_KILL_SWITCH": "yes please", "REALTIME_VIDEO_READY_MODE": "realtime"}, ScopeVideoReady, KillSwitchKey},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,7 +119,7 @@ func TestEnvProviderErrors(t *testing.T) {
 // for keys and types it does not serve.
 func TestEnvProviderDirect(t *testing.T) {
 	setenv(t, map[string]string{
-		"ENABLE_REALTIME_VIDEO_READY": "true", EnvKillSwitch: "on",
+		"ENABLE_REALTIME_VIDEO_READY": "true", "REALTIME_KILL_SWITCH": "on",
 		"REALTIME_QUIZ_MODE": "primary",
 	})
 	p := NewEnvProvider(nil)
@@ -128,12 +128,12 @@ func TestEnvProviderDirect(t *testing.T) {
 		t.Error("empty provider name")
 	}
 
-	s := p.StringEvaluation(ctx, ModeKey(ScopeVideoReady), "x", nil)
+	s := p.StringEvaluation(ctx, ScopeVideoReady.ModeKey(), "x", nil)
 	if s.Value != "shadow" || s.Error() != nil || s.Reason != openfeature.StaticReason || s.Variant != "shadow" ||
 		s.FlagMetadata["source"] != "ENABLE_REALTIME_VIDEO_READY" {
 		t.Errorf("video-ready = %+v", s)
 	}
-	s = p.StringEvaluation(ctx, ModeKey(ScopeTranscript), "dflt", nil)
+	s = p.StringEvaluation(ctx, ScopeTranscript.ModeKey(), "dflt", nil)
 	if s.Value != "dflt" || s.Error() != nil || s.Reason != openfeature.DefaultReason {
 		t.Errorf("unset transcript = %+v, want the default value with reason DEFAULT", s)
 	}
@@ -142,7 +142,7 @@ func TestEnvProviderDirect(t *testing.T) {
 		t.Errorf("unknown scope key = %+v, want primary from REALTIME_QUIZ_MODE", s)
 	}
 	b := p.BooleanEvaluation(ctx, KillSwitchKey, false, nil)
-	if !b.Value || b.Error() != nil || b.FlagMetadata["source"] != EnvKillSwitch {
+	if !b.Value || b.Error() != nil || b.FlagMetadata["source"] != "REALTIME_KILL_SWITCH" {
 		t.Errorf("kill switch = %+v", b)
 	}
 
@@ -157,10 +157,10 @@ func TestEnvProviderDirect(t *testing.T) {
 		{"string of unknown key", p.StringEvaluation(ctx, "some-other-flag", "", nil).ProviderResolutionDetail, openfeature.FlagNotFoundCode},
 		{"string of realtime--mode", p.StringEvaluation(ctx, "realtime--mode", "", nil).ProviderResolutionDetail, openfeature.FlagNotFoundCode},
 		{"string of kill switch", p.StringEvaluation(ctx, KillSwitchKey, "", nil).ProviderResolutionDetail, openfeature.TypeMismatchCode},
-		{"bool of mode key", p.BooleanEvaluation(ctx, ModeKey(ScopeVideoReady), false, nil).ProviderResolutionDetail, openfeature.TypeMismatchCode},
+		{"bool of mode key", p.BooleanEvaluation(ctx, ScopeVideoReady.ModeKey(), false, nil).ProviderResolutionDetail, openfeature.TypeMismatchCode},
 		{"bool of unknown key", p.BooleanEvaluation(ctx, "x", false, nil).ProviderResolutionDetail, openfeature.FlagNotFoundCode},
 		{"float of kill switch", p.FloatEvaluation(ctx, KillSwitchKey, 0, nil).ProviderResolutionDetail, openfeature.TypeMismatchCode},
-		{"int of mode key", p.IntEvaluation(ctx, ModeKey(ScopeDefault), 0, nil).ProviderResolutionDetail, openfeature.TypeMismatchCode},
+		{"int of mode key", p.IntEvaluation(ctx, ScopeDefault.ModeKey(), 0, nil).ProviderResolutionDetail, openfeature.TypeMismatchCode},
 		{"object of unknown key", p.ObjectEvaluation(ctx, "x", nil, nil).ProviderResolutionDetail, openfeature.FlagNotFoundCode},
 	}
 	for _, c := range checks {
@@ -175,11 +175,11 @@ func TestEnvProviderDirect(t *testing.T) {
 func TestEnvProviderDefaultLookup(t *testing.T) {
 	t.Setenv("REALTIME_AI_STREAM_MODE", "primary")
 	p := NewEnvProvider(nil)
-	if got := p.StringEvaluation(context.Background(), ModeKey(ScopeAIStream), "", nil).Value; got != "primary" {
+	if got := p.StringEvaluation(context.Background(), ScopeAIStream.ModeKey(), "", nil).Value; got != "primary" {
 		t.Errorf("got %q, want primary", got)
 	}
 	t.Setenv("REALTIME_AI_STREAM_MODE", "realtime")
-	if got := p.StringEvaluation(context.Background(), ModeKey(ScopeAIStream), "", nil).Value; got != "realtime" {
+	if got := p.StringEvaluation(context.Background(), ScopeAIStream.ModeKey(), "", nil).Value; got != "realtime" {
 		t.Errorf("after change got %q, want realtime", got)
 	}
 }
@@ -187,7 +187,7 @@ func TestEnvProviderDefaultLookup(t *testing.T) {
 func TestEnvSourcesNames(t *testing.T) {
 	names := func(s Scope) string {
 		var out []string
-		for _, v := range envSources[ModeKey(s)] {
+		for _, v := range envSources[s.ModeKey()] {
 			out = append(out, v.name)
 		}
 		return strings.Join(out, " ")
@@ -234,7 +234,7 @@ func TestEnvVariables(t *testing.T) {
 		t.Errorf("EnvVariables() = %s\nwant %s", got, want)
 	}
 	vars[0] = "changed"
-	if EnvVariables()[0] != EnvKillSwitch {
+	if EnvVariables()[0] != "REALTIME_KILL_SWITCH" {
 		t.Error("EnvVariables returned a shared slice")
 	}
 
@@ -242,14 +242,14 @@ func TestEnvVariables(t *testing.T) {
 	for _, v := range EnvVariables() {
 		t.Run(v, func(t *testing.T) {
 			value := "realtime" // every mode variable accepts a mode name
-			if v == EnvKillSwitch {
+			if v == "REALTIME_KILL_SWITCH" {
 				value = "true"
 			}
 			t.Setenv(v, value)
 			p := NewEnvProvider(nil)
 			read := p.BooleanEvaluation(ctx, KillSwitchKey, false, nil).FlagMetadata["source"] == v
 			for _, s := range Scopes {
-				if p.StringEvaluation(ctx, ModeKey(s), "", nil).FlagMetadata["source"] == v {
+				if p.StringEvaluation(ctx, s.ModeKey(), "", nil).FlagMetadata["source"] == v {
 					read = true
 				}
 			}

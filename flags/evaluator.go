@@ -17,35 +17,33 @@ import (
 	"go.uber.org/zap"
 )
 
-// FallbackMetric is the name of the OpenTelemetry Int64Counter an
-// [Evaluator] adds one to for every call it could not answer from a flag
-// evaluation. Its attributes are "scope", "reason" (listed in the package
-// documentation) and "answer": "last_known" when the call answered the last
-// mode resolved for that scope, "default" when nothing was known yet and it
-// answered Legacy.
-const FallbackMetric = "realtime.flag.fallbacks"
+// fallbackMetric is the OpenTelemetry Int64Counter an [Evaluator] adds one
+// to for every call it could not answer from a flag evaluation; its
+// attributes are in the package documentation (Fallbacks).
+const fallbackMetric = "realtime.flag.fallbacks"
 
-// Values of the "answer" attribute of [FallbackMetric].
+// Values of the counter's "answer" attribute: the last mode resolved for
+// the scope, or Legacy because nothing was known yet.
 const (
-	AnswerLastKnown = "last_known"
-	AnswerDefault   = "default"
+	answerLastKnown = "last_known"
+	answerDefault   = "default"
 )
 
-// Attribute names of the evaluation context an [Evaluator] sends with every
-// flag evaluation, besides the targeting key (the room).
+// Attributes of the evaluation context, besides the targeting key (the
+// room); the package documentation lists them for flag rules.
 const (
-	AttrApp         = "app"
-	AttrEnvironment = "environment"
-	AttrScope       = "scope"
-	AttrRoom        = "room"
+	attrApp         = "app"
+	attrEnvironment = "environment"
+	attrScope       = "scope"
+	attrRoom        = "room"
 )
 
-// Defaults of [Options].
+// Defaults of [Options], as documented on its fields.
 const (
-	DefaultTimeout     = 50 * time.Millisecond
-	DefaultMaxInFlight = 1024
-	DefaultLogInterval = 10 * time.Second
-	DefaultCacheTTL    = time.Second
+	defaultTimeout     = 50 * time.Millisecond
+	defaultMaxInFlight = 1024
+	defaultLogInterval = 10 * time.Second
+	defaultCacheTTL    = time.Second
 )
 
 // Options configures an [Evaluator]. A nil *Options means every default.
@@ -62,31 +60,32 @@ type Options struct {
 	// Logger receives a Warn for each fallback, rate limited by LogInterval.
 	// Defaults to zap.NewNop().
 	Logger *zap.Logger
-	// Meter creates the [FallbackMetric] counter. Defaults to a no-op meter.
+	// Meter creates the counter realtime.flag.fallbacks (see the package
+	// documentation, Fallbacks). Defaults to a no-op meter.
 	Meter metric.Meter
 	// Timeout bounds one call to [Evaluator.Mode], all of its flag
 	// evaluations included; past it the call answers the last known mode
-	// (see the package documentation). Defaults to [DefaultTimeout] (50ms);
-	// zero or negative means the default.
+	// (see the package documentation). Defaults to 50ms; zero or negative
+	// means the default.
 	Timeout time.Duration
 	// MaxInFlight bounds the evaluations still running, counting those a
 	// timed-out call left behind in a provider that ignores its context.
 	// Once reached, calls answer the last known mode at once (reason
-	// "saturated") instead of starting another. Defaults to
-	// [DefaultMaxInFlight] (1024); zero or negative means the default.
+	// "saturated") instead of starting another. Defaults to 1024; zero or
+	// negative means the default.
 	MaxInFlight int
 	// CacheTTL is how long a mode resolved for a (scope, room) is reused
 	// without asking the provider again. The cache is also dropped as soon as
 	// the provider reports a configuration change, or becomes ready, stale or
 	// in error (OpenFeature events), so with a provider that emits events a
 	// flipped flag applies to the next publish, and within CacheTTL with one
-	// that does not. Defaults to [DefaultCacheTTL] (1s); zero means the
-	// default, negative disables the cache (every call evaluates).
+	// that does not. Defaults to 1s; zero means the default, negative
+	// disables the cache (every call evaluates).
 	CacheTTL time.Duration
 	// LogInterval is how often at most one fallback is logged per scope and
 	// reason; the next log line carries how many were suppressed meanwhile.
-	// The counter counts every one. Defaults to [DefaultLogInterval] (10s);
-	// negative logs every fallback.
+	// The counter counts every one. Defaults to 10s; negative logs every
+	// fallback.
 	LogInterval time.Duration
 }
 
@@ -94,8 +93,8 @@ type Options struct {
 // [Evaluator.Mode] it evaluates, with the room as targeting key:
 //
 //  1. [KillSwitchKey] (bool): true → Legacy.
-//  2. ModeKey(scope) (string): a mode → that mode.
-//  3. ModeKey([ScopeDefault]) (string): a mode → that mode.
+//  2. [Scope.ModeKey] of the scope (string): a mode → that mode.
+//  3. [ScopeDefault]'s ModeKey (string): a mode → that mode.
 //  4. Legacy.
 //
 // A flag that is absent (FLAG_NOT_FOUND), disabled or empty moves on to the
@@ -190,26 +189,26 @@ func NewEvaluator(client openfeature.IClient, opts *Options) *Evaluator {
 		e.log = zap.NewNop()
 	}
 	if e.timeout <= 0 {
-		e.timeout = DefaultTimeout
+		e.timeout = defaultTimeout
 	}
 	if e.maxInFlight <= 0 {
-		e.maxInFlight = DefaultMaxInFlight
+		e.maxInFlight = defaultMaxInFlight
 	}
 	if e.ttl == 0 {
-		e.ttl = DefaultCacheTTL
+		e.ttl = defaultCacheTTL
 	}
 	if e.logEvery == 0 {
-		e.logEvery = DefaultLogInterval
+		e.logEvery = defaultLogInterval
 	}
 	meter := o.Meter
 	if meter == nil {
 		meter = noop.NewMeterProvider().Meter("")
 	}
-	counter, err := meter.Int64Counter(FallbackMetric,
+	counter, err := meter.Int64Counter(fallbackMetric,
 		metric.WithDescription("Realtime mode evaluations that failed and were answered with the last known mode, or legacy when none was known."),
 		metric.WithUnit("{fallback}"))
 	if err != nil {
-		e.log.Warn("flags: creating the fallback counter", zap.String("metric", FallbackMetric), zap.Error(err))
+		e.log.Warn("flags: creating the fallback counter", zap.String("metric", fallbackMetric), zap.Error(err))
 	}
 	if counter == nil {
 		counter = noop.Int64Counter{}
@@ -258,7 +257,7 @@ func (e *Evaluator) Close() error {
 // scopeInfo is what a call needs about its scope, computed once per scope.
 type scopeInfo struct {
 	scope Scope
-	key   string         // ModeKey(scope)
+	key   string         // scope.ModeKey()
 	base  map[string]any // app, environment and scope attributes; read-only
 	opts  *[numReasons][2]metric.AddOption
 	gates *[numReasons]logGate
@@ -327,27 +326,27 @@ func (si *scopeInfo) evalContext(room string) openfeature.EvaluationContext {
 	for k, v := range si.base {
 		attrs[k] = v
 	}
-	attrs[AttrRoom] = room
+	attrs[attrRoom] = room
 	return openfeature.NewEvaluationContext(room, attrs)
 }
 
 // newScopeInfo builds the state of scope s; stateful gives it a cache, a
 // last known mode and precomputed metric options.
 func (e *Evaluator) newScopeInfo(s Scope, gates *[numReasons]logGate, stateful bool) *scopeInfo {
-	si := &scopeInfo{scope: s, key: ModeKey(s), base: make(map[string]any, 4), gates: gates}
+	si := &scopeInfo{scope: s, key: s.ModeKey(), base: make(map[string]any, 4), gates: gates}
 	if e.app != "" {
-		si.base[AttrApp] = e.app
+		si.base[attrApp] = e.app
 	}
 	if e.env != "" {
-		si.base[AttrEnvironment] = e.env
+		si.base[attrEnvironment] = e.env
 	}
-	si.base[AttrScope] = string(s)
+	si.base[attrScope] = string(s)
 	if stateful {
 		si.slots = new([cacheBuckets]bucket)
 		si.opts = new([numReasons][2]metric.AddOption)
 		for r := reason(1); r < numReasons; r++ {
-			si.opts[r][0] = addOption(s, r, AnswerDefault)
-			si.opts[r][1] = addOption(s, r, AnswerLastKnown)
+			si.opts[r][0] = addOption(s, r, answerDefault)
+			si.opts[r][1] = addOption(s, r, answerLastKnown)
 		}
 	}
 	return si
@@ -548,7 +547,7 @@ func (e *Evaluator) resolve(ctx context.Context, si *scopeInfo, room string, key
 	return outcome{mode: Legacy}
 }
 
-var defaultModeKey = ModeKey(ScopeDefault)
+var defaultModeKey = ScopeDefault.ModeKey()
 
 // modeFlag evaluates one mode flag. set is false when the flag is absent,
 // disabled or empty, so the caller moves on to the next one.
@@ -582,9 +581,9 @@ type outcome struct {
 // mode, or Legacy when none is known.
 func (e *Evaluator) fallback(si *scopeInfo, slot slot, room string, o outcome) Mode {
 	m, known := si.lastKnown(slot, room)
-	answer, idx := AnswerDefault, 0
+	answer, idx := answerDefault, 0
 	if known {
-		answer, idx = AnswerLastKnown, 1
+		answer, idx = answerLastKnown, 1
 	}
 	if si.opts != nil {
 		e.fallbacks.Add(context.Background(), 1, si.opts[o.reason][idx])

@@ -20,7 +20,7 @@ const room = "video-123"
 // TestFallbackMatrix checks that every way of failing to evaluate answers
 // Legacy, counts one fallback with the right reason and logs one Warn.
 func TestFallbackMatrix(t *testing.T) {
-	videoReady := ModeKey(ScopeVideoReady)
+	videoReady := ScopeVideoReady.ModeKey()
 	cases := []struct {
 		name   string
 		client func(t *testing.T) openfeature.IClient
@@ -115,8 +115,8 @@ func TestFallbackMatrix(t *testing.T) {
 			name: "garbage mode in the scope flag",
 			client: func(t *testing.T) openfeature.IClient {
 				return newClient(t, memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
-					videoReady:            modeFlagDef("turbo"),
-					ModeKey(ScopeDefault): modeFlagDef("realtime"),
+					videoReady:             modeFlagDef("turbo"),
+					ScopeDefault.ModeKey(): modeFlagDef("realtime"),
 				}))
 			},
 			reason: "invalid_mode", flag: videoReady,
@@ -125,10 +125,10 @@ func TestFallbackMatrix(t *testing.T) {
 			name: "garbage mode in the default flag",
 			client: func(t *testing.T) openfeature.IClient {
 				return newClient(t, memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
-					ModeKey(ScopeDefault): modeFlagDef("on"),
+					ScopeDefault.ModeKey(): modeFlagDef("on"),
 				}))
 			},
-			reason: "invalid_mode", flag: ModeKey(ScopeDefault),
+			reason: "invalid_mode", flag: ScopeDefault.ModeKey(),
 		},
 		{
 			name: "unparseable environment variable",
@@ -284,7 +284,7 @@ func TestSaturated(t *testing.T) {
 // TestChain checks the kill switch → scope flag → default flag → legacy
 // order, and that none of these answers is a fallback.
 func TestChain(t *testing.T) {
-	vr, def := ModeKey(ScopeVideoReady), ModeKey(ScopeDefault)
+	vr, def := ScopeVideoReady.ModeKey(), ScopeDefault.ModeKey()
 	disabled := modeFlagDef("realtime")
 	disabled.State = memprovider.Disabled
 	cases := []struct {
@@ -301,7 +301,7 @@ func TestChain(t *testing.T) {
 		{"default when scope absent", map[string]memprovider.InMemoryFlag{def: modeFlagDef("shadow")}, ScopeVideoReady, Shadow},
 		{"default when scope empty", map[string]memprovider.InMemoryFlag{vr: modeFlagDef(""), def: modeFlagDef("primary")}, ScopeVideoReady, Primary},
 		{"default when scope disabled", map[string]memprovider.InMemoryFlag{vr: disabled, def: modeFlagDef("shadow")}, ScopeVideoReady, Shadow},
-		{"other scope's flag ignored", map[string]memprovider.InMemoryFlag{ModeKey(ScopeVideoUpload): modeFlagDef("realtime")}, ScopeVideoReady, Legacy},
+		{"other scope's flag ignored", map[string]memprovider.InMemoryFlag{ScopeVideoUpload.ModeKey(): modeFlagDef("realtime")}, ScopeVideoReady, Legacy},
 		{"default scope", map[string]memprovider.InMemoryFlag{def: modeFlagDef("realtime")}, ScopeDefault, Realtime},
 		{"unknown scope reads its key then default", map[string]memprovider.InMemoryFlag{"realtime-quiz-mode": modeFlagDef("primary")}, Scope("quiz"), Primary},
 		{"unknown scope default", map[string]memprovider.InMemoryFlag{def: modeFlagDef("shadow")}, Scope("quiz"), Shadow},
@@ -392,7 +392,7 @@ func TestTargetingByRoom(t *testing.T) {
 		return v, openfeature.ProviderResolutionDetail{Reason: openfeature.TargetingMatchReason, Variant: v}
 	}
 	p := memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
-		ModeKey(ScopeVideoReady): {State: memprovider.Enabled, ContextEvaluator: &eval},
+		ScopeVideoReady.ModeKey(): {State: memprovider.Enabled, ContextEvaluator: &eval},
 	})
 	client := newClient(t, p)
 	f := newFixture(t, client, Options{App: "astro-party"})
@@ -418,7 +418,7 @@ func TestTargetingByRoom(t *testing.T) {
 // deliver the event (it does so on goroutines of its own); nothing sleeps.
 func TestFlipBetweenCalls(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		vr := ModeKey(ScopeVideoReady)
+		vr := ScopeVideoReady.ModeKey()
 		p := memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{vr: modeFlagDef("legacy")})
 		f := newFixture(t, newClient(t, p), Options{})
 		ctx := context.Background()
@@ -452,7 +452,7 @@ func TestFlipBetweenCalls(t *testing.T) {
 // flag changed between two publishes applies to the second one even before
 // the provider's event is delivered.
 func TestFlipWithoutCache(t *testing.T) {
-	vr := ModeKey(ScopeVideoReady)
+	vr := ScopeVideoReady.ModeKey()
 	p := memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{vr: modeFlagDef("primary")})
 	f := newFixture(t, newClient(t, p), Options{CacheTTL: -1})
 	ctx := context.Background()
@@ -485,15 +485,15 @@ func TestEnvFlipBetweenCalls(t *testing.T) {
 		}{
 			{"ENABLE_REALTIME_VIDEO_READY", "true", Shadow},
 			{"REALTIME_VIDEO_READY_MODE", "primary", Primary},
-			{EnvKillSwitch, "1", Legacy},
-			{EnvKillSwitch, "0", Primary},
+			{"REALTIME_KILL_SWITCH", "1", Legacy},
+			{"REALTIME_KILL_SWITCH", "0", Primary},
 			{"REALTIME_VIDEO_READY_MODE", "", Shadow},
 			{"ENABLE_REALTIME_VIDEO_READY", "false", Legacy},
 		}
 		prev := Legacy
 		for _, s := range steps {
 			t.Setenv(s.key, s.value)
-			time.Sleep(DefaultCacheTTL - time.Millisecond)
+			time.Sleep(defaultCacheTTL - time.Millisecond)
 			check(s.key+"="+s.value+" within the TTL", prev)
 			time.Sleep(time.Millisecond)
 			check(s.key+"="+s.value, s.want)
@@ -575,9 +575,9 @@ func TestZeroEvaluator(t *testing.T) {
 // the last known mode, which is one of the values the flag took, and is
 // counted as a timeout — the only fallback allowed here.
 func TestConcurrent(t *testing.T) {
-	vr := ModeKey(ScopeVideoReady)
+	vr := ScopeVideoReady.ModeKey()
 	p := memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{vr: modeFlagDef("shadow")})
-	f := newFixture(t, newClient(t, p), Options{App: "a", Environment: "e", Timeout: DefaultTimeout})
+	f := newFixture(t, newClient(t, p), Options{App: "a", Environment: "e", Timeout: defaultTimeout})
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for g := range 8 {

@@ -29,7 +29,7 @@ func ExampleEvaluator() {
 	defer func() { _ = api.Shutdown(ctx) }()
 
 	provider := memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
-		flags.ModeKey(flags.ScopeVideoReady): modeFlag("legacy"),
+		flags.ScopeVideoReady.ModeKey(): modeFlag("legacy"),
 	})
 	if err := api.SetProviderAndWait(ctx, provider); err != nil {
 		fmt.Println(err)
@@ -46,15 +46,15 @@ func ExampleEvaluator() {
 	fmt.Println(scope, ev.Mode(ctx, scope, "video-123"))
 
 	provider.UpdateFlags(map[string]memprovider.InMemoryFlag{
-		flags.ModeKey(flags.ScopeVideoReady): modeFlag("shadow"),
+		flags.ScopeVideoReady.ModeKey(): modeFlag("shadow"),
 	})
 	m := ev.Mode(ctx, scope, "video-123")
 	fmt.Println(scope, m, "partykit:", m.PublishesLegacy(), "realtime:", m.PublishesRealtime())
 
 	kill := memprovider.InMemoryFlag{State: memprovider.Enabled, DefaultVariant: "on", Variants: map[string]any{"on": true}}
 	provider.UpdateFlags(map[string]memprovider.InMemoryFlag{
-		flags.ModeKey(flags.ScopeVideoReady): modeFlag("shadow"),
-		flags.KillSwitchKey:                  kill,
+		flags.ScopeVideoReady.ModeKey(): modeFlag("shadow"),
+		flags.KillSwitchKey:             kill,
 	})
 	fmt.Println(scope, ev.Mode(ctx, scope, "video-123"))
 	// Output:

@@ -45,7 +45,7 @@ func TestFileFlipSeenAfterPoll(t *testing.T) {
 			t.Fatalf("Mode = %v, want shadow", got)
 		}
 		writeFile(t, path, "REALTIME_VIDEO_READY_MODE=primary\n") // same size: content, not size, is compared
-		time.Sleep(DefaultPollInterval)
+		time.Sleep(defaultPollInterval)
 		synctest.Wait()
 		if got := f.ev.Mode(ctx, ScopeVideoReady, room); got != Primary {
 			t.Errorf("after the poll: Mode = %v, want primary", got)
@@ -81,7 +81,7 @@ func TestFileKillSwitchActsOnNextPublish(t *testing.T) {
 			}
 		}
 		writeFile(t, path, "REALTIME_DEFAULT_MODE=realtime\nREALTIME_KILL_SWITCH=false\n")
-		time.Sleep(DefaultPollInterval) // the poll finds it this time
+		time.Sleep(defaultPollInterval) // the poll finds it this time
 		synctest.Wait()
 		if got := f.ev.Mode(ctx, ScopeAIStream, room); got != Realtime {
 			t.Errorf("kill switch off: Mode = %v, want realtime", got)
@@ -152,7 +152,7 @@ func TestFileUnreadableAnswersLastKnown(t *testing.T) {
 	if got := f.ev.Mode(ctx, ScopeVideoReady, room); got != Realtime {
 		t.Errorf("unreadable: Mode = %v, want realtime (last known)", got)
 	}
-	f.wantAnswers(t, map[string]int64{"video-ready/provider_error/" + AnswerLastKnown: 1})
+	f.wantAnswers(t, map[string]int64{"video-ready/provider_error/" + answerLastKnown: 1})
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,7 @@ func (f *fixture) fallbackAnswers(t testing.TB) map[string]int64 {
 	out := map[string]int64{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if m.Name != FallbackMetric {
+			if m.Name != "realtime.flag.fallbacks" { // the documented name dashboards read
 				continue
 			}
 			sum, ok := m.Data.(metricdata.Sum[int64])
@@ -110,7 +110,7 @@ func (f *fixture) fallbackAnswers(t testing.TB) map[string]int64 {
 				s, _ := dp.Attributes.Value("scope")
 				r, _ := dp.Attributes.Value("reason")
 				a, _ := dp.Attributes.Value("answer")
-				if dp.Attributes.Len() != 3 || (a.AsString() != AnswerLastKnown && a.AsString() != AnswerDefault) {
+				if dp.Attributes.Len() != 3 || (a.AsString() != "last_known" && a.AsString() != "default") {
 					t.Errorf("attributes %v, want scope, reason and answer", dp.Attributes.ToSlice())
 				}
 				if dp.Value != 0 {

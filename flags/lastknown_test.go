@@ -34,7 +34,7 @@ type switchable struct {
 func newSwitchable(t testing.TB, mode string) *switchable {
 	p := &switchable{hang: newBlocker(t), entered: make(chan struct{}, 64)}
 	p.mode.Store(mode)
-	vr := ModeKey(ScopeVideoReady)
+	vr := ScopeVideoReady.ModeKey()
 	p.boolFn = func(context.Context, string, openfeature.FlattenedContext) openfeature.BoolResolutionDetail {
 		if failure(p.fail.Load()) == failHang {
 			p.entered <- struct{}{}
@@ -103,7 +103,7 @@ func TestLastKnownModeSurvivesFailingProvider(t *testing.T) {
 				}
 				want := map[string]int64{}
 				for _, r := range tc.reasons {
-					want["video-ready/"+r+"/"+AnswerLastKnown]++
+					want["video-ready/"+r+"/"+answerLastKnown]++
 				}
 				f.wantAnswers(t, want)
 			})
@@ -134,15 +134,15 @@ func TestDefaultOnlyBeforeAnythingIsKnown(t *testing.T) {
 		t.Errorf("another scope, nothing known: Mode = %v, want legacy", got)
 	}
 	f.wantAnswers(t, map[string]int64{
-		"video-ready/provider_error/" + AnswerDefault:   1,
-		"video-ready/provider_error/" + AnswerLastKnown: 1,
-		"transcript/provider_error/" + AnswerDefault:    1,
+		"video-ready/provider_error/" + answerDefault:   1,
+		"video-ready/provider_error/" + answerLastKnown: 1,
+		"transcript/provider_error/" + answerDefault:    1,
 	})
 	entries := f.logs.All()
 	if len(entries) != 3 {
 		t.Fatalf("logged %d, want 3", len(entries))
 	}
-	for i, want := range []struct{ answer, mode string }{{AnswerDefault, "legacy"}, {AnswerLastKnown, "realtime"}, {AnswerDefault, "legacy"}} {
+	for i, want := range []struct{ answer, mode string }{{answerDefault, "legacy"}, {answerLastKnown, "realtime"}, {answerDefault, "legacy"}} {
 		m := entries[i].ContextMap()
 		if m["answer"] != want.answer || m["mode"] != want.mode {
 			t.Errorf("log %d: answer=%v mode=%v, want %s %s", i, m["answer"], m["mode"], want.answer, want.mode)
@@ -170,7 +170,7 @@ func TestLastKnownAfterCacheExpiry(t *testing.T) {
 		if got := f.ev.Mode(ctx, ScopeVideoReady, room); got != Primary {
 			t.Errorf("expired, failing: Mode = %v, want primary", got)
 		}
-		f.wantAnswers(t, map[string]int64{"video-ready/provider_error/" + AnswerLastKnown: 1})
+		f.wantAnswers(t, map[string]int64{"video-ready/provider_error/" + answerLastKnown: 1})
 	})
 }
 
@@ -198,7 +198,7 @@ func TestLateAnswerBecomesLastKnown(t *testing.T) {
 		t.Errorf("after the late answer: Mode = %v, want realtime", m)
 	}
 	f.wantAnswers(t, map[string]int64{
-		"video-ready/canceled/" + AnswerDefault:         1,
-		"video-ready/provider_error/" + AnswerLastKnown: 1,
+		"video-ready/canceled/" + answerDefault:         1,
+		"video-ready/provider_error/" + answerLastKnown: 1,
 	})
 }

@@ -3,6 +3,7 @@ package flags
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -111,9 +112,35 @@ func ScopeOf(name string) Scope {
 	return ScopeDefault
 }
 
-// ModeKey returns the OpenFeature flag key that holds a scope's mode, a
+// scopeNames is the table behind [Scope.Names].
+var scopeNames = map[Scope][]string{
+	ScopeVideoUpload:  {"videoResource.created"},
+	ScopeVideoReady:   {"video.asset.ready"},
+	ScopeVideoErrored: {"video.asset.errored"},
+	ScopeTranscript:   {"transcript.ready"},
+	ScopeAIStream:     {"ai.message"},
+}
+
+// Names returns the event names the course-builder apps publish in the
+// scope, which a subscription token for the scope covers when a browser
+// names none (package tokens):
+//
+//	video-upload   videoResource.created
+//	video-ready    video.asset.ready
+//	video-errored  video.asset.errored
+//	transcript     transcript.ready
+//	ai-stream      ai.message
+//	default        (none: a token request in this scope must name its events)
+//
+// [ScopeOf] gives each of them back its scope. The result is a copy; nil for
+// an unknown scope and for ScopeDefault.
+func (s Scope) Names() []string {
+	return slices.Clone(scopeNames[s])
+}
+
+// ModeKey returns the OpenFeature flag key that holds the scope's mode, a
 // string flag such as "realtime-video-ready-mode".
-func ModeKey(s Scope) string { return "realtime-" + string(s) + "-mode" }
+func (s Scope) ModeKey() string { return "realtime-" + string(s) + "-mode" }
 
 // KillSwitchKey is the boolean flag that, when true, forces every scope to
 // Legacy, whatever the scope flags say.

@@ -68,7 +68,7 @@ func TestScopeOf(t *testing.T) {
 			t.Errorf("ScopeOf(%q) = %s, want %s", in, got, want)
 		}
 	}
-	if k := ModeKey(ScopeVideoReady); k != "realtime-video-ready-mode" {
+	if k := ScopeVideoReady.ModeKey(); k != "realtime-video-ready-mode" {
 		t.Errorf("ModeKey = %s", k)
 	}
 	if len(Scopes) != len(knownScopes) {

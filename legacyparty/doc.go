@@ -16,8 +16,10 @@
 // sent in ways JSON.parse does not see: encoding/json escapes <, > and & as
 // \u003c and so on, and writes map keys in sorted order.)
 //
-// [Provider] satisfies [realtime.Provider] and behaves like the Inngest
-// provider: the same validation and envelope ([realtime.Message.EncodeLimit]),
+// [Provider] satisfies [realtime.Provider] and [realtime.EnvelopePublisher]
+// and behaves like the Inngest provider, through the same publish pipeline:
+// the same validation and envelope ([realtime.NewEnvelope], encoded once
+// when broadcast.Broadcast sends it to both transports),
 // the same typed errors, the same retry policy ([realtime.RetryPolicy]) and
 // per-attempt timeout, and the same options style, an [*Options] struct in
 // which nil or a zero field means the documented default.
@@ -55,8 +57,8 @@
 // and "a!b" to /party/a!b (checked against the real dev server). Rooms whose
 // socket joins another room or none ("/", "\", "?", "#", dot segments), and
 // rooms Go's HTTP client cannot post to byte for byte ("|", "^", a "%" not
-// followed by two hex digits) are refused with [ErrRoomNotRoutable] or
-// [ErrDotSegment], so nothing is delivered into a room nobody joined.
+// followed by two hex digits) are refused with [ErrRoomNotRoutable], so
+// nothing is delivered into a room nobody joined.
 //
 // # Example
 //
@@ -72,17 +74,17 @@
 //		Body:      videoResource,
 //	})
 //
-// Use [Provider.PublishReply] where the party server's reply text is wanted,
-// as broadcastMessage returned it.
+// The party server's reply text, which broadcastMessage returned, is
+// discarded: nothing in the apps read it.
 //
 // # Errors
 //
 // [New] fails with an error matching [realtime.ErrNotConfigured] when no base
 // URL is configured or it is unusable. Publish returns, before sending
 // anything, ctx's error when ctx is already done, a
-// [*realtime.ValidationError] for an invalid message (the rooms "." and ".."
-// included, with reason [ErrDotSegment], and rooms partysocket cannot join
-// under their own id, with reason [ErrRoomNotRoutable]), an error matching
+// [*realtime.ValidationError] for an invalid message (rooms partysocket
+// cannot join under their own id, the rooms "." and ".." included, with
+// reason [ErrRoomNotRoutable]), an error matching
 // [realtime.ErrEncode] for a body that cannot be encoded, or a
 // [*realtime.TooLargeError] for an envelope over [MaxEnvelopeBytes] (or
 // [Options.MaxEnvelopeBytes]).

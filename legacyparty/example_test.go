@@ -12,11 +12,11 @@ import (
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
-// A stand-in for an app's party server replies with what it was sent.
-func ExampleProvider_PublishReply() {
+// A stand-in for an app's party server prints what it was sent.
+func ExampleProvider_Publish_sent() {
 	party := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.EscapedPath(), body)
+		fmt.Printf("%s %s %s\n", r.Method, r.URL.EscapedPath(), body)
 	}))
 	defer party.Close()
 
@@ -27,18 +27,16 @@ func ExampleProvider_PublishReply() {
 	}
 	defer p.Close()
 
-	reply, err := p.PublishReply(context.Background(), realtime.Message{
+	err = p.Publish(context.Background(), realtime.Message{
 		Room:      "vid_123",
 		Name:      "video.asset.ready",
 		RequestID: "vid_123",
 		Body:      map[string]string{"status": "ready"},
 	})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	fmt.Println(reply)
-	// Output: POST /party/vid_123 {"body":{"status":"ready"},"requestId":"vid_123","name":"video.asset.ready"}
+	fmt.Println("error:", err)
+	// Output:
+	// POST /party/vid_123 {"body":{"status":"ready"},"requestId":"vid_123","name":"video.asset.ready"}
+	// error: <nil>
 }
 
 // A party server that refuses the request: the error says so, and is not
@@ -95,12 +93,12 @@ func ExampleProvider_PublishURL() {
 	defer p.Close()
 	for _, room := range []string{"vid_123", "a b é", "a!b", "../admin", ".."} {
 		u, err := p.PublishURL(room)
-		fmt.Println(u, errors.Is(err, legacyparty.ErrRoomNotRoutable), errors.Is(err, legacyparty.ErrDotSegment))
+		fmt.Println(u, errors.Is(err, legacyparty.ErrRoomNotRoutable))
 	}
 	// Output:
-	// http://localhost:1999/party/vid_123 false false
-	// http://localhost:1999/party/a%20b%20%C3%A9 false false
-	// http://localhost:1999/party/a!b false false
-	//  true false
-	//  false true
+	// http://localhost:1999/party/vid_123 false
+	// http://localhost:1999/party/a%20b%20%C3%A9 false
+	// http://localhost:1999/party/a!b false
+	//  true
+	//  true
 }

@@ -208,7 +208,7 @@ func TestPublishURLIsPartysocketRoom(t *testing.T) {
 		case tc.segment == "":
 			var ve *realtime.ValidationError
 			require.ErrorAs(t, err, &ve, "room %q", tc.room)
-			assert.True(t, errors.Is(err, legacyparty.ErrRoomNotRoutable) || errors.Is(err, legacyparty.ErrDotSegment), "room %q: %v", tc.room, err)
+			assert.True(t, errors.Is(err, legacyparty.ErrRoomNotRoutable), "room %q: %v", tc.room, err)
 			assert.ErrorIs(t, err, realtime.ErrInvalidMessage)
 		case notPostable[tc.room]:
 			assert.ErrorIs(t, err, legacyparty.ErrRoomNotRoutable, "room %q", tc.room)
@@ -227,11 +227,11 @@ func TestPublishRefusesRoomsPartysocketCannotJoin(t *testing.T) {
 		var ve *realtime.ValidationError
 		require.ErrorAs(t, err, &ve, "room %q", room)
 		assert.Equal(t, "room", ve.Field)
-		assert.True(t, errors.Is(err, legacyparty.ErrRoomNotRoutable) || errors.Is(err, legacyparty.ErrDotSegment), "room %q: %v", room, err)
+		assert.True(t, errors.Is(err, legacyparty.ErrRoomNotRoutable), "room %q: %v", room, err)
 	}
 	assert.Empty(t, rec.requests())
 	err := publish(t, p, msg("a/b"))
-	assert.Equal(t, `realtime: invalid message: room: not routable to the partysocket room of the same id (holds / \ ? # | ^ or a stray %)`, err.Error())
+	assert.Equal(t, `realtime: invalid message: room: not routable to the partysocket room of the same id (a dot segment, or holds / \ ? # | ^ or a stray %)`, err.Error())
 }
 
 // A 600 KiB message, over Inngest's limit, went through the TypeScript
@@ -242,7 +242,7 @@ func TestPublishSendsOverInngestLimit(t *testing.T) {
 	sub := party.subscribe("big")
 	m := realtime.Message{Room: "big", Name: "video.asset.ready", Body: strings.Repeat("x", 600<<10)}
 	require.NoError(t, publish(t, p, m))
-	want, err := m.EncodeLimit(legacyparty.MaxEnvelopeBytes)
+	want, err := encode(m)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -261,7 +261,7 @@ func TestPublishRefusesOneByteOverPartyKitsLimit(t *testing.T) {
 	rec := newRecorder(t)
 	p := newProvider(t, &legacyparty.Options{BaseURL: rec.srv.URL})
 	m := realtime.Message{Room: "r", Name: "n", Body: ""}
-	empty, err := m.EncodeLimit(legacyparty.MaxEnvelopeBytes)
+	empty, err := encode(m)
 	require.NoError(t, err)
 	m.Body = strings.Repeat("x", legacyparty.MaxEnvelopeBytes-len(empty)+1)
 	err = publish(t, p, m)
@@ -307,7 +307,7 @@ func FuzzPublishURL(f *testing.F) {
 		}
 		want, joinable := partysocketSegment(room)
 		if !joinable || goCannotSend(room) {
-			if !errors.Is(err, legacyparty.ErrRoomNotRoutable) && !errors.Is(err, legacyparty.ErrDotSegment) {
+			if !errors.Is(err, legacyparty.ErrRoomNotRoutable) {
 				t.Fatalf("room %q: got %v, want a refusal", room, err)
 			}
 			if len(sent) != 0 {

@@ -13,18 +13,15 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/coursebuilder/realtime-go/internal/field"
 	"github.com/coursebuilder/realtime-go/internal/httpx"
 	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
-// EnvBaseURL is the environment variable the course apps set to their
+// envBaseURL is the environment variable the course apps set to their
 // PartyKit host today, and the default source of [Options.BaseURL].
-const EnvBaseURL = "NEXT_PUBLIC_PARTY_KIT_URL"
-
-// MaxReplyBytes bounds the reply text [Provider.PublishReply] returns: a
-// longer reply is cut to its first MaxReplyBytes bytes.
-const MaxReplyBytes = 64 << 10
+const envBaseURL = "NEXT_PUBLIC_PARTY_KIT_URL"
 
 // MaxEnvelopeBytes is PartyKit's own limit on an envelope, measured against
 // the real PartyKit dev server (partykit 0.0.115, workerd) serving
@@ -42,25 +39,17 @@ const MaxReplyBytes = 64 << 10
 // messages that Inngest Realtime refuses.
 const MaxEnvelopeBytes = 1<<29 - 24
 
-// DefaultAttemptTimeout is the default of [Options.AttemptTimeout].
-const DefaultAttemptTimeout = transport.DefaultAttemptTimeout
-
-// ErrDotSegment is the reason of the [*realtime.ValidationError] returned for
-// the rooms "." and "..". URL parsers, PartyKit's included, resolve such a
-// path segment (escaped or not) against /party/ instead of treating it as a
-// room, so these two rooms cannot be addressed and are refused before
-// anything is sent. Like every validation reason it is matched with
-// [errors.Is], together with [realtime.ErrInvalidMessage].
-//
-// Its text starts with "realtime: " because [realtime.ValidationError] shows
-// its reason without that prefix.
-var ErrDotSegment = errors.New("realtime: a path dot segment (\".\" or \"..\")")
-
 // ErrRoomNotRoutable is the reason of the [*realtime.ValidationError]
 // returned for a room that a browser's partysocket cannot join under its own
 // name, or that this provider cannot post to the room partysocket joins.
 // Such a room is refused before anything is sent, because a post would land
-// in a room nobody joined (or in another room's). The room holds one of:
+// in a room nobody joined (or in another room's). The room is one of:
+//
+//   - "." or "..", also percent-encoded (%2e): URL parsers, PartyKit's
+//     included, resolve such a path segment against /party/ instead of
+//     treating it as a room;
+//
+// or holds one of:
 //
 //   - "/" or "\": partysocket puts the room in the URL path unescaped, so the
 //     socket for "a/b" joins the room "a" (the rest becomes a sub-path);
@@ -74,7 +63,7 @@ var ErrDotSegment = errors.New("realtime: a path dot segment (\".\" or \"..\")")
 //
 // Like every validation reason it is matched with [errors.Is], together with
 // [realtime.ErrInvalidMessage].
-var ErrRoomNotRoutable = errors.New("realtime: not routable to the partysocket room of the same id (holds / \\ ? # | ^ or a stray %)")
+var ErrRoomNotRoutable = errors.New("realtime: not routable to the partysocket room of the same id (a dot segment, or holds / \\ ? # | ^ or a stray %)")
 
 // Options configures [New]. A nil *Options, or a zero field, means the
 // default documented on the field.
@@ -82,8 +71,8 @@ type Options struct {
 	// BaseURL is the PartyKit host, such as
 	// "https://my-party.user.partykit.dev" or "http://localhost:1999"; a path
 	// prefix is kept, a trailing slash dropped. Defaults to the
-	// NEXT_PUBLIC_PARTY_KIT_URL environment variable ([EnvBaseURL]), read
-	// by New; an empty variable counts as unset.
+	// NEXT_PUBLIC_PARTY_KIT_URL environment variable, read by New; an empty
+	// variable counts as unset.
 	//
 	// As in that variable, the scheme may be left out: a bare host[:port]
 	// gets http when the host is localhost or a loopback address (127.0.0.0/8,
@@ -100,12 +89,11 @@ type Options struct {
 	// AttemptTimeout bounds each request, retries excluded; the caller's
 	// context bounds the whole publish. An attempt that runs out of time
 	// after the request was sent fails with realtime.ErrMaybeDelivered and is
-	// not retried (the party may have broadcast it). Defaults to 5s
-	// ([DefaultAttemptTimeout]).
+	// not retried (the party may have broadcast it). Defaults to 5s.
 	AttemptTimeout time.Duration
 	// Retry says how transient failures (connection errors before the
-	// request was sent, 408, 429 after its Retry-After, 5xx) are retried; zero fields take
-	// their defaults. Defaults to [realtime.DefaultRetryPolicy].
+	// request was sent, 408, 429 after its Retry-After, 5xx) are retried;
+	// nil or zero fields take the defaults of [realtime.RetryPolicy].
 	Retry *realtime.RetryPolicy
 	// Logger receives retry diagnostics (room and status, never a body).
 	// Defaults to zap.NewNop().
@@ -132,7 +120,7 @@ type Options struct {
 // by the URL parser): PartyKit does not unescape the path and names the room
 // after that segment, so the post reaches the room the browser joined. A
 // room that cannot be posted to that way is refused with [ErrRoomNotRoutable]
-// or [ErrDotSegment]; no room can reach another path of the server.
+// (dot segments included); no room can reach another path of the server.
 //
 // Requests carry Content-Type: application/json. The TypeScript provider set
 // no content type (so fetch sent text/plain;charset=UTF-8); the party servers
@@ -143,16 +131,15 @@ type Provider struct {
 	baseURL   string
 	partyURL  string       // baseURL + "/party/"
 	partyPath string       // the escaped path of partyURL
-	limit     int          // the largest envelope sent
 	http      httpx.Sender // the client and the attempt timeout
-	retry     realtime.RetryPolicy
 	log       *zap.Logger
+	endpoint  transport.Endpoint
 }
 
 var (
-	_ realtime.Provider = (*Provider)(nil)
-	_ fmt.Stringer      = (*Provider)(nil)
-	_ fmt.GoStringer    = (*Provider)(nil)
+	_ realtime.EnvelopePublisher = (*Provider)(nil)
+	_ fmt.Stringer               = (*Provider)(nil)
+	_ fmt.GoStringer             = (*Provider)(nil)
 )
 
 // New returns a PartyKit provider. It fails with an error matching
@@ -166,10 +153,10 @@ func New(opts *Options) (*Provider, error) {
 	}
 	raw := strings.TrimSpace(o.BaseURL)
 	if raw == "" {
-		raw = strings.TrimSpace(os.Getenv(EnvBaseURL))
+		raw = strings.TrimSpace(os.Getenv(envBaseURL))
 	}
 	if raw == "" {
-		return nil, fmt.Errorf("%w: partykit base URL missing (set %s or Options.BaseURL)", realtime.ErrNotConfigured, EnvBaseURL)
+		return nil, fmt.Errorf("%w: partykit base URL missing (set %s or Options.BaseURL)", realtime.ErrNotConfigured, envBaseURL)
 	}
 	base, err := normalizeBaseURL(raw)
 	if err != nil {
@@ -180,16 +167,21 @@ func New(opts *Options) (*Provider, error) {
 		baseURL:   base,
 		partyURL:  base + "/party/",
 		partyPath: basePath(base) + "/party/",
-		http:      httpx.NewSender(o.HTTPClient, o.AttemptTimeout, DefaultAttemptTimeout),
-		retry:     transport.Retry(o.Retry),
+		http:      httpx.NewSender(o.HTTPClient, o.AttemptTimeout, transport.DefaultAttemptTimeout),
 		log:       o.Logger,
-		limit:     MaxEnvelopeBytes,
-	}
-	if o.MaxEnvelopeBytes > 0 && o.MaxEnvelopeBytes < MaxEnvelopeBytes {
-		p.limit = o.MaxEnvelopeBytes
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
+	}
+	p.endpoint = transport.Endpoint{
+		Name:  transportName,
+		Limit: MaxEnvelopeBytes,
+		Retry: transport.Retry(o.Retry),
+		Route: func(msg realtime.Message) (string, error) { return p.publishURL(msg.Room) },
+		Send:  p.send,
+	}
+	if o.MaxEnvelopeBytes > 0 && o.MaxEnvelopeBytes < MaxEnvelopeBytes {
+		p.endpoint.Limit = o.MaxEnvelopeBytes
 	}
 	return p, nil
 }
@@ -273,14 +265,19 @@ func (p *Provider) Close() error {
 
 // PublishURL returns the URL a message for room is posted to: the base URL,
 // "/party/" and the room as one path segment, spelled as partysocket spells
-// it (see [Provider]). It fails with a [*realtime.ValidationError] for a room
-// that [realtime.Message.Validate] refuses, for a dot segment ("." and "..",
-// also percent-encoded as %2e; reason [ErrDotSegment]) and for a room
-// partysocket cannot join under its own id (reason [ErrRoomNotRoutable]).
+// it (see [Provider]). It fails with a [*realtime.ValidationError] for a
+// room that [realtime.Message.Validate] refuses and for a room that
+// partysocket cannot join under its own id, dot segments included (reason
+// [ErrRoomNotRoutable]).
 func (p *Provider) PublishURL(room string) (string, error) {
-	if err := transport.ValidateField("room", room, realtime.MaxRoomBytes); err != nil {
+	if err := transport.Validate("room", room, field.RoomBytes); err != nil {
 		return "", err
 	}
+	return p.publishURL(room)
+}
+
+// publishURL is PublishURL for a room that passed validation.
+func (p *Provider) publishURL(room string) (string, error) {
 	seg, err := roomSegment(room)
 	if err != nil {
 		return "", &realtime.ValidationError{Field: "room", Reason: err}
@@ -304,7 +301,7 @@ func (p *Provider) PublishURL(room string) (string, error) {
 func roomSegment(room string) (string, error) {
 	switch strings.ToLower(room) {
 	case ".", "%2e", "..", ".%2e", "%2e.", "%2e%2e":
-		return "", ErrDotSegment
+		return "", ErrRoomNotRoutable
 	}
 	const hex = "0123456789ABCDEF"
 	var b strings.Builder
@@ -335,72 +332,41 @@ func isHex(c byte) bool {
 }
 
 // Publish validates and encodes msg and posts the envelope to the room's
-// party, retrying transient failures under the provider's retry policy. It
-// satisfies [realtime.Provider]; the server's reply text is discarded (see
-// [Provider.PublishReply]).
+// party, retrying transient failures under the provider's retry policy. The
+// party server's reply text is discarded.
 func (p *Provider) Publish(ctx context.Context, msg realtime.Message) error {
-	_, err := p.publish(ctx, msg, errorDetailBytes)
-	return err
+	return p.endpoint.Publish(ctx, msg)
 }
 
-// PublishReply is [Provider.Publish] that also returns the reply text of the
-// party server's successful answer (what the TypeScript broadcastMessage
-// resolved to), cut to its first [MaxReplyBytes] bytes. On error the text is
-// empty.
-func (p *Provider) PublishReply(ctx context.Context, msg realtime.Message) (string, error) {
-	return p.publish(ctx, msg, MaxReplyBytes)
+// PublishEnvelope posts an envelope encoded already (see
+// [realtime.EnvelopePublisher]) as Publish does.
+func (p *Provider) PublishEnvelope(ctx context.Context, env *realtime.Envelope) error {
+	return p.endpoint.PublishEnvelope(ctx, env)
 }
 
-// errorDetailBytes is how much of an answer Publish reads: enough for the
+// errorDetailBytes is how much of an answer a publish reads: enough for the
 // detail of an error.
 const errorDetailBytes = 512
 
 // transportName names PartyKit in errors.
 const transportName = "partykit"
 
-func (p *Provider) publish(ctx context.Context, msg realtime.Message, limit int64) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	body, err := msg.EncodeLimit(p.limit)
-	if err != nil {
-		return "", err
-	}
-	target, err := p.PublishURL(msg.Room)
-	if err != nil {
-		return "", err
-	}
-	var reply []byte
-	err = transport.Do(ctx, p.retry, func(ctx context.Context) error {
-		var err error
-		reply, err = p.send(ctx, target, body, limit, msg.Room)
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	return string(reply), nil
-}
-
-// send makes one attempt and returns the start of a successful answer.
-func (p *Provider) send(ctx context.Context, target string, body []byte, limit int64, room string) ([]byte, error) {
+// send makes one attempt and classifies its failure.
+func (p *Provider) send(ctx context.Context, target string, env *realtime.Envelope) error {
 	h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {userAgent}}
-	ans, err := p.http.Post(ctx, target, h, body, limit)
+	ans, err := p.http.Post(ctx, target, h, env.Bytes(), errorDetailBytes)
 	if ans.Status == 0 {
-		p.log.Debug("legacyparty: partykit publish attempt failed", zap.String("room", room), zap.Error(err))
-		return nil, transport.NewNetworkError(transportName, err)
+		p.log.Debug("legacyparty: partykit publish attempt failed", zap.String("room", env.Message().Room), zap.Error(err))
+		return transport.NetworkError(transportName, err)
 	}
 	if ans.Status >= 200 && ans.Status < 300 {
 		// The party accepted the message: a reply cut short by a read error
 		// is not worth a retry that would broadcast it twice.
-		if err != nil {
-			p.log.Debug("legacyparty: partykit reply cut short", zap.String("room", room), zap.Error(err))
-		}
-		return ans.Body, nil
+		return nil
 	}
-	p.log.Debug("legacyparty: partykit publish attempt failed", zap.String("room", room), zap.Int("status", ans.Status))
-	return nil, transport.NewStatusError(transportName, ans.Status, httpx.Snippet(ans.Body, 200), ans.RetryAfter)
+	p.log.Debug("legacyparty: partykit publish attempt failed", zap.String("room", env.Message().Room), zap.Int("status", ans.Status))
+	return transport.StatusError(transportName, ans.Status, httpx.Snippet(ans.Body, 200), ans.RetryAfter)
 }
 
 // userAgent identifies this library to servers.
-const userAgent = "realtime-go/" + realtime.Version + " (legacyparty)"
+const userAgent = transport.UserAgent + " (legacyparty)"

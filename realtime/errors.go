@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coursebuilder/realtime-go/internal/hook"
+	"github.com/coursebuilder/realtime-go/internal/field"
 )
 
 // Sentinel errors, matched with [errors.Is]. Validation failures match
@@ -18,13 +18,13 @@ var (
 	// ErrInvalidMessage matches every message that fails validation.
 	ErrInvalidMessage = errors.New("realtime: invalid message")
 	// ErrEmpty: a required field (room, name, channel, topic) is empty.
-	ErrEmpty = errors.New("realtime: empty")
+	ErrEmpty = field.ErrEmpty
 	// ErrTooLong: a field is longer than its limit.
-	ErrTooLong = errors.New("realtime: too long")
+	ErrTooLong = field.ErrTooLong
 	// ErrControlCharacter: a field contains a control or invisible format character.
-	ErrControlCharacter = errors.New("realtime: control character")
+	ErrControlCharacter = field.ErrControlCharacter
 	// ErrInvalidUTF8: a field is not valid UTF-8.
-	ErrInvalidUTF8 = errors.New("realtime: invalid UTF-8")
+	ErrInvalidUTF8 = field.ErrInvalidUTF8
 	// ErrEncode: the body cannot be encoded as JSON.
 	ErrEncode = errors.New("realtime: body cannot be encoded as JSON")
 	// ErrPayloadTooLarge: the encoded envelope exceeds [MaxEnvelopeBytes].
@@ -106,11 +106,9 @@ type PublishError struct {
 	Detail string
 	// Err is the cause: a sentinel, possibly joined with a network error.
 	Err error
-
-	retryAfter time.Duration
-	// idempotent marks a request that is safe to send twice (a token
-	// request), so that ErrMaybeDelivered does not stop its retries.
-	idempotent bool
+	// RetryAfter is the delay the server asked for with Retry-After (on a
+	// 429 or 503), 0 when it asked for none.
+	RetryAfter time.Duration
 }
 
 func (e *PublishError) Error() string {
@@ -144,49 +142,9 @@ func (e *PublishError) Unwrap() error { return e.Err }
 
 // Retryable reports whether sending the same request again may succeed
 // without delivering it twice: the server was unavailable and the request
-// was not, as far as the client knows, received ([ErrMaybeDelivered]), or
-// it was a request that is safe to repeat, such as a token request.
+// was not, as far as the client knows, received ([ErrMaybeDelivered]).
 func (e *PublishError) Retryable() bool {
-	return errors.Is(e.Err, ErrUnavailable) && (e.idempotent || !errors.Is(e.Err, ErrMaybeDelivered))
-}
-
-// RetryAfter returns the delay the server asked for with Retry-After.
-func (e *PublishError) RetryAfter() (time.Duration, bool) { return e.retryAfter, e.retryAfter > 0 }
-
-// newStatusError classifies an HTTP answer that was not a success: 401 and
-// 403 are [ErrUnauthorized], 408, 429 and 500–599 are [ErrUnavailable] (with
-// the given Retry-After delay), any other status, a redirect (3xx) or one
-// outside 100–599 included, is [ErrRejected]. The transports of this module
-// reach it through internal/hook, so that every provider classifies answers
-// alike.
-func newStatusError(transport string, status int, detail string, retryAfter time.Duration) error {
-	e := &PublishError{Transport: transport, StatusCode: status, Detail: detail, retryAfter: retryAfter}
-	switch {
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		e.Err = ErrUnauthorized
-	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500 && status <= 599:
-		e.Err = ErrUnavailable
-	default:
-		e.Err = ErrRejected
-	}
-	return e
-}
-
-// markIdempotent marks the *PublishError that err is or wraps as a request
-// that is safe to send twice.
-func markIdempotent(err error) {
-	var pe *PublishError
-	if errors.As(err, &pe) {
-		pe.idempotent = true
-	}
-}
-
-// The transports of this module construct errors and validate fields with
-// realtime's own functions, without realtime exporting them.
-func init() {
-	hook.ValidateField = validateField
-	hook.StatusError = newStatusError
-	hook.Idempotent = markIdempotent
+	return errors.Is(e.Err, ErrUnavailable) && !errors.Is(e.Err, ErrMaybeDelivered)
 }
 
 // IsPermanent reports whether sending the same message again can never

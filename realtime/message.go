@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/coursebuilder/realtime-go/internal/field"
 )
 
 // Limits enforced by [Message.Validate] and [Message.Encode].
@@ -15,12 +15,6 @@ const (
 	// a larger body, so the guard refuses it before a byte is sent; PartyKit
 	// gets the same limit so that both transports accept the same messages.
 	MaxEnvelopeBytes = 512 << 10
-	// MaxRoomBytes bounds [Message.Room] and a mapped channel.
-	MaxRoomBytes = 256
-	// MaxNameBytes bounds [Message.Name] and a mapped topic.
-	MaxNameBytes = 128
-	// MaxRequestIDBytes bounds [Message.RequestID].
-	MaxRequestIDBytes = 256
 	// MaxBodyDepth is the deepest nesting of arrays and objects a
 	// [Message.Body] may have (a scalar is 0 deep, [] is 1). Go's
 	// encoding/json, which the Inngest server uses, refuses JSON nested
@@ -43,11 +37,11 @@ const (
 //
 // so a UI reads the same payload from PartyKit and from Inngest Realtime.
 type Message struct {
-	// Room is the PartyKit room id, usually a video resource id. It selects
-	// the Inngest channel through a [Mapping]. Required.
+	// Room is the PartyKit room id, usually a video resource id, at most 256
+	// bytes. It selects the Inngest channel. Required.
 	Room string
-	// Name is the event name, such as "video.asset.ready". It selects the
-	// Inngest topic through a [Mapping]. Required.
+	// Name is the event name, such as "video.asset.ready", at most 128
+	// bytes. It selects the Inngest topic. Required.
 	Name string
 	// RequestID ties the message to the request that caused it. Optional.
 	RequestID string
@@ -62,20 +56,24 @@ type Message struct {
 }
 
 // Validate reports the first invalid field as a [*ValidationError]: Room and
-// Name must be non-empty, valid UTF-8, free of control characters and within
-// [MaxRoomBytes] and [MaxNameBytes]; RequestID may be empty but obeys the same
-// rules within [MaxRequestIDBytes].
+// Name must be non-empty, valid UTF-8 and free of control and invisible
+// format characters; RequestID may be empty but obeys the same rules. Their
+// limits, which the channel and topic a transport maps them to obey too:
+//
+//	Room       256 bytes (and a channel)
+//	Name       128 bytes (and a topic)
+//	RequestID  256 bytes
 func (m Message) Validate() error {
-	if err := validateField("room", m.Room, MaxRoomBytes); err != nil {
+	if err := validateField("room", m.Room, field.RoomBytes); err != nil {
 		return err
 	}
-	if err := validateField("name", m.Name, MaxNameBytes); err != nil {
+	if err := validateField("name", m.Name, field.NameBytes); err != nil {
 		return err
 	}
 	if m.RequestID == "" {
 		return nil
 	}
-	return validateField("requestId", m.RequestID, MaxRequestIDBytes)
+	return validateField("requestId", m.RequestID, field.RequestIDBytes)
 }
 
 // Encode validates m and returns its envelope, or a typed error: a
@@ -83,7 +81,7 @@ func (m Message) Validate() error {
 // encoded (or is a json.RawMessage that is not valid UTF-8, or is nested
 // deeper than [MaxBodyDepth], whatever its form), or a
 // [*TooLargeError] when the envelope exceeds [MaxEnvelopeBytes]. Every
-// provider sends exactly these bytes.
+// provider sends exactly these bytes (see [NewEnvelope]).
 //
 // The bytes are those json.Marshal writes, HTML-sensitive characters escaped
 // (\u003c) as the Inngest server re-encodes them anyway: Inngest Realtime
@@ -91,40 +89,59 @@ func (m Message) Validate() error {
 // JSON.stringify(await req.json()), which spells <, >, & and U+2028/U+2029
 // as themselves (see realtimetest.JSSpelling) and is what browsers received
 // from the TypeScript apps too; either way a browser parses the same value.
-func (m Message) Encode() ([]byte, error) { return m.EncodeLimit(MaxEnvelopeBytes) }
-
-// EncodeLimit is [Message.Encode] with another size limit, for a transport
-// whose own limit differs from Inngest's [MaxEnvelopeBytes] (PartyKit's is
-// larger). The [*TooLargeError] it returns names limit.
-func (m Message) EncodeLimit(limit int) ([]byte, error) {
-	if err := m.Validate(); err != nil {
+func (m Message) Encode() ([]byte, error) {
+	env, err := NewEnvelope(m)
+	if err != nil {
 		return nil, err
 	}
-	b, err := encodeEnvelope(m)
+	if len(env.data) > MaxEnvelopeBytes {
+		return nil, &TooLargeError{Size: len(env.data), Limit: MaxEnvelopeBytes}
+	}
+	return env.data, nil
+}
+
+// Envelope is a message validated and encoded once: the bytes every
+// transport sends for it. A publish makes one, and [Broadcast] hands the
+// same Envelope to each of its transports that is an [EnvelopePublisher],
+// so that none validates or encodes the message again. It is immutable and
+// safe to share between goroutines.
+//
+// [Broadcast]: https://pkg.go.dev/github.com/coursebuilder/realtime-go/broadcast#Broadcast
+type Envelope struct {
+	msg  Message
+	data []byte
+}
+
+// NewEnvelope validates msg and encodes its envelope, with the errors of
+// [Message.Encode] but no size limit: each transport applies its own
+// before it sends (Inngest's is [MaxEnvelopeBytes], PartyKit's larger), and
+// refuses a larger envelope with a [*TooLargeError] naming it.
+func NewEnvelope(msg Message) (*Envelope, error) {
+	if err := msg.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := encodeEnvelope(msg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
-	if len(b) > limit {
-		return nil, &TooLargeError{Size: len(b), Limit: limit}
-	}
-	return b, nil
+	return &Envelope{msg: msg, data: b}, nil
 }
+
+// Message returns the message the envelope was made from.
+func (e *Envelope) Message() Message { return e.msg }
+
+// Bytes returns the encoded envelope. The slice is shared: do not modify it.
+func (e *Envelope) Bytes() []byte { return e.data }
 
 // validateField checks one identifier (a room, name, channel or topic) the way
 // [Message.Validate] does and returns a [*ValidationError] naming field.
-func validateField(field, v string, limit int) error {
-	switch {
-	case v == "":
-		return &ValidationError{Field: field, Reason: ErrEmpty}
-	case len(v) > limit:
-		return &ValidationError{Field: field, Reason: ErrTooLong, Limit: limit}
-	case !utf8.ValidString(v):
-		return &ValidationError{Field: field, Reason: ErrInvalidUTF8}
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return &ValidationError{Field: field, Reason: ErrControlCharacter}
+func validateField(name, v string, limit int) error {
+	if reason := field.Check(v, limit); reason != nil {
+		e := &ValidationError{Field: name, Reason: reason}
+		if reason == ErrTooLong {
+			e.Limit = limit
 		}
+		return e
 	}
 	return nil
 }

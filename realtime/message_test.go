@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/coursebuilder/realtime-go/internal/field"
 	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
@@ -38,7 +39,7 @@ func TestEncodeIsTheEnvelopeBrowsersReceive(t *testing.T) {
 }
 
 func TestValidationErrorsAreTyped(t *testing.T) {
-	err := realtime.Message{Room: strings.Repeat("x", realtime.MaxRoomBytes+1), Name: "n"}.Validate()
+	err := realtime.Message{Room: strings.Repeat("x", field.RoomBytes+1), Name: "n"}.Validate()
 	var ve *realtime.ValidationError
 	require.ErrorAs(t, err, &ve)
 	assert.Equal(t, "room", ve.Field)
@@ -155,9 +156,9 @@ func FuzzValidateField(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		err := transport.ValidateField("room", s, realtime.MaxRoomBytes)
+		err := transport.Validate("room", s, field.RoomBytes)
 		if err == nil {
-			if s == "" || len(s) > realtime.MaxRoomBytes || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			if s == "" || len(s) > field.RoomBytes || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 				t.Fatalf("accepted %q", s)
 			}
 			return
@@ -173,10 +174,10 @@ func TestIsPermanent(t *testing.T) {
 	invalid := realtime.Message{Name: "n"}.Validate()
 	_, tooLarge := realtime.Message{Room: "r", Name: "n", Body: strings.Repeat("x", realtime.MaxEnvelopeBytes)}.Encode()
 	_, unencodable := realtime.Message{Room: "r", Name: "n", Body: make(chan int)}.Encode()
-	for _, err := range []error{invalid, tooLarge, unencodable, transport.NewStatusError("inngest", 400, "", 0)} {
+	for _, err := range []error{invalid, tooLarge, unencodable, transport.StatusError("inngest", 400, "", 0)} {
 		assert.True(t, realtime.IsPermanent(err), "%v", err)
 	}
-	for _, err := range []error{nil, transport.NewStatusError("inngest", 503, "", 0), transport.NewStatusError("inngest", 401, "", 0), errors.New("other")} {
+	for _, err := range []error{nil, transport.StatusError("inngest", 503, "", 0), transport.StatusError("inngest", 401, "", 0), errors.New("other")} {
 		assert.False(t, realtime.IsPermanent(err), "%v", err)
 	}
 }

@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"go.uber.org/zap"
@@ -16,6 +17,21 @@ import (
 // accepted the message; it says nothing about whether a browser was listening.
 type Provider interface {
 	Publish(ctx context.Context, msg Message) error
+}
+
+// EnvelopePublisher is implemented by providers that can publish a message
+// another provider already validated and encoded: the Inngest provider
+// (package realtime/inngest) and the PartyKit one (package legacyparty) are.
+// [Broadcast] encodes each message once and calls PublishEnvelope on each
+// of its transports that implements it, and Publish on the others.
+//
+// PublishEnvelope sends env.Bytes() as they are, after checking its own
+// size limit, with the errors of Publish.
+//
+// [Broadcast]: https://pkg.go.dev/github.com/coursebuilder/realtime-go/broadcast#Broadcast
+type EnvelopePublisher interface {
+	Provider
+	PublishEnvelope(ctx context.Context, env *Envelope) error
 }
 
 // Pinner is implemented by providers whose routing may change between
@@ -71,10 +87,27 @@ func (n *Noop) Publish(ctx context.Context, msg Message) error {
 	if _, err := msg.Encode(); err != nil {
 		return err
 	}
+	n.drop(msg)
+	return nil
+}
+
+// PublishEnvelope logs and drops an envelope encoded already (see
+// [EnvelopePublisher]); it fails only for a done context or a nil envelope.
+func (n *Noop) PublishEnvelope(ctx context.Context, env *Envelope) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if env == nil || env.data == nil {
+		return fmt.Errorf("%w: no envelope (use NewEnvelope)", ErrInvalidMessage)
+	}
+	n.drop(env.msg)
+	return nil
+}
+
+func (n *Noop) drop(msg Message) {
 	if n == nil || n.log == nil {
-		return nil
+		return
 	}
 	n.log.Info("realtime: not configured, message dropped",
 		zap.String("room", msg.Room), zap.String("name", msg.Name), zap.String("request_id", msg.RequestID))
-	return nil
 }

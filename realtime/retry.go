@@ -10,7 +10,8 @@ import "time"
 // since the server may have delivered it already; a token request, which is
 // safe to repeat, is retried then too. Delays grow exponentially from BaseDelay
 // with full jitter, capped at MaxDelay, and never outlive the caller's
-// context deadline.
+// context deadline. A nil *RetryPolicy, or a zero field, takes the default
+// written on the field.
 type RetryPolicy struct {
 	// Attempts is the total number of requests, the first included; 1
 	// disables retries. Defaults to 3.
@@ -20,6 +21,3 @@ type RetryPolicy struct {
 	// MaxDelay caps each delay, a server's Retry-After included. Defaults to 2s.
 	MaxDelay time.Duration
 }
-
-// DefaultRetryPolicy is used when a provider's options leave Retry nil.
-var DefaultRetryPolicy = RetryPolicy{Attempts: 3, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second}

@@ -10,13 +10,18 @@
 // ({"channel","topics","key","apiBaseUrl"}) plus "expires", so a page
 // passes the fetched body as it is to useRealtime's token (inngest/react)
 // or to subscribe (inngest/realtime). Go programs subscribe with
-// [inngest.TokenSource] and [inngest.Subscribe] instead.
+// [inngest.Subscribe] instead.
+//
+// The handler asks a [Router], the app's [*broadcast.Broadcast], where a
+// room's messages go ([broadcast.Broadcast.Route]) and mints through it, so
+// the scopes, flags and channel mapping that route publishes are given once,
+// to the Broadcast, and browsers listen where messages go.
 //
 // Serving tokens next to the publishing side of an app:
 //
-//	p, err := inngest.New(nil) // the provider that publishes
+//	b, err := broadcast.New(party, inngestProvider, &broadcast.Options{Resolver: evaluator})
 //	…
-//	h := tokens.NewHandler(p, &tokens.HandlerOptions{
+//	h := tokens.NewHandler(b, &tokens.HandlerOptions{
 //		Authenticate: func(r *http.Request) (tokens.Subject, error) {
 //			user, err := sessions.User(r) // the app's own
 //			return tokens.Subject{ID: user.ID}, err
@@ -24,7 +29,6 @@
 //		Authorize: func(ctx context.Context, s tokens.Subject, room string, _ flags.Scope) error {
 //			return videos.CheckOwner(ctx, s.ID, room) // the app's own
 //		},
-//		Resolver: evaluator, // the same flags.Resolver as broadcast.Options.Resolver
 //		Logger:   logger,
 //		Meter:    otel.Meter("realtime"),
 //		// BrowserBaseURL: "https://inngest.example.com", // if browsers reach Inngest elsewhere
@@ -46,14 +50,14 @@
 //
 // # The token request
 //
-// The query names a room (required, at most [realtime.MaxRoomBytes]) and
-// either a scope, whose event names are those of [ScopeNames], or the event
-// names themselves (names=a,b or names=a&names=b, at most [MaxNames]), which
+// The query names a room (required, at most 256 bytes) and
+// either a scope, whose event names are its flags.Scope.Names, or the event
+// names themselves (names=a,b or names=a&names=b, at most 16), which
 // must all belong to one scope (flags.ScopeOf), or both. The default scope
 // has no names of its own, so a request in it must name its events. Other
 // parameters are ignored. The token covers the channel of the room and the
-// topics of the names, mapped by the Minter (for *inngest.Provider, its
-// Mapping, the same one its publishes use); the handler answers the minted
+// topics of the names, mapped by the Router's realtime provider (for
+// *inngest.Provider, its Mapping, the same one its publishes use); the handler answers the minted
 // token's channel and topics and never derives them itself.
 //
 // # apiBaseUrl
@@ -64,9 +68,9 @@
 // from the dev server or a self-hosted Inngest fails. The handler sends
 // HandlerOptions.BrowserBaseURL when set (the address browsers reach
 // Inngest at, behind a proxy or outside a container network), else the
-// Minter's BaseURL() when it has one ([BaseURLer]; *inngest.Provider's
-// BaseURL), else none, with a warning at NewHandler. A BrowserBaseURL that is
-// not a bare http(s)://host[:port], or a Minter BaseURL that is not http(s)
+// Router's BaseURL() when it has one (a Broadcast's is its Inngest
+// provider's BaseURL), else none, with a warning at NewHandler. A BrowserBaseURL that is
+// not a bare http(s)://host[:port], or a Router BaseURL that is not http(s)
 // or carries user information, makes the handler misconfigured: NewHandler
 // logs it once at Error, [Handler.Err] returns it (matching
 // [ErrMisconfigured]) so an app can refuse to start, and every request is
@@ -75,21 +79,21 @@
 // The answers, each with Cache-Control: no-store and a JSON body:
 //
 //	200  {"channel":…,"topics":[…],"key":"<jwt>","apiBaseUrl":"<url>","expires":"<RFC 3339>"}
-//	400  the query is malformed, longer than MaxQueryBytes (2 KiB), or names
+//	400  the query is malformed, longer than 2 KiB, or names
 //	     an unknown scope, an invalid room or name, or a name outside the scope
 //	401  Authenticate failed
 //	403  Authorize refused
 //	404  the scope is in legacy mode for the room: the page keeps PartyKit
 //	405  not a GET (with Allow: GET)
-//	500  {"error":"internal error"}: Authenticate, Authorize, the Resolver,
-//	     the Minter or its Mapping panicked (outcome "panic"; the panic is
+//	500  {"error":"internal error"}: Authenticate, Authorize, the Router or
+//	     its provider's Mapping panicked (outcome "panic"; the panic is
 //	     contained, logged at Error without its value unless it is a runtime
 //	     error, and never in the body); or {"error":"token endpoint
 //	     misconfigured"} (outcome "misconfigured", see above)
 //	502  minting failed; the body says no more than that
 //
-// A Resolver answer that is none of the four modes (flags.Mode.Known) is
-// taken as legacy: 404, nothing minted.
+// A mode that is none of the four (flags.Mode.Known) is taken as legacy:
+// 404, nothing minted.
 //
 // Only the method and the length of the query are checked before
 // Authenticate; the query is parsed after it, and the flag read after
@@ -108,8 +112,10 @@
 //
 // A [Handler] logs each refused request (Debug for 400, 401, 404 and 405,
 // Info for 403, Error for 500 and 502) and counts every request in the
-// OpenTelemetry counter [MetricRequests] ("realtime.token.requests") with
-// the attributes outcome, status and scope. Error text in a log field is
+// OpenTelemetry counter realtime.token.requests with the attributes outcome
+// (ok, bad_request, unauthenticated, forbidden, legacy, method_not_allowed,
+// upstream_error, canceled, panic, misconfigured), status and scope (a
+// known scope, or "none"). Error text in a log field is
 // put on one line (each line break of errors.Join or an upstream body
 // becomes "; "). No log line, metric
 // attribute, error or response body other than the 200 body contains a

@@ -9,32 +9,35 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/tokens"
 )
 
-func ExampleScopeNames() {
-	for _, s := range flags.Scopes {
-		fmt.Println(s, tokens.ScopeNames(s))
-	}
-	// Output:
-	// video-upload [videoResource.created]
-	// video-ready [video.asset.ready]
-	// video-errored [video.asset.errored]
-	// transcript [transcript.ready]
-	// ai-stream [ai.message]
-	// default []
+// fixedMinter stands in for the *inngest.Provider of an app: it mints a
+// fixed token.
+type fixedMinter struct{ realtime.Provider }
+
+func (fixedMinter) SubscriptionToken(_ context.Context, room string, names []string) (inngest.Token, error) {
+	return inngest.Token{JWT: "eyJ.example.jwt", Channel: room, Topics: names,
+		Expires: time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)}, nil
 }
 
 func ExampleHandler() {
-	// In an app the Minter is the *inngest.Provider that publishes; here a
-	// stand-in returns a fixed token.
-	minter := tokens.MinterFunc(func(_ context.Context, room string, names []string) (inngest.Token, error) {
-		return inngest.Token{JWT: "eyJ.example.jwt", Channel: room, Topics: names,
-			Expires: time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)}, nil
+	// In an app the Broadcast is the one that publishes, over the PartyKit
+	// and Inngest providers; here stand-ins drop messages and mint a fixed
+	// token. Its Resolver says which scopes browsers read from Inngest.
+	b, err := broadcast.New(realtime.NewNoop(nil), fixedMinter{realtime.NewNoop(nil)}, &broadcast.Options{
+		Resolver: flags.Fixed(flags.Primary),
 	})
-	h := tokens.NewHandler(minter, &tokens.HandlerOptions{
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close(context.Background())
+	h := tokens.NewHandler(b, &tokens.HandlerOptions{
 		Authenticate: func(r *http.Request) (tokens.Subject, error) {
 			if c, err := r.Cookie("session"); err == nil && c.Value == "alice-session" {
 				return tokens.Subject{ID: "alice"}, nil
@@ -47,9 +50,8 @@ func ExampleHandler() {
 			}
 			return errors.New("not the owner")
 		},
-		Resolver: flags.Fixed(flags.Primary),
-		// Where browsers reach Inngest; with a *inngest.Provider as the
-		// Minter it defaults to its BaseURL.
+		// Where browsers reach Inngest; with a *inngest.Provider in the
+		// Broadcast it defaults to its BaseURL.
 		BrowserBaseURL: "http://localhost:8288",
 	})
 	if err := h.Err(); err != nil {

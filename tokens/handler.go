@@ -17,31 +17,31 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.uber.org/zap"
 
+	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
-// MetricRequests is the name of the OpenTelemetry Int64Counter a [Handler]
-// adds one to for every request it answers, with the attributes "outcome"
-// (one of the Outcome constants), "status" (the HTTP status, an int) and
-// "scope" (a scope of flags.Scopes, or "none" when the request named no
-// valid one).
-const MetricRequests = "realtime.token.requests"
+// metricRequests is the OpenTelemetry Int64Counter a [Handler] adds one to
+// for every request it answers, with the attributes "outcome", "status"
+// (the HTTP status, an int) and "scope" (a scope of flags.Scopes, or "none"
+// when the request named no valid one); see the package doc.
+const metricRequests = "realtime.token.requests"
 
-// Outcomes of a token request, the "outcome" attribute of [MetricRequests]
-// and the field of the same name in log lines.
+// Outcomes of a token request, the "outcome" attribute of
+// realtime.token.requests and the field of the same name in log lines.
 const (
-	OutcomeOK               = "ok"                 // 200, a token
-	OutcomeMethodNotAllowed = "method_not_allowed" // 405
-	OutcomeBadRequest       = "bad_request"        // 400
-	OutcomeUnauthenticated  = "unauthenticated"    // 401
-	OutcomeForbidden        = "forbidden"          // 403
-	OutcomeLegacy           = "legacy"             // 404, the scope is in legacy mode
-	OutcomeUpstreamError    = "upstream_error"     // 502, Inngest failed
-	OutcomeCanceled         = "canceled"           // 502, the client went away first
-	OutcomePanic            = "panic"              // 500, a hook, the Resolver or the Minter panicked
-	OutcomeMisconfigured    = "misconfigured"      // 500, NewHandler found a configuration error (see Handler.Err)
+	outcomeOK               = "ok"                 // 200, a token
+	outcomeMethodNotAllowed = "method_not_allowed" // 405
+	outcomeBadRequest       = "bad_request"        // 400
+	outcomeUnauthenticated  = "unauthenticated"    // 401
+	outcomeForbidden        = "forbidden"          // 403
+	outcomeLegacy           = "legacy"             // 404, the scope is in legacy mode
+	outcomeUpstreamError    = "upstream_error"     // 502, Inngest failed
+	outcomeCanceled         = "canceled"           // 502, the client went away first
+	outcomePanic            = "panic"              // 500, a hook or the Router panicked
+	outcomeMisconfigured    = "misconfigured"      // 500, NewHandler found a configuration error (see Handler.Err)
 )
 
 // ErrMisconfigured is matched (errors.Is) by the error [Handler.Err]
@@ -50,36 +50,23 @@ const (
 // every request 500.
 var ErrMisconfigured = errors.New("tokens: handler misconfigured")
 
-// DefaultTimeout bounds the minting of one token when HandlerOptions.Timeout
+// defaultTimeout bounds the minting of one token when HandlerOptions.Timeout
 // is zero.
-const DefaultTimeout = 10 * time.Second
+const defaultTimeout = 10 * time.Second
 
-// Minter mints subscription tokens. [*inngest.Provider] is one; tests use
-// fakes. A Minter that also has a BaseURL() string method (as
-// *inngest.Provider does, see [BaseURLer]) gives the default apiBaseUrl of
-// the handler's answers.
-type Minter interface {
+// Router is what the handler asks about a room: where its messages go now
+// and a subscription token for it. [*broadcast.Broadcast] is one, so that
+// the endpoint follows the same flags as the publishes (a scope in legacy
+// mode is answered 404) and mints with the realtime provider's mapping: the
+// routing of a room is given once, to the Broadcast. A Router that also has
+// a BaseURL() string method (as Broadcast does) gives the default
+// apiBaseUrl of the answers.
+type Router interface {
+	Route(ctx context.Context, room, name string) broadcast.Route
 	SubscriptionToken(ctx context.Context, room string, names []string) (inngest.Token, error)
 }
 
-var _ Minter = (*inngest.Provider)(nil)
-
-// BaseURLer is the optional interface of a [Minter] that knows the Inngest
-// API it mints with; [*inngest.Provider] is one. NewHandler calls BaseURL
-// once, for the default apiBaseUrl of its answers.
-type BaseURLer interface {
-	BaseURL() string
-}
-
-var _ BaseURLer = (*inngest.Provider)(nil)
-
-// MinterFunc adapts a function to [Minter].
-type MinterFunc func(ctx context.Context, room string, names []string) (inngest.Token, error)
-
-// SubscriptionToken calls f(ctx, room, names).
-func (f MinterFunc) SubscriptionToken(ctx context.Context, room string, names []string) (inngest.Token, error) {
-	return f(ctx, room, names)
-}
+var _ Router = (*broadcast.Broadcast)(nil)
 
 // Subject is whoever asks for a token, as the app's Authenticate found out.
 type Subject struct {
@@ -102,12 +89,6 @@ type HandlerOptions struct {
 	// instance whether the user owns the video resource. An error is
 	// answered 403. Defaults to refusing everyone.
 	Authorize func(ctx context.Context, subject Subject, room string, scope flags.Scope) error
-	// Resolver gives the migration mode of a scope for a room. A scope in
-	// legacy mode is answered 404, so that a UI carries on with PartyKit;
-	// every other mode publishes to Inngest Realtime and gets a token. Pass
-	// the Resolver given to broadcast.Options. Defaults to
-	// flags.Fixed(flags.Legacy), as broadcast does.
-	Resolver flags.Resolver
 	// BrowserBaseURL is the base URL at which browsers reach the Inngest
 	// API, sent as the answer's apiBaseUrl: the official SDK connects its
 	// websocket to <scheme://host of apiBaseUrl>/v1/realtime/connect (ws
@@ -117,24 +98,24 @@ type HandlerOptions struct {
 	// host name). It must be an absolute http(s) URL without user
 	// information, path (the SDK ignores it), query or fragment; anything
 	// else makes the handler misconfigured (see [Handler.Err]). Defaults to
-	// the Minter's BaseURL() when it has one (for *inngest.Provider, its
+	// the Router's BaseURL() when it has one (for *broadcast.Broadcast, its
+	// realtime provider's, for *inngest.Provider its
 	// BaseURL: the dev server, a self-hosted Inngest or Inngest Cloud), and
-	// otherwise to none, with a warning. A Minter's BaseURL with a path is
+	// otherwise to none, with a warning. A Router's BaseURL with a path is
 	// sent as it is, and the SDK drops the path: set BrowserBaseURL then.
 	BrowserBaseURL string
-	// Timeout bounds minting one token, retries included. Defaults to
-	// DefaultTimeout (10s).
+	// Timeout bounds minting one token, retries included. Defaults to 10s.
 	Timeout time.Duration
 	// Logger receives one line per request that was not served (Debug for
 	// 400, 401, 404 and 405, Info for 403, Error for 500 and 502) and a
 	// Debug line per token, with the fields outcome, status, scope, room
 	// and, for 403, 500 and 502, the error of Authorize or of the Minter,
-	// or what panicked ("tokens: Resolver panicked: …"), on one line. Never
+	// or what panicked ("tokens: Router panicked: …"), on one line. Never
 	// the token, a key, the subject, Authenticate's error or what a
 	// panicking Authenticate panicked with. Defaults to zap.NewNop().
 	Logger *zap.Logger
-	// Meter creates the [MetricRequests] counter. Defaults to a no-op
-	// meter.
+	// Meter creates the realtime.token.requests counter. Defaults to a
+	// no-op meter.
 	Meter metric.Meter
 }
 
@@ -148,12 +129,11 @@ type HandlerOptions struct {
 // inngest/react), plus its expiry (see [Response]). Mount it at the path the
 // UI fetches; it does not look at the path. It is safe for concurrent use.
 type Handler struct {
-	minter   Minter
+	router   Router
 	apiBase  string
 	cfgErr   error
 	authn    func(*http.Request) (Subject, error)
 	authz    func(context.Context, Subject, string, flags.Scope) error
-	resolver flags.Resolver
 	timeout  time.Duration
 	log      *zap.Logger
 	requests metric.Int64Counter
@@ -166,26 +146,26 @@ var (
 	errNoAuthorize    = errors.New("tokens: no Authorize configured")
 )
 
-// NewHandler returns a Handler that mints tokens with m (normally the app's
-// *inngest.Provider, so that tokens and publishes share one Mapping).
+// NewHandler returns a Handler that asks r, normally the app's
+// *broadcast.Broadcast, where a room's messages go and mints tokens through
+// it, so that tokens and publishes share one routing.
 //
-// NewHandler does not fail: a configuration it cannot use (an invalid
-// BrowserBaseURL, or a Minter whose BaseURL is not an http(s) URL) is
-// logged once, at Error, and makes every request answer 500 with the
-// outcome [OutcomeMisconfigured]. Check [Handler.Err] at start-up to fail
-// early instead.
-func NewHandler(m Minter, opts *HandlerOptions) *Handler {
+// NewHandler does not fail: a configuration it cannot use (a nil r, an
+// invalid BrowserBaseURL, or a Router whose BaseURL is not an http(s) URL)
+// is logged once, at Error, and makes every request answer 500 with the
+// outcome "misconfigured". Check [Handler.Err] at start-up to fail early
+// instead.
+func NewHandler(r Router, opts *HandlerOptions) *Handler {
 	var o HandlerOptions
 	if opts != nil {
 		o = *opts
 	}
 	h := &Handler{
-		minter:   m,
-		authn:    o.Authenticate,
-		authz:    o.Authorize,
-		resolver: o.Resolver,
-		timeout:  o.Timeout,
-		log:      o.Logger,
+		router:  r,
+		authn:   o.Authenticate,
+		authz:   o.Authorize,
+		timeout: o.Timeout,
+		log:     o.Logger,
 	}
 	if h.log == nil {
 		h.log = zap.NewNop()
@@ -198,32 +178,33 @@ func NewHandler(m Minter, opts *HandlerOptions) *Handler {
 		h.log.Warn("tokens: no Authorize configured; every token request will be answered 403")
 		h.authz = func(context.Context, Subject, string, flags.Scope) error { return errNoAuthorize }
 	}
-	if h.resolver == nil {
-		h.resolver = flags.Fixed(flags.Legacy)
-	}
 	if h.timeout <= 0 {
-		h.timeout = DefaultTimeout
+		h.timeout = defaultTimeout
 	}
 	meter := o.Meter
 	if meter == nil {
 		meter = noop.NewMeterProvider().Meter("")
 	}
-	c, err := meter.Int64Counter(MetricRequests,
+	c, err := meter.Int64Counter(metricRequests,
 		metric.WithDescription("Subscription token requests, by outcome, HTTP status and scope."),
 		metric.WithUnit("{request}"))
 	if err != nil {
-		h.log.Warn("tokens: creating the request counter", zap.String("metric", MetricRequests), errField(err))
+		h.log.Warn("tokens: creating the request counter", zap.String("metric", metricRequests), errField(err))
 	}
 	if c == nil {
 		c = noop.Int64Counter{}
 	}
 	h.requests = c
-	h.apiBase, h.cfgErr = apiBaseURL(m, o.BrowserBaseURL)
+	if r == nil {
+		h.cfgErr = fmt.Errorf("%w: no Router (pass the app's *broadcast.Broadcast)", ErrMisconfigured)
+	} else {
+		h.apiBase, h.cfgErr = apiBaseURL(r, o.BrowserBaseURL)
+	}
 	switch {
 	case h.cfgErr != nil:
 		h.log.Error("tokens: the handler is misconfigured; every token request will be answered 500", errField(h.cfgErr))
 	case h.apiBase == "":
-		h.log.Warn("tokens: no BrowserBaseURL configured and the Minter has no BaseURL; the SDK will connect browsers to Inngest Cloud")
+		h.log.Warn("tokens: no BrowserBaseURL configured and the Router has no BaseURL; the SDK will connect browsers to Inngest Cloud")
 	}
 	return h
 }
@@ -234,20 +215,20 @@ func NewHandler(m Minter, opts *HandlerOptions) *Handler {
 func (h *Handler) Err() error { return h.cfgErr }
 
 // APIBaseURL returns the apiBaseUrl of the handler's answers: the
-// BrowserBaseURL option, else the Minter's BaseURL, else "" (the SDK then
+// BrowserBaseURL option, else the Router's BaseURL, else "" (the SDK then
 // uses Inngest Cloud).
 func (h *Handler) APIBaseURL() string { return h.apiBase }
 
 // apiBaseURL picks and checks the apiBaseUrl of the answers: browser when
-// set, else m's BaseURL when m has one, else "".
-func apiBaseURL(m Minter, browser string) (string, error) {
+// set, else r's BaseURL when r has one, else "".
+func apiBaseURL(r Router, browser string) (string, error) {
 	if browser != "" {
 		if err := checkBrowserURL(browser); err != nil {
 			return "", fmt.Errorf("%w: BrowserBaseURL %w", ErrMisconfigured, err)
 		}
 		return strings.TrimRight(browser, "/"), nil
 	}
-	b, ok := m.(BaseURLer)
+	b, ok := r.(baseURLer)
 	if !ok {
 		return "", nil
 	}
@@ -258,14 +239,14 @@ func apiBaseURL(m Minter, browser string) (string, error) {
 	if base == "" {
 		return "", nil
 	}
-	// The Minter's own URL may have a path, which the Minter uses and the
+	// The Router's own URL may have a path, which the Router uses and the
 	// SDK ignores; only its scheme and host are required here.
 	u, err := url.Parse(base)
 	switch {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return "", fmt.Errorf("%w: the Minter's BaseURL is not an http(s) URL", ErrMisconfigured)
+		return "", fmt.Errorf("%w: the Router's BaseURL is not an http(s) URL", ErrMisconfigured)
 	case u.User != nil:
-		return "", fmt.Errorf("%w: the Minter's BaseURL has user information, which must not reach browsers: set BrowserBaseURL", ErrMisconfigured)
+		return "", fmt.Errorf("%w: the Router's BaseURL has user information, which must not reach browsers: set BrowserBaseURL", ErrMisconfigured)
 	}
 	return strings.TrimRight(base, "/"), nil
 }
@@ -294,10 +275,16 @@ func checkBrowserURL(s string) error {
 	return nil
 }
 
-func minterBaseURL(b BaseURLer) (base string, err error) {
+// baseURLer is the optional interface of a [Router] that knows the Inngest
+// API it mints with.
+type baseURLer interface {
+	BaseURL() string
+}
+
+func minterBaseURL(b baseURLer) (base string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			base, err = "", panicError("the Minter's BaseURL", p)
+			base, err = "", panicError("the Router's BaseURL", p)
 		}
 	}()
 	return b.BaseURL(), nil
@@ -350,16 +337,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if h.cfgErr != nil {
 		// Logged once by NewHandler.
-		h.fail(w, r, http.StatusInternalServerError, OutcomeMisconfigured, "", "", "token endpoint misconfigured", nil)
+		h.fail(w, r, http.StatusInternalServerError, outcomeMisconfigured, "", "", "token endpoint misconfigured", nil)
 		return
 	}
 	if r.Method != http.MethodGet {
 		hdr.Set("Allow", http.MethodGet)
-		h.fail(w, r, http.StatusMethodNotAllowed, OutcomeMethodNotAllowed, "", "", "method not allowed", nil)
+		h.fail(w, r, http.StatusMethodNotAllowed, outcomeMethodNotAllowed, "", "", "method not allowed", nil)
 		return
 	}
-	if len(r.URL.RawQuery) > MaxQueryBytes {
-		h.fail(w, r, http.StatusBadRequest, OutcomeBadRequest, "", "", fmt.Sprintf("query longer than %d bytes", MaxQueryBytes), nil)
+	if len(r.URL.RawQuery) > maxQueryBytes {
+		h.fail(w, r, http.StatusBadRequest, outcomeBadRequest, "", "", fmt.Sprintf("query longer than %d bytes", maxQueryBytes), nil)
 		return
 	}
 	subject, err := h.authenticate(r)
@@ -367,12 +354,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if isPanic(err) {
 			// What Authenticate panicked with is not logged, as its
 			// errors are not.
-			h.fail(w, r, http.StatusInternalServerError, OutcomePanic, "", "", msgInternal, errAuthenticatePanicked)
+			h.fail(w, r, http.StatusInternalServerError, outcomePanic, "", "", msgInternal, errAuthenticatePanicked)
 			return
 		}
 		// The error is not logged: an app's Authenticate may quote the
 		// cookie or header it could not read.
-		h.fail(w, r, http.StatusUnauthorized, OutcomeUnauthenticated, "", "", "not authenticated", nil)
+		h.fail(w, r, http.StatusUnauthorized, outcomeUnauthenticated, "", "", "not authenticated", nil)
 		return
 	}
 	q, err := parseQuery(r.URL.RawQuery)
@@ -382,25 +369,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &qe) {
 			msg = "invalid query: " + qe.msg
 		}
-		h.fail(w, r, http.StatusBadRequest, OutcomeBadRequest, "", "", msg, nil)
+		h.fail(w, r, http.StatusBadRequest, outcomeBadRequest, "", "", msg, nil)
 		return
 	}
 	if err := h.authorize(r.Context(), subject, q.room, q.scope); err != nil {
 		if isPanic(err) {
-			h.fail(w, r, http.StatusInternalServerError, OutcomePanic, q.scope, q.room, msgInternal, err)
+			h.fail(w, r, http.StatusInternalServerError, outcomePanic, q.scope, q.room, msgInternal, err)
 			return
 		}
-		h.fail(w, r, http.StatusForbidden, OutcomeForbidden, q.scope, q.room, "not authorized", err)
+		h.fail(w, r, http.StatusForbidden, outcomeForbidden, q.scope, q.room, "not authorized", err)
 		return
 	}
 	mode, err := h.mode(r.Context(), q)
+	// Route gives Broadcast's answer, so an unknown mode is legacy already;
+	// another Router's may not be.
 	if err != nil {
-		h.fail(w, r, http.StatusInternalServerError, OutcomePanic, q.scope, q.room, msgInternal, err)
+		h.fail(w, r, http.StatusInternalServerError, outcomePanic, q.scope, q.room, msgInternal, err)
 		return
 	}
 	// An unknown mode is legacy, as everywhere else.
 	if !mode.OrLegacy().PublishesRealtime() {
-		h.fail(w, r, http.StatusNotFound, OutcomeLegacy, q.scope, q.room, "realtime is not enabled for this scope", nil)
+		h.fail(w, r, http.StatusNotFound, outcomeLegacy, q.scope, q.room, "realtime is not enabled for this scope", nil)
 		return
 	}
 
@@ -412,32 +401,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case isPanic(err), errors.Is(err, inngest.ErrMappingPanicked):
 		// inngest.Provider contains a panic of its Mapping itself, as a
 		// validation error; it is the app's bug all the same.
-		h.fail(w, r, http.StatusInternalServerError, OutcomePanic, q.scope, q.room, msgInternal, err)
+		h.fail(w, r, http.StatusInternalServerError, outcomePanic, q.scope, q.room, msgInternal, err)
 		return
 	case errors.Is(err, realtime.ErrInvalidMessage):
 		// The room was valid but the mapped channel is not (too long once
 		// prefixed, say): the request cannot be served as asked.
-		h.fail(w, r, http.StatusBadRequest, OutcomeBadRequest, q.scope, q.room, "invalid query: the room cannot be subscribed to", err)
+		h.fail(w, r, http.StatusBadRequest, outcomeBadRequest, q.scope, q.room, "invalid query: the room cannot be subscribed to", err)
 		return
 	case r.Context().Err() != nil:
-		h.fail(w, r, http.StatusBadGateway, OutcomeCanceled, q.scope, q.room, "token service unavailable", err)
+		h.fail(w, r, http.StatusBadGateway, outcomeCanceled, q.scope, q.room, "token service unavailable", err)
 		return
 	default:
-		h.fail(w, r, http.StatusBadGateway, OutcomeUpstreamError, q.scope, q.room, "token service unavailable", err)
+		h.fail(w, r, http.StatusBadGateway, outcomeUpstreamError, q.scope, q.room, "token service unavailable", err)
 		return
 	}
 
 	// Channel and topics are the minted token's, never recomputed here:
-	// the Minter's Mapping is the only one.
+	// the realtime provider's Mapping is the only one.
 	body, err := json.Marshal(Response{Channel: tok.Channel, Topics: tok.Topics, Key: tok.JWT, APIBaseURL: h.apiBase, Expires: tok.Expires})
 	if err != nil { // cannot happen with these types
-		h.fail(w, r, http.StatusBadGateway, OutcomeUpstreamError, q.scope, q.room, "token service unavailable", err)
+		h.fail(w, r, http.StatusBadGateway, outcomeUpstreamError, q.scope, q.room, "token service unavailable", err)
 		return
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(append(body, '\n'))
-	h.count(r.Context(), OutcomeOK, http.StatusOK, q.scope)
-	h.log.Debug("tokens: token served", zap.String("outcome", OutcomeOK), zap.Int("status", http.StatusOK),
+	h.count(r.Context(), outcomeOK, http.StatusOK, q.scope)
+	h.log.Debug("tokens: token served", zap.String("outcome", outcomeOK), zap.Int("status", http.StatusOK),
 		zap.String("scope", string(q.scope)), zap.String("room", q.room), zap.Object("token", tok))
 }
 
@@ -446,7 +435,7 @@ const msgInternal = "internal error"
 
 var errAuthenticatePanicked = &panicErr{msg: "tokens: Authenticate panicked"}
 
-// panicErr is a recovered panic of a hook, the Resolver or the Minter.
+// panicErr is a recovered panic of a hook or the Router.
 type panicErr struct{ msg string }
 
 func (e *panicErr) Error() string { return e.msg }
@@ -489,28 +478,26 @@ func (h *Handler) authorize(ctx context.Context, s Subject, room string, scope f
 	return h.authz(ctx, s, room, scope)
 }
 
-// mode asks the Resolver, turning a panic into an error.
+// mode asks the Router where the room's messages of the scope go (all the
+// query's names share the scope), turning a panic into an error.
 func (h *Handler) mode(ctx context.Context, q query) (m flags.Mode, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			m, err = flags.Legacy, panicError("Resolver", p)
+			m, err = flags.Legacy, panicError("Router", p)
 		}
 	}()
-	return h.resolver.Mode(ctx, q.scope, q.room), nil
+	return h.router.Route(ctx, q.room, q.names[0]).Mode, nil
 }
 
 func (h *Handler) mint(ctx context.Context, q query) (tok inngest.Token, err error) {
-	if h.minter == nil {
-		return inngest.Token{}, errors.New("tokens: no Minter configured")
-	}
 	defer func() {
 		if p := recover(); p != nil {
-			tok, err = inngest.Token{}, panicError("Minter", p)
+			tok, err = inngest.Token{}, panicError("Router", p)
 		}
 	}()
-	tok, err = h.minter.SubscriptionToken(ctx, q.room, q.names)
+	tok, err = h.router.SubscriptionToken(ctx, q.room, q.names)
 	if err == nil && tok.JWT == "" {
-		err = errors.New("tokens: Minter returned an empty token")
+		err = errors.New("tokens: Router returned an empty token")
 	}
 	return tok, err
 }
@@ -529,12 +516,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, outco
 		level = zap.InfoLevel
 	case http.StatusInternalServerError:
 		level = zap.ErrorLevel
-		if outcome == OutcomeMisconfigured {
+		if outcome == outcomeMisconfigured {
 			level = zap.DebugLevel // NewHandler logged it, at Error
 		}
 	case http.StatusBadGateway:
 		level = zap.ErrorLevel
-		if outcome == OutcomeCanceled {
+		if outcome == outcomeCanceled {
 			level = zap.DebugLevel
 		}
 	}

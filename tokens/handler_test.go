@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
@@ -67,6 +69,50 @@ func (m *fakeMinter) Calls() []mintCall {
 	return slices.Clone(m.calls)
 }
 
+// minter is what the test routers mint with.
+type minter interface {
+	SubscriptionToken(ctx context.Context, room string, names []string) (inngest.Token, error)
+}
+
+// router routes as a *broadcast.Broadcast does (the scope of the name, the
+// resolver's mode; legacy without a resolver) and mints with m.
+type router struct {
+	m   minter
+	res flags.Resolver
+}
+
+func (r router) Route(ctx context.Context, room, name string) broadcast.Route {
+	scope, mode := flags.ScopeOf(name), flags.Legacy
+	if r.res != nil {
+		mode = r.res.Mode(ctx, scope, room)
+	}
+	return broadcast.Route{Scope: scope, Mode: mode}
+}
+
+func (r router) SubscriptionToken(ctx context.Context, room string, names []string) (inngest.Token, error) {
+	return r.m.SubscriptionToken(ctx, room, names)
+}
+
+// baseRouter is a router whose minter knows its Inngest API.
+type baseRouter struct {
+	router
+	base interface{ BaseURL() string }
+}
+
+func (r baseRouter) BaseURL() string { return r.base.BaseURL() }
+
+// newHandler is tokens.NewHandler over a router of m and res.
+func newHandler(m minter, res flags.Resolver, opts *tokens.HandlerOptions) *tokens.Handler {
+	r := router{m: m, res: res}
+	if b, ok := m.(interface{ BaseURL() string }); ok {
+		return tokens.NewHandler(baseRouter{router: r, base: b}, opts)
+	}
+	return tokens.NewHandler(r, opts)
+}
+
+// primary routes every scope in primary mode.
+var primary = flags.Fixed(flags.Primary)
+
 // resolverFunc adapts a function to flags.Resolver.
 type resolverFunc func(ctx context.Context, scope flags.Scope, room string) flags.Mode
 
@@ -93,7 +139,16 @@ func newFixture(t *testing.T) *fixture {
 	f.logs = logs
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(f.reader))
 	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	f.h = tokens.NewHandler(f.minter, &tokens.HandlerOptions{
+	res := resolverFunc(func(_ context.Context, scope flags.Scope, room string) flags.Mode {
+		if strings.HasPrefix(room, "legacy-") {
+			return flags.Legacy
+		}
+		if room == "vid_2" {
+			return flags.Shadow
+		}
+		return flags.Primary
+	})
+	f.h = newHandler(f.minter, res, &tokens.HandlerOptions{
 		Authenticate: func(r *http.Request) (tokens.Subject, error) {
 			switch u := r.Header.Get("X-User"); u {
 			case "":
@@ -113,15 +168,6 @@ func newFixture(t *testing.T) *fixture {
 			}
 			return errors.New("not the owner of the video")
 		},
-		Resolver: resolverFunc(func(_ context.Context, scope flags.Scope, room string) flags.Mode {
-			if strings.HasPrefix(room, "legacy-") {
-				return flags.Legacy
-			}
-			if room == "vid_2" {
-				return flags.Shadow
-			}
-			return flags.Primary
-		}),
 		Logger: zap.New(core),
 		Meter:  mp.Meter("test"),
 	})
@@ -153,7 +199,7 @@ func (f *fixture) counts(t *testing.T) map[string]int64 {
 	out := map[string]int64{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if m.Name != tokens.MetricRequests {
+			if m.Name != "realtime.token.requests" {
 				continue
 			}
 			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
@@ -206,7 +252,7 @@ func TestHandlerNamesSelectTheScope(t *testing.T) {
 }
 
 func TestHandlerRefusals(t *testing.T) {
-	inngestDown := transport.NewStatusError("inngest", http.StatusServiceUnavailable,
+	inngestDown := transport.StatusError("inngest", http.StatusServiceUnavailable,
 		"upstream says: key signkey-test-abc is overloaded", 0)
 	cases := []struct {
 		name, method, target, user string
@@ -222,7 +268,7 @@ func TestHandlerRefusals(t *testing.T) {
 		{"flag off", "GET", "/t?room=legacy-1&scope=ai-stream", "alice", nil, 404, "legacy/404/ai-stream", "realtime is not enabled for this scope"},
 		{"inngest down", "GET", "/t?room=vid_1&scope=video-ready", "alice", inngestDown, 502, "upstream_error/502/video-ready", "token service unavailable"},
 		{"inngest refuses the key", "GET", "/t?room=vid_1&scope=video-ready", "alice",
-			transport.NewStatusError("inngest", http.StatusUnauthorized, "", 0), 502, "upstream_error/502/video-ready", "token service unavailable"},
+			transport.StatusError("inngest", http.StatusUnauthorized, "", 0), 502, "upstream_error/502/video-ready", "token service unavailable"},
 		{"invalid mapped channel", "GET", "/t?room=vid_1&scope=video-ready", "alice",
 			&realtime.ValidationError{Field: "channel", Reason: realtime.ErrTooLong, Limit: 256}, 400, "bad_request/400/video-ready", "invalid query: the room cannot be subscribed to"},
 		{"bad escape", "GET", "/t?room=%zz&scope=video-ready", "alice", nil, 400, "bad_request/400/none", "invalid query: the query is not a valid URL query"},
@@ -230,8 +276,8 @@ func TestHandlerRefusals(t *testing.T) {
 		{"unknown scope", "GET", "/t?room=vid_1&scope=everything", "alice", nil, 400, "bad_request/400/none", ""},
 		{"name outside the scope", "GET", "/t?room=vid_1&scope=video-ready&names=ai.message", "alice", nil, 400, "bad_request/400/none", "invalid query: a name is not in scope video-ready"},
 		{"control character", "GET", "/t?room=vid%0A1&scope=video-ready", "alice", nil, 400, "bad_request/400/none", "invalid query: room: control character"},
-		{"very long query", "GET", "/t?room=vid_1&scope=video-ready&pad=" + strings.Repeat("x", tokens.MaxQueryBytes), "alice", nil, 400, "bad_request/400/none", "query longer than 2048 bytes"},
-		{"very long query, no auth", "GET", "/t?room=" + strings.Repeat("x", tokens.MaxQueryBytes), "", nil, 400, "bad_request/400/none", "query longer than 2048 bytes"},
+		{"very long query", "GET", "/t?room=vid_1&scope=video-ready&pad=" + strings.Repeat("x", 2048), "alice", nil, 400, "bad_request/400/none", "query longer than 2048 bytes"},
+		{"very long query, no auth", "GET", "/t?room=" + strings.Repeat("x", 2048), "", nil, 400, "bad_request/400/none", "query longer than 2048 bytes"},
 		{"POST", "POST", "/t?room=vid_1&scope=video-ready", "alice", nil, 405, "method_not_allowed/405/none", "method not allowed"},
 		{"HEAD", "HEAD", "/t?room=vid_1&scope=video-ready", "alice", nil, 405, "method_not_allowed/405/none", ""},
 		{"PUT", "PUT", "/t?room=vid_1&scope=video-ready", "alice", nil, 405, "method_not_allowed/405/none", "method not allowed"},
@@ -275,7 +321,7 @@ func TestHandlerRefusals(t *testing.T) {
 
 func TestHandlerLogsUpstreamFailures(t *testing.T) {
 	f := newFixture(t)
-	f.minter.err = transport.NewStatusError("inngest", http.StatusServiceUnavailable, "", 0)
+	f.minter.err = transport.StatusError("inngest", http.StatusServiceUnavailable, "", 0)
 	a := f.do(http.MethodGet, "/t?room=vid_1&scope=video-ready", "alice")
 	require.Equal(t, http.StatusBadGateway, a.status)
 	errs := f.logs.FilterLevelExact(zap.ErrorLevel).All()
@@ -303,7 +349,7 @@ func TestHandlerClientGoneIsCountedAsCanceled(t *testing.T) {
 func TestHandlerWithoutOptionsServesNothing(t *testing.T) {
 	m := &fakeMinter{}
 	core, logs := observer.New(zap.WarnLevel)
-	h := tokens.NewHandler(m, &tokens.HandlerOptions{Logger: zap.New(core)})
+	h := newHandler(m, nil, &tokens.HandlerOptions{Logger: zap.New(core)})
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/t?room=vid_1&scope=video-ready", nil))
 	assert.Equal(t, http.StatusUnauthorized, w.Code)
@@ -312,7 +358,7 @@ func TestHandlerWithoutOptionsServesNothing(t *testing.T) {
 
 	// With authentication and authorization but no Resolver, every scope
 	// is legacy, as in broadcast.
-	h = tokens.NewHandler(m, &tokens.HandlerOptions{
+	h = newHandler(m, nil, &tokens.HandlerOptions{
 		Authenticate: func(*http.Request) (tokens.Subject, error) { return tokens.Subject{ID: "a"}, nil },
 		Authorize:    func(context.Context, tokens.Subject, string, flags.Scope) error { return nil },
 	})
@@ -320,7 +366,7 @@ func TestHandlerWithoutOptionsServesNothing(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/t?room=vid_1&scope=video-ready", nil))
 	assert.Equal(t, http.StatusNotFound, w.Code)
 
-	h = tokens.NewHandler(m, nil)
+	h = newHandler(m, nil, nil)
 	w = httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/t?room=vid_1&scope=video-ready", nil))
 	assert.Equal(t, http.StatusUnauthorized, w.Code)
@@ -328,10 +374,9 @@ func TestHandlerWithoutOptionsServesNothing(t *testing.T) {
 }
 
 func TestHandlerBoundsMinting(t *testing.T) {
-	blocked := tokens.NewHandler(blockingMinter{}, &tokens.HandlerOptions{
+	blocked := newHandler(blockingMinter{}, flags.Fixed(flags.Realtime), &tokens.HandlerOptions{
 		Authenticate: func(*http.Request) (tokens.Subject, error) { return tokens.Subject{}, nil },
 		Authorize:    func(context.Context, tokens.Subject, string, flags.Scope) error { return nil },
-		Resolver:     flags.Fixed(flags.Realtime),
 		Timeout:      20 * time.Millisecond,
 	})
 	w := httptest.NewRecorder()
@@ -369,11 +414,10 @@ func answerFields(t *testing.T, body string) ([]string, any) {
 	return keys, raw["apiBaseUrl"]
 }
 
-func allowAll(resolver flags.Resolver) *tokens.HandlerOptions {
+func allowAll() *tokens.HandlerOptions {
 	return &tokens.HandlerOptions{
 		Authenticate: func(*http.Request) (tokens.Subject, error) { return tokens.Subject{ID: "alice"}, nil },
 		Authorize:    func(context.Context, tokens.Subject, string, flags.Scope) error { return nil },
-		Resolver:     resolver,
 	}
 }
 
@@ -387,7 +431,7 @@ func serve(h http.Handler) *httptest.ResponseRecorder {
 // Cloud without one: the answer carries the minter's base URL.
 func TestHandlerAnswersTheMintersBaseURLAsAPIBaseURL(t *testing.T) {
 	m := &baseMinter{base: "http://127.0.0.1:8288/"}
-	h := tokens.NewHandler(m, allowAll(flags.Fixed(flags.Primary)))
+	h := newHandler(m, primary, allowAll())
 	require.NoError(t, h.Err())
 	assert.Equal(t, "http://127.0.0.1:8288", h.APIBaseURL())
 	w := serve(h)
@@ -409,16 +453,16 @@ func TestHandlerUsesARealInngestsBaseURL(t *testing.T) {
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
-	h := tokens.NewHandler(p, allowAll(flags.Fixed(flags.Primary)))
+	h := newHandler(p, primary, allowAll())
 	require.NoError(t, h.Err())
 	assert.Equal(t, p.BaseURL(), h.APIBaseURL())
 }
 
 func TestHandlerBrowserBaseURLOverridesTheMinters(t *testing.T) {
 	m := &baseMinter{base: "http://inngest:8288"} // a container's name browsers cannot resolve
-	opts := allowAll(flags.Fixed(flags.Primary))
+	opts := allowAll()
 	opts.BrowserBaseURL = "https://realtime.example.com/"
-	h := tokens.NewHandler(m, opts)
+	h := newHandler(m, primary, opts)
 	require.NoError(t, h.Err())
 	w := serve(h)
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
@@ -426,7 +470,7 @@ func TestHandlerBrowserBaseURLOverridesTheMinters(t *testing.T) {
 	assert.Equal(t, "https://realtime.example.com", base)
 
 	// A Minter without BaseURL takes it too.
-	h = tokens.NewHandler(&fakeMinter{}, opts)
+	h = newHandler(&fakeMinter{}, primary, opts)
 	w = serve(h)
 	_, base = answerFields(t, w.Body.String())
 	assert.Equal(t, "https://realtime.example.com", base)
@@ -434,9 +478,9 @@ func TestHandlerBrowserBaseURLOverridesTheMinters(t *testing.T) {
 
 func TestHandlerWithoutABaseURLOmitsAPIBaseURLAndWarns(t *testing.T) {
 	core, logs := observer.New(zap.WarnLevel)
-	opts := allowAll(flags.Fixed(flags.Primary))
+	opts := allowAll()
 	opts.Logger = zap.New(core)
-	h := tokens.NewHandler(&fakeMinter{}, opts)
+	h := newHandler(&fakeMinter{}, primary, opts)
 	require.NoError(t, h.Err())
 	assert.Equal(t, 1, logs.FilterMessageSnippet("Inngest Cloud").Len())
 	w := serve(h)
@@ -465,9 +509,9 @@ func TestHandlerRefusesAnInvalidBrowserBaseURL(t *testing.T) {
 			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 			t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
 			m := &baseMinter{base: "http://127.0.0.1:8288"}
-			opts := allowAll(flags.Fixed(flags.Primary))
+			opts := allowAll()
 			opts.BrowserBaseURL, opts.Logger, opts.Meter = bad, zap.New(core), mp.Meter("test")
-			h := tokens.NewHandler(m, opts)
+			h := newHandler(m, primary, opts)
 			require.ErrorIs(t, h.Err(), tokens.ErrMisconfigured)
 			assert.True(t, strings.HasPrefix(h.Err().Error(), "tokens: "), h.Err())
 			assert.NotContains(t, h.Err().Error(), "hunter2")
@@ -492,7 +536,7 @@ func TestHandlerRefusesAnInvalidBrowserBaseURL(t *testing.T) {
 
 func TestHandlerRefusesAMinterBaseURLBrowsersMustNotSee(t *testing.T) {
 	for _, bad := range []string{"not a url", "https://user:hunter2@inngest:8288", "unix:///run/inngest.sock"} {
-		h := tokens.NewHandler(&baseMinter{base: bad}, allowAll(flags.Fixed(flags.Primary)))
+		h := newHandler(&baseMinter{base: bad}, primary, allowAll())
 		require.ErrorIs(t, h.Err(), tokens.ErrMisconfigured, bad)
 		assert.NotContains(t, h.Err().Error(), "hunter2")
 		assert.Equal(t, http.StatusInternalServerError, serve(h).Code)
@@ -505,7 +549,7 @@ type panickingBaseURL struct{ fakeMinter }
 func (*panickingBaseURL) BaseURL() string { panic("base url exploded") }
 
 func TestHandlerContainsAPanickingMinterBaseURL(t *testing.T) {
-	h := tokens.NewHandler(&panickingBaseURL{}, allowAll(flags.Fixed(flags.Primary)))
+	h := newHandler(&panickingBaseURL{}, primary, allowAll())
 	require.ErrorIs(t, h.Err(), tokens.ErrMisconfigured)
 	assert.Contains(t, h.Err().Error(), "panicked")
 	assert.Equal(t, http.StatusInternalServerError, serve(h).Code)
@@ -527,36 +571,36 @@ func TestHandlerContainsPanics(t *testing.T) {
 	ok := func(*http.Request) (tokens.Subject, error) { return tokens.Subject{ID: "alice"}, nil }
 	allow := func(context.Context, tokens.Subject, string, flags.Scope) error { return nil }
 	primary := resolverFunc(func(context.Context, flags.Scope, string) flags.Mode { return flags.Primary })
-	minter := tokens.Minter(&fakeMinter{})
+	var fm minter = &fakeMinter{}
 	cases := []struct {
 		name     string
-		minter   tokens.Minter
+		minter   minter
 		authn    func(*http.Request) (tokens.Subject, error)
 		authz    func(context.Context, tokens.Subject, string, flags.Scope) error
 		resolver flags.Resolver
 		count    string
 		logged   string
 	}{
-		{name: "Authenticate", minter: minter, authz: allow, resolver: primary,
+		{name: "Authenticate", minter: fm, authz: allow, resolver: primary,
 			authn: func(*http.Request) (tokens.Subject, error) { panic("session " + testJWT) },
 			count: "panic/500/none", logged: "tokens: Authenticate panicked"},
-		{name: "Authorize", minter: minter, authn: ok, resolver: primary,
+		{name: "Authorize", minter: fm, authn: ok, resolver: primary,
 			authz: func(context.Context, tokens.Subject, string, flags.Scope) error {
 				panic(errors.New("authz " + testJWT))
 			},
 			count: "panic/500/video-ready", logged: "tokens: Authorize panicked: *errors.errorString"},
-		{name: "Resolver", minter: minter, authn: ok, authz: allow,
+		{name: "Resolver", minter: fm, authn: ok, authz: allow,
 			resolver: resolverFunc(func(context.Context, flags.Scope, string) flags.Mode { panic("flags " + testJWT) }),
-			count:    "panic/500/video-ready", logged: "tokens: Resolver panicked: string"},
-		{name: "Resolver runtime error", minter: minter, authn: ok, authz: allow,
+			count:    "panic/500/video-ready", logged: "tokens: Router panicked: string"},
+		{name: "Resolver runtime error", minter: fm, authn: ok, authz: allow,
 			resolver: resolverFunc(func(context.Context, flags.Scope, string) flags.Mode {
 				var m map[string]flags.Mode
 				m["x"] = flags.Primary // assignment to entry in nil map
 				return m["x"]
 			}),
-			count: "panic/500/video-ready", logged: "tokens: Resolver panicked: assignment to entry in nil map"},
+			count: "panic/500/video-ready", logged: "tokens: Router panicked: assignment to entry in nil map"},
 		{name: "Minter", minter: &fakeMinter{panic: true}, authn: ok, authz: allow, resolver: primary,
-			count: "panic/500/video-ready", logged: "tokens: Minter panicked: string"},
+			count: "panic/500/video-ready", logged: "tokens: Router panicked: string"},
 		// inngest.Provider recovers its Mapping's panic as a
 		// validation error matching inngest.ErrMappingPanicked.
 		{name: "Mapping", minter: panickingMapping, authn: ok, authz: allow, resolver: primary,
@@ -568,8 +612,8 @@ func TestHandlerContainsPanics(t *testing.T) {
 			reader := sdkmetric.NewManualReader()
 			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 			t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-			h := tokens.NewHandler(c.minter, &tokens.HandlerOptions{
-				Authenticate: c.authn, Authorize: c.authz, Resolver: c.resolver,
+			h := newHandler(c.minter, c.resolver, &tokens.HandlerOptions{
+				Authenticate: c.authn, Authorize: c.authz,
 				BrowserBaseURL: "http://127.0.0.1:8288",
 				Logger:         zap.New(core), Meter: mp.Meter("test"),
 			})
@@ -604,7 +648,7 @@ func TestHandlerTreatsAnUnknownModeAsLegacy(t *testing.T) {
 	for _, mode := range []flags.Mode{flags.Mode(4), flags.Mode(7), flags.Mode(255)} {
 		t.Run(mode.String(), func(t *testing.T) {
 			m := &fakeMinter{}
-			h := tokens.NewHandler(m, allowAll(flags.Fixed(mode)))
+			h := newHandler(m, flags.Fixed(mode), allowAll())
 			w := serve(h)
 			require.Equal(t, http.StatusNotFound, w.Code, w.Body.String())
 			assert.JSONEq(t, `{"error":"realtime is not enabled for this scope"}`, w.Body.String())
@@ -619,30 +663,30 @@ func TestHandlerLogsErrorsOnOneLine(t *testing.T) {
 	joined := errors.Join(errors.New("first\r\nline"), errors.New("second"), errors.New("third\u2028fourth"))
 	t.Run("Authorize", func(t *testing.T) {
 		core, logs := observer.New(zap.DebugLevel)
-		opts := allowAll(flags.Fixed(flags.Primary))
+		opts := allowAll()
 		opts.Authorize = func(context.Context, tokens.Subject, string, flags.Scope) error { return joined }
 		opts.Logger = zap.New(core)
-		require.Equal(t, http.StatusForbidden, serve(tokens.NewHandler(&fakeMinter{}, opts)).Code)
+		require.Equal(t, http.StatusForbidden, serve(newHandler(&fakeMinter{}, primary, opts)).Code)
 		infos := logs.FilterLevelExact(zap.InfoLevel).All()
 		require.Len(t, infos, 1)
 		assert.Equal(t, "first; line; second; third; fourth", infos[0].ContextMap()["error"])
 	})
 	t.Run("Minter", func(t *testing.T) {
 		core, logs := observer.New(zap.DebugLevel)
-		opts := allowAll(flags.Fixed(flags.Primary))
+		opts := allowAll()
 		opts.Logger = zap.New(core)
 		m := &fakeMinter{err: fmt.Errorf("realtime: token: %w", joined)}
-		require.Equal(t, http.StatusBadGateway, serve(tokens.NewHandler(m, opts)).Code)
+		require.Equal(t, http.StatusBadGateway, serve(newHandler(m, primary, opts)).Code)
 		errs := logs.FilterLevelExact(zap.ErrorLevel).All()
 		require.Len(t, errs, 1)
 		assert.Equal(t, "realtime: token: first; line; second; third; fourth", errs[0].ContextMap()["error"])
 	})
 	t.Run("every field", func(t *testing.T) {
 		core, logs := observer.New(zap.DebugLevel)
-		opts := allowAll(flags.Fixed(flags.Primary))
+		opts := allowAll()
 		opts.Logger = zap.New(core)
 		m := &fakeMinter{err: joined}
-		serve(tokens.NewHandler(m, opts))
+		serve(newHandler(m, primary, opts))
 		require.NotZero(t, logs.Len())
 		for _, e := range logs.All() {
 			for k, v := range e.ContextMap() {
@@ -651,4 +695,61 @@ func TestHandlerLogsErrorsOnOneLine(t *testing.T) {
 			}
 		}
 	})
+}
+
+// mintingProvider is a realtime provider that mints tokens, as
+// *inngest.Provider does.
+type mintingProvider struct {
+	realtime.Provider
+	*fakeMinter
+}
+
+// The handler asks the Broadcast that publishes: its Resolver decides, for
+// the scope of the names asked for, whether a browser gets a token, and its
+// realtime provider mints it. A flip moves the next token request.
+func TestHandlerOverABroadcastFollowsItsRoute(t *testing.T) {
+	var mode atomic.Int32
+	mode.Store(int32(flags.Legacy))
+	res := resolverFunc(func(_ context.Context, scope flags.Scope, _ string) flags.Mode {
+		if scope != flags.ScopeVideoReady {
+			return flags.Legacy
+		}
+		return flags.Mode(mode.Load())
+	})
+	m := &fakeMinter{}
+	b, err := broadcast.New(realtime.NewNoop(nil), mintingProvider{realtime.NewNoop(nil), m}, &broadcast.Options{Resolver: res})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	h := tokens.NewHandler(b, allowAll())
+
+	require.Equal(t, http.StatusNotFound, serve(h).Code, "legacy: the browser stays on PartyKit")
+	for _, m := range []flags.Mode{flags.Shadow, flags.Primary, flags.Realtime} {
+		mode.Store(int32(m))
+		w := serve(h)
+		require.Equal(t, http.StatusOK, w.Code, "%s: %s", m, w.Body.String())
+		assert.Contains(t, w.Body.String(), `"channel":"app:vid_1"`)
+	}
+	mode.Store(int32(flags.Legacy))
+	require.Equal(t, http.StatusNotFound, serve(h).Code, "flipped back: no token")
+	assert.Len(t, m.Calls(), 3)
+
+	// Another scope is routed by its own flag.
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/t?room=vid_1&scope=transcript", nil))
+	assert.Equal(t, http.StatusNotFound, w.Code)
+}
+
+// A Broadcast whose realtime provider mints no tokens cannot serve one.
+func TestHandlerOverABroadcastThatCannotMint(t *testing.T) {
+	b, err := broadcast.New(realtime.NewNoop(nil), realtime.NewNoop(nil), &broadcast.Options{Resolver: primary})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	w := serve(tokens.NewHandler(b, allowAll()))
+	assert.Equal(t, http.StatusBadGateway, w.Code, w.Body.String())
+}
+
+func TestHandlerWithoutARouterIsMisconfigured(t *testing.T) {
+	h := tokens.NewHandler(nil, allowAll())
+	require.ErrorIs(t, h.Err(), tokens.ErrMisconfigured)
+	assert.Equal(t, http.StatusInternalServerError, serve(h).Code)
 }

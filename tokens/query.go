@@ -8,46 +8,19 @@ import (
 	"strings"
 
 	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/internal/field"
 	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
 // Limits of a token request's query.
 const (
-	// MaxQueryBytes bounds the raw query string of a token request; a
+	// maxQueryBytes bounds the raw query string of a token request; a
 	// longer one is answered 400 without being parsed.
-	MaxQueryBytes = 2 << 10
-	// MaxNames bounds the event names one token request may ask for.
-	MaxNames = 16
+	maxQueryBytes = 2 << 10
+	// maxNames bounds the event names one token request may ask for.
+	maxNames = 16
 )
-
-// scopeNames is the table behind [ScopeNames]: the event names each scope
-// publishes today, as the TypeScript apps send them.
-var scopeNames = map[flags.Scope][]string{
-	flags.ScopeVideoUpload:  {"videoResource.created"},
-	flags.ScopeVideoReady:   {"video.asset.ready"},
-	flags.ScopeVideoErrored: {"video.asset.errored"},
-	flags.ScopeTranscript:   {"transcript.ready"},
-	flags.ScopeAIStream:     {"ai.message"},
-}
-
-// ScopeNames returns the event names a token for scope covers when the
-// request names none, the names the course-builder apps publish in that
-// scope:
-//
-//	video-upload   videoResource.created
-//	video-ready    video.asset.ready
-//	video-errored  video.asset.errored
-//	transcript     transcript.ready
-//	ai-stream      ai.message
-//	default        (none: a request in this scope must name its events)
-//
-// Each name's scope is flags.ScopeOf(name), the scope
-// broadcast.Broadcast publishes it in by default. The result is a copy;
-// nil for an unknown scope and for flags.ScopeDefault.
-func ScopeNames(scope flags.Scope) []string {
-	return slices.Clone(scopeNames[scope])
-}
 
 // query is a parsed token request.
 type query struct {
@@ -73,12 +46,12 @@ func badQuery(format string, args ...any) error {
 // room is required, once, and valid as a realtime room. scope, at most
 // once, must be one of flags.Scopes. names may repeat and hold
 // comma-separated lists; each name must be valid as a realtime event name
-// and belong to the scope. Without names the scope's ScopeNames are used;
+// and belong to the scope. Without names the scope's Names are used;
 // without scope, the scope is that of the names, which must all share it.
 // Other parameters are ignored.
 func parseQuery(raw string) (query, error) {
-	if len(raw) > MaxQueryBytes {
-		return query{}, badQuery("the query is longer than %d bytes", MaxQueryBytes)
+	if len(raw) > maxQueryBytes {
+		return query{}, badQuery("the query is longer than %d bytes", maxQueryBytes)
 	}
 	vals, err := url.ParseQuery(raw)
 	if err != nil {
@@ -93,7 +66,7 @@ func parseQuery(raw string) (query, error) {
 	default:
 		return query{}, badQuery("room is given more than once")
 	}
-	if err := transport.ValidateField("room", q.room, realtime.MaxRoomBytes); err != nil {
+	if err := transport.Validate("room", q.room, field.RoomBytes); err != nil {
 		return query{}, badQuery("%s", reason(err))
 	}
 
@@ -112,14 +85,14 @@ func parseQuery(raw string) (query, error) {
 
 	for _, v := range vals["names"] {
 		for name := range strings.SplitSeq(v, ",") {
-			if err := transport.ValidateField("name", name, realtime.MaxNameBytes); err != nil {
+			if err := transport.Validate("name", name, field.NameBytes); err != nil {
 				return query{}, badQuery("%s", reason(err))
 			}
 			if slices.Contains(q.names, name) {
 				continue
 			}
-			if len(q.names) == MaxNames {
-				return query{}, badQuery("more than %d names", MaxNames)
+			if len(q.names) == maxNames {
+				return query{}, badQuery("more than %d names", maxNames)
 			}
 			q.names = append(q.names, name)
 		}
@@ -129,7 +102,7 @@ func parseQuery(raw string) (query, error) {
 	case len(q.names) == 0 && !haveScope:
 		return query{}, badQuery("scope or names is required")
 	case len(q.names) == 0:
-		q.names = ScopeNames(q.scope)
+		q.names = q.scope.Names()
 		if len(q.names) == 0 {
 			return query{}, badQuery("scope %s has no default names: give names", q.scope)
 		}

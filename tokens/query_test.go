@@ -8,8 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/coursebuilder/realtime-go/flags"
+	"github.com/coursebuilder/realtime-go/internal/field"
 	"github.com/coursebuilder/realtime-go/internal/transport"
-	"github.com/coursebuilder/realtime-go/realtime"
 )
 
 func TestParseQuery(t *testing.T) {
@@ -20,7 +20,7 @@ func TestParseQuery(t *testing.T) {
 		"room=vid_1&names=transcript.ready,transcript.partial":                      {"vid_1", flags.ScopeTranscript, []string{"transcript.ready", "transcript.partial"}},
 		"room=vid_1&names=transcript.ready&names=transcript.ready&scope=transcript": {"vid_1", flags.ScopeTranscript, []string{"transcript.ready"}},
 		"room=vid_1&scope=default&names=course.updated":                             {"vid_1", flags.ScopeDefault, []string{"course.updated"}},
-		"room=vid_1&names=" + manyNames(MaxNames):                                   {"vid_1", flags.ScopeDefault, strings.Split(manyNames(MaxNames), ",")},
+		"room=vid_1&names=" + manyNames(maxNames):                                   {"vid_1", flags.ScopeDefault, strings.Split(manyNames(maxNames), ",")},
 		"room=vid_1&scope=video-upload&_=1700000000":                                {"vid_1", flags.ScopeVideoUpload, []string{"videoResource.created"}},
 	}
 	for raw, want := range ok {
@@ -47,10 +47,10 @@ func TestParseQuery(t *testing.T) {
 		"room=vid_1;scope=video-ready",
 		"room=a%0Ab&scope=video-ready",
 		"room=%FF&scope=video-ready",
-		"room=" + strings.Repeat("r", realtime.MaxRoomBytes+1) + "&scope=video-ready",
-		"room=vid_1&names=" + strings.Repeat("n", realtime.MaxNameBytes+1),
-		"room=vid_1&scope=default&names=" + manyNames(MaxNames+1),
-		"room=vid_1&scope=video-ready&pad=" + strings.Repeat("p", MaxQueryBytes),
+		"room=" + strings.Repeat("r", field.RoomBytes+1) + "&scope=video-ready",
+		"room=vid_1&names=" + strings.Repeat("n", field.NameBytes+1),
+		"room=vid_1&scope=default&names=" + manyNames(maxNames+1),
+		"room=vid_1&scope=video-ready&pad=" + strings.Repeat("p", maxQueryBytes),
 	}
 	for _, raw := range bad {
 		got, err := parseQuery(raw)
@@ -73,29 +73,8 @@ func manyNames(n int) string {
 	return strings.Join(names, ",")
 }
 
-func TestScopeNamesAreInTheirScope(t *testing.T) {
-	for _, s := range flags.Scopes {
-		names := ScopeNames(s)
-		if s != flags.ScopeDefault && len(names) == 0 {
-			t.Errorf("scope %s has no names", s)
-		}
-		for _, n := range names {
-			if flags.ScopeOf(n) != s {
-				t.Errorf("ScopeNames(%s) has %q, whose scope is %s", s, n, flags.ScopeOf(n))
-			}
-		}
-	}
-	ScopeNames(flags.ScopeVideoReady)[0] = "changed"
-	if ScopeNames(flags.ScopeVideoReady)[0] != "video.asset.ready" {
-		t.Error("ScopeNames returned the table itself")
-	}
-	if ScopeNames("nope") != nil || ScopeNames(flags.ScopeDefault) != nil {
-		t.Error("names for an unknown or the default scope")
-	}
-}
-
 // FuzzTokenQuery: parsing never panics, and an accepted query has a valid
-// room, a known scope and between 1 and MaxNames valid, distinct names,
+// room, a known scope and between 1 and maxNames valid, distinct names,
 // all in that scope.
 func FuzzTokenQuery(f *testing.F) {
 	for _, s := range []string{
@@ -118,20 +97,20 @@ func FuzzTokenQuery(f *testing.F) {
 			}
 			return
 		}
-		if len(raw) > MaxQueryBytes {
+		if len(raw) > maxQueryBytes {
 			t.Fatalf("accepted a query of %d bytes", len(raw))
 		}
-		if err := transport.ValidateField("room", q.room, realtime.MaxRoomBytes); err != nil {
+		if err := transport.Validate("room", q.room, field.RoomBytes); err != nil {
 			t.Fatalf("accepted room %q: %v", q.room, err)
 		}
 		if !slices.Contains(flags.Scopes, q.scope) {
 			t.Fatalf("accepted unknown scope %q", q.scope)
 		}
-		if len(q.names) == 0 || len(q.names) > MaxNames {
+		if len(q.names) == 0 || len(q.names) > maxNames {
 			t.Fatalf("accepted %d names", len(q.names))
 		}
 		for i, n := range q.names {
-			if err := transport.ValidateField("name", n, realtime.MaxNameBytes); err != nil {
+			if err := transport.Validate("name", n, field.NameBytes); err != nil {
 				t.Fatalf("accepted name %q: %v", n, err)
 			}
 			if flags.ScopeOf(n) != q.scope {

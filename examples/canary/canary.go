@@ -449,7 +449,8 @@ func Check(ctx context.Context, cfg Config) (*Report, error) {
 		rt = rtT
 	}
 	scope := flags.ScopeOf(msg.Name)
-	mode := cfg.Resolver.Mode(ctx, scope, msg.Room).OrLegacy()
+	flagMode := cfg.Resolver.Mode(ctx, scope, msg.Room).OrLegacy()
+	mode := flagMode
 	switch {
 	case cfg.Inngest == nil:
 		mode = flags.Legacy
@@ -462,7 +463,7 @@ func Check(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep := &Report{
 		Room: msg.Room, Name: msg.Name, RequestID: msg.RequestID, Scope: scope,
-		Flags: mode, Mode: b.Mode(ctx, msg), Envelope: envelope,
+		Flags: flagMode, Mode: b.Route(ctx, msg.Room, msg.Name).Mode, Envelope: envelope,
 	}
 	rep.Transports = []TransportResult{
 		{Name: broadcast.TransportPartyKit, Configured: cfg.PartyKit != nil, Enabled: cfg.PartyKit != nil && rep.Mode.PublishesLegacy()},
@@ -663,33 +664,21 @@ func subscribe(ctx context.Context, cfg Config, transport string, col *collector
 		return s, cfg.Room, "", err
 	}
 	// A browser gets its token from the app's token endpoint; the canary
-	// holds the signing key and mints it the same way (inngest.Mint:
+	// holds the signing key and mints it the same way (Provider.TokenFunc:
 	// POST /v1/realtime/token), then connects to /v1/realtime/connect.
-	src := inngest.NewTokenSource(inngest.Mint(cfg.Inngest, cfg.Room, EventName), nil)
-	tok, err := src.Token(ctx)
-	if err != nil {
-		_ = src.Close()
-		return nil, "", "", fmt.Errorf("subscription token: %w", err)
+	if channel, err = cfg.Inngest.Channel(cfg.Room); err == nil {
+		topic, err = cfg.Inngest.Topic(EventName)
 	}
-	sub, err := inngest.Subscribe(ctx, cfg.Inngest.BaseURL(), src, func(m inngest.Message) {
+	if err != nil {
+		return nil, "", "", fmt.Errorf("inngest channel and topic: %w", err)
+	}
+	sub, err := inngest.Subscribe(ctx, cfg.Inngest.BaseURL(), cfg.Inngest.TokenFunc(cfg.Room, EventName), func(m inngest.Message) {
 		col.add(broadcast.TransportInngest, m.Data, time.Now())
 	}, &inngest.SubscriberOptions{Logger: cfg.Logger})
 	if err != nil {
-		_ = src.Close()
 		return nil, "", "", err
 	}
-	return closers{sub.Close, src.Close}, tok.Channel, tok.Topics[0], nil
-}
-
-// closers closes each in order.
-type closers []func() error
-
-func (cs closers) Close() error {
-	var errs []error
-	for _, c := range cs {
-		errs = append(errs, c())
-	}
-	return errors.Join(errs...)
+	return sub, channel, topic, nil
 }
 
 // partySub is a browser-style websocket to a PartyKit room, as partysocket

@@ -74,7 +74,7 @@
 //     known to exist there.
 //
 // The Inngest subscriber mints its token as an app's token endpoint does,
-// with package realtime/inngest (inngest.Mint: POST {base}/v1/realtime/token
+// with package realtime/inngest (Provider.TokenFunc: POST {base}/v1/realtime/token
 // [{"kind":"run","channel":<room>,"name":"video.asset.ready"}] with the
 // hashed signing key), and connects with inngest.Subscribe to
 // {base}/v1/realtime/connect. The PartyKit subscriber is a websocket to
@@ -171,7 +171,7 @@ func run(ctx context.Context, args []string, env environment) int {
 	}
 
 	// Where: the environment's endpoints, or local servers.
-	inngestSet, partySet := false, getenv(legacyparty.EnvBaseURL) != ""
+	inngestSet, partySet := false, getenv("NEXT_PUBLIC_PARTY_KIT_URL") != ""
 	for _, k := range inngestVars {
 		inngestSet = inngestSet || getenv(k) != ""
 	}

@@ -134,7 +134,7 @@ func ctxT(t *testing.T) context.Context {
 func clearEnv() {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "INNGEST_") || strings.HasPrefix(k, "REALTIME_") || strings.HasPrefix(k, "ENABLE_REALTIME_") || k == legacyparty.EnvBaseURL {
+		if strings.HasPrefix(k, "INNGEST_") || strings.HasPrefix(k, "REALTIME_") || strings.HasPrefix(k, "ENABLE_REALTIME_") || k == "NEXT_PUBLIC_PARTY_KIT_URL" {
 			_ = os.Unsetenv(k)
 		}
 	}
@@ -370,7 +370,7 @@ func TestRunFromEnvironment(t *testing.T) {
 	}
 	want := []string{"flags=primary effective=primary", "inngest    yes", "PASS"}
 	if pk := partyKit(t); pk != nil {
-		env[legacyparty.EnvBaseURL] = strings.TrimPrefix(pk.URL(), "http://") // a bare host, as apps set it
+		env["NEXT_PUBLIC_PARTY_KIT_URL"] = strings.TrimPrefix(pk.URL(), "http://") // a bare host, as apps set it
 		want = append(want, "partykit   yes")
 	} else {
 		want[0] = "flags=primary effective=realtime"
@@ -391,7 +391,7 @@ func TestRunFromEnvironment(t *testing.T) {
 
 	// Legacy from the environment: Inngest is configured but not published to.
 	env["REALTIME_VIDEO_READY_MODE"] = "legacy"
-	if _, ok := env[legacyparty.EnvBaseURL]; ok {
+	if _, ok := env["NEXT_PUBLIC_PARTY_KIT_URL"]; ok {
 		out = testlog.New(t)
 		setEnv(t, env)
 		if code := run(ctxT(t), nil, environment{Stdout: out, Stderr: errOut}); code != exitPass {

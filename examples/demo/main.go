@@ -170,7 +170,7 @@ func run(ctx context.Context, out io.Writer, modeName string, wantParty bool) er
 		return err
 	}
 	defer b.Close(context.Background())
-	fmt.Fprintf(out, "Broadcast mode    %s\n\n", b.Mode(ctx, realtime.Message{Room: room, Name: videopipeline.NameVideoAssetReady}))
+	fmt.Fprintf(out, "Broadcast mode    %s\n\n", b.Route(ctx, room, videopipeline.NameVideoAssetReady).Mode)
 
 	// The app: inngestgo handler with realtime.Middleware, and the token
 	// endpoint. A stopwatch around the Broadcast notes when each
@@ -192,7 +192,7 @@ func run(ctx context.Context, out io.Writer, modeName string, wantParty bool) er
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/inngest", client.Serve())
-	mux.Handle("GET /api/realtime/token", tokens.NewHandler(rt, &tokens.HandlerOptions{
+	mux.Handle("GET /api/realtime/token", tokens.NewHandler(b, &tokens.HandlerOptions{
 		Authenticate: func(r *http.Request) (tokens.Subject, error) {
 			if r.Header.Get("Authorization") != "Bearer demo-user" {
 				return tokens.Subject{}, errors.New("not signed in")
@@ -200,7 +200,6 @@ func run(ctx context.Context, out io.Writer, modeName string, wantParty bool) er
 			return tokens.Subject{ID: "demo-user"}, nil
 		},
 		Authorize: func(context.Context, tokens.Subject, string, flags.Scope) error { return nil },
-		Resolver:  flags.Fixed(mode),
 	}))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -53,8 +53,8 @@ type config struct {
 	Stream *chunkstream.Options
 }
 
-// deltas adapts a go-openai chat completion stream to chunkstream's
-// DeltaSource, and keeps the text it saw.
+// deltas adapts a go-openai chat completion stream to the receive function
+// chunkstream.Pump reads, and keeps the text it saw.
 type deltas struct {
 	stream *openai.ChatCompletionStream
 	text   strings.Builder
@@ -100,7 +100,7 @@ func run(ctx context.Context, cfg config) (string, error) {
 		return "", err
 	}
 	src := &deltas{stream: stream}
-	err = chunkstream.Pump(ctx, src, s)
+	err = chunkstream.Pump(ctx, src.Recv, s)
 	return src.text.String(), err
 }
 

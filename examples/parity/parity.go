@@ -490,7 +490,7 @@ wait:
 	case <-ctx.Done():
 	case <-time.After(cfg.Quiet):
 	}
-	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), broadcast.DefaultShadowTimeout+time.Second)
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 6*time.Second)
 	_ = b.Close(closeCtx)
 	cancel()
 	if err := ctx.Err(); err != nil {

@@ -26,7 +26,7 @@
 // are allowed). The program unsets the flags variables of its own
 // environment at start (flags.EnvVariables), so that none set in the shell
 // applies: only the file counts. The provider checks the file every 250ms
-// (flags.DefaultPollInterval) and the program calls its Refresh after
+// (flags.EnvOptions.PollInterval) and the program calls its Refresh after
 // rewriting the file itself (-script). The Evaluator runs with its cache
 // off (CacheTTL < 0), so that a scripted change applies to the very next
 // publish whatever the scheduling; with the default cache it would apply as
@@ -195,7 +195,7 @@ func splitScript(s string) []string {
 // scriptLine is the content of the flags file for one -script entry.
 func scriptLine(entry string) (string, error) {
 	if strings.EqualFold(entry, killEntry) {
-		return flags.EnvKillSwitch + "=true\n", nil
+		return "REALTIME_KILL_SWITCH=true\n", nil
 	}
 	m, err := flags.ParseMode(entry)
 	if err != nil {
@@ -267,7 +267,7 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 	}
 	fmt.Fprintf(out, "flags file: %s\n", path)
 	fmt.Fprintf(out, "  flip:     echo %s=shadow > %s   (or primary, realtime)\n", modeVar, path)
-	fmt.Fprintf(out, "  rollback: echo %s=legacy > %s   (or %s=true)\n", modeVar, path, flags.EnvKillSwitch)
+	fmt.Fprintf(out, "  rollback: echo %s=legacy > %s   (or REALTIME_KILL_SWITCH=true)\n", modeVar, path)
 
 	// The Inngest realtime endpoint and its provider.
 	key := inngestrt.NewSigningKey()
@@ -402,7 +402,7 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 			Room: room, Name: eventName, RequestID: fmt.Sprintf("req_%d", i),
 			Body: map[string]any{"id": room, "muxPlaybackId": fmt.Sprintf("pb_%d", i), "duration": 93.4},
 		}
-		r := result{N: i, Flags: ev.Mode(ctx, scope, room), Mode: b.Mode(ctx, msg), Received: map[string]time.Duration{}}
+		r := result{N: i, Flags: ev.Mode(ctx, scope, room), Mode: b.Route(ctx, msg.Room, msg.Name).Mode, Received: map[string]time.Duration{}}
 		start := time.Now()
 		r.Err = b.Publish(ctx, msg)
 

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
+	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
@@ -74,7 +75,7 @@ func BenchmarkPublishEncoding(b *testing.B) {
 				{"marshal", func() error { _, err := json.Marshal(envelope(msg)); return err }},
 				{"header", func() error {
 					// What the provider builds for each request.
-					h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {"realtime-go/" + realtime.Version}}
+					h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {transport.UserAgent}}
 					h.Set("Authorization", "Bearer "+hashed)
 					sinkHeader = h
 					return nil

@@ -264,8 +264,8 @@ func TestBroadcastFlagFlipTakesEffectOnTheNextPublish(t *testing.T) {
 		flag.set(step.mode)
 		msg := readyMsg(r)
 		msg.RequestID = fmt.Sprintf("publish-%d-%s", i+1, step.mode)
-		if got := b.Mode(ctxT(t), msg); got != step.mode {
-			t.Fatalf("publish %d: Mode() = %s after the flag was set to %s", i+1, got, step.mode)
+		if got := b.Route(ctxT(t), msg.Room, msg.Name).Mode; got != step.mode {
+			t.Fatalf("publish %d: Route().Mode = %s after the flag was set to %s", i+1, got, step.mode)
 		}
 		if err := b.Publish(ctxT(t), msg); err != nil {
 			t.Fatalf("publish %d in %s mode: %v", i+1, step.mode, err)

@@ -86,7 +86,7 @@ func TestCollisionKeyedChannelsDeliverNothingToTheCollidingRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want, _ := p.Channel(attacker); tok.Channel != want || !strings.HasPrefix(tok.Channel, inngest.KeyedChannelPrefix) {
+	if want, _ := p.Channel(attacker); tok.Channel != want || !strings.HasPrefix(tok.Channel, "rtk1_") {
 		t.Fatalf("token for channel %q, want the keyed channel %q", tok.Channel, want)
 	}
 	sub, err := srv.Subscribe(ctxT(t), tok.JWT)
@@ -135,10 +135,8 @@ func TestCollisionGoSubscriberDropsAnotherRoomsMessages(t *testing.T) {
 	p := newInngest(t, inngest.Options{BaseURL: srv.URL(), SigningKey: key, Mapping: inngest.Mapping{Unkeyed: true}})
 	victim, attacker := victimAndAttacker(t)
 
-	src := inngest.NewTokenSource(inngest.Mint(p, attacker, topic), nil)
-	t.Cleanup(func() { _ = src.Close() })
 	got := make(chan inngest.Message, 16)
-	sub, err := inngest.Subscribe(ctxT(t), srv.URL(), src, func(m inngest.Message) { got <- m }, nil)
+	sub, err := inngest.Subscribe(ctxT(t), srv.URL(), p.TokenFunc(attacker, topic), func(m inngest.Message) { got <- m }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

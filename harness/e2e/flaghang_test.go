@@ -50,7 +50,7 @@ func TestBroadcastWithAHangingFlagServicePublishesToPartyKit(t *testing.T) {
 	irt, key := sharedInngest(t)
 
 	flagService := &hangingFlags{release: make(chan struct{}), InMemoryProvider: memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
-		flags.ModeKey(flags.ScopeVideoReady): {State: memprovider.Enabled, DefaultVariant: "on", Variants: map[string]any{"on": "realtime"}},
+		flags.ScopeVideoReady.ModeKey(): {State: memprovider.Enabled, DefaultVariant: "on", Variants: map[string]any{"on": "realtime"}},
 	})}
 	api := isolated.NewAPI()
 	if err := api.SetProviderAndWait(ctxT(t), flagService); err != nil {

@@ -155,10 +155,9 @@ func TestJSSDKSubscribesWithTheTokenEndpointsBody(t *testing.T) {
 	node := jssdkNode(t)
 	srv, key := sharedInngest(t)
 	p := newInngest(t, inngest.Options{BaseURL: srv.URL(), SigningKey: key, Mapping: appChannel})
-	h := tokens.NewHandler(p, &tokens.HandlerOptions{
+	h := tokens.NewHandler(routed(t, p, flags.Fixed(flags.Primary)), &tokens.HandlerOptions{
 		Authenticate: func(*http.Request) (tokens.Subject, error) { return tokens.Subject{ID: "alice"}, nil },
 		Authorize:    func(context.Context, tokens.Subject, string, flags.Scope) error { return nil },
-		Resolver:     flags.Fixed(flags.Primary),
 		Logger:       zaptest.NewLogger(t),
 	})
 	if err := h.Err(); err != nil {
@@ -272,7 +271,6 @@ func TestJSSDKConnectsToTheTokensAPIBaseURL(t *testing.T) {
 	allow := &tokens.HandlerOptions{
 		Authenticate: func(*http.Request) (tokens.Subject, error) { return tokens.Subject{ID: "alice"}, nil },
 		Authorize:    func(context.Context, tokens.Subject, string, flags.Scope) error { return nil },
-		Resolver:     flags.Fixed(flags.Realtime),
 		Logger:       zaptest.NewLogger(t),
 	}
 	behindProxy := *allow
@@ -317,13 +315,14 @@ func TestJSSDKConnectsToTheTokensAPIBaseURL(t *testing.T) {
 	}
 	host := func(u *url.URL) string { return u.Scheme + "://" + u.Host }
 
-	withBase := body(tokens.NewHandler(p, allow))
+	realtimeOnly := routed(t, p, flags.Fixed(flags.Realtime))
+	withBase := body(tokens.NewHandler(realtimeOnly, allow))
 	srvURL, _ := url.Parse(srv.URL())
 	if got, want := host(wsURL(withBase)), "ws://"+srvURL.Host; got != want {
 		t.Errorf("with the default apiBaseUrl %v the SDK dialed %s, want %s", withBase["apiBaseUrl"], got, want)
 	}
 
-	proxied := body(tokens.NewHandler(p, &behindProxy))
+	proxied := body(tokens.NewHandler(realtimeOnly, &behindProxy))
 	if got, want := host(wsURL(proxied)), "wss://inngest.example.test"; got != want {
 		t.Errorf("with BrowserBaseURL the SDK dialed %s, want %s", got, want)
 	}

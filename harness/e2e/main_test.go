@@ -18,6 +18,8 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/coursebuilder/realtime-go/broadcast"
+	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/legacyparty"
@@ -186,6 +188,28 @@ func newInngest(t testing.TB, opts inngest.Options) *inngest.Provider {
 	}
 	t.Cleanup(func() { _ = p.Close() })
 	return p
+}
+
+// encodeAny returns msg's envelope without Inngest's size limit, as
+// PartyKit receives it.
+func encodeAny(msg realtime.Message) ([]byte, error) {
+	env, err := realtime.NewEnvelope(msg)
+	if err != nil {
+		return nil, err
+	}
+	return env.Bytes(), nil
+}
+
+// routed returns a Broadcast over p (no PartyKit: a Noop stands in) whose
+// resolver is res: what a token handler asks where a room's messages go.
+func routed(t testing.TB, p *inngest.Provider, res flags.Resolver) *broadcast.Broadcast {
+	t.Helper()
+	b, err := broadcast.New(realtime.NewNoop(nil), p, &broadcast.Options{Resolver: res})
+	if err != nil {
+		t.Fatalf("broadcast.New: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	return b
 }
 
 // newParty returns a PartyKit provider closed when t ends.

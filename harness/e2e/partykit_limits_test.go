@@ -49,7 +49,7 @@ func TestPartyKitLimit600KiB(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Publish in %s mode: %v", c.mode, err)
 				}
-				env, err := msg.EncodeLimit(legacyparty.MaxEnvelopeBytes)
+				env, err := encodeAny(msg)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -99,7 +99,7 @@ func TestPartyKitLimitJustOver(t *testing.T) {
 
 			msg := readyMsg(r)
 			msg.Body = ""
-			empty, err := msg.EncodeLimit(limit)
+			empty, err := encodeAny(msg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -223,7 +223,7 @@ func TestTokenHandlerEndToEnd(t *testing.T) {
 	r := room("handler")
 	var mode atomic.Uint32
 	mode.Store(uint32(flags.Primary))
-	h := tokens.NewHandler(p, &tokens.HandlerOptions{
+	h := tokens.NewHandler(routed(t, p, resolverOf(func() flags.Mode { return flags.Mode(mode.Load()) })), &tokens.HandlerOptions{
 		Authenticate: func(req *http.Request) (tokens.Subject, error) {
 			c, err := req.Cookie("session")
 			if err != nil || c.Value != "alice" {
@@ -237,8 +237,7 @@ func TestTokenHandlerEndToEnd(t *testing.T) {
 			}
 			return nil
 		},
-		Resolver: resolverOf(func() flags.Mode { return flags.Mode(mode.Load()) }),
-		Logger:   zaptest.NewLogger(t),
+		Logger: zaptest.NewLogger(t),
 	})
 	app := httptest.NewServer(h)
 	t.Cleanup(app.Close)
@@ -479,13 +478,11 @@ type goSub struct {
 	got chan inngest.Message
 }
 
-func subscribeGo(t *testing.T, base string, fetch inngest.TokenFunc) *goSub {
+func subscribeGo(t *testing.T, base string, fetch func(context.Context) (inngest.Token, error)) *goSub {
 	t.Helper()
-	src := inngest.NewTokenSource(fetch, nil)
-	t.Cleanup(func() { _ = src.Close() }) // after the subscriber's Close, registered below
 	s := &goSub{got: make(chan inngest.Message, 100)}
 	var err error
-	s.Subscriber, err = inngest.Subscribe(ctxT(t), base, src, func(m inngest.Message) { s.got <- m },
+	s.Subscriber, err = inngest.Subscribe(ctxT(t), base, fetch, func(m inngest.Message) { s.got <- m },
 		&inngest.SubscriberOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -523,7 +520,7 @@ func TestSubscriberSurvivesAForcedReconnect(t *testing.T) {
 	e := newConnectEndpoint(t)
 	p := newInngest(t, inngest.Options{BaseURL: e.URL(), SigningKey: e.Key, Retry: fastRetry(3)})
 	r := room("reconnect")
-	sub := subscribeGo(t, p.BaseURL(), inngest.Mint(p, r, topic))
+	sub := subscribeGo(t, p.BaseURL(), p.TokenFunc(r, topic))
 	if err := e.WaitSubscribed(ctxT(t), r, topic, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -562,7 +559,7 @@ func TestSubscriberLosesWhatIsPublishedWhileDisconnected(t *testing.T) {
 	e := newConnectEndpoint(t)
 	p := newInngest(t, inngest.Options{BaseURL: e.URL(), SigningKey: e.Key, Retry: fastRetry(3)})
 	r := room("gap")
-	sub := subscribeGo(t, p.BaseURL(), inngest.Mint(p, r, topic))
+	sub := subscribeGo(t, p.BaseURL(), p.TokenFunc(r, topic))
 	if err := e.WaitSubscribed(ctxT(t), r, topic, 1); err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/inngest/inngest/pkg/util"
 
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
+	"github.com/coursebuilder/realtime-go/internal/field"
 	"github.com/coursebuilder/realtime-go/internal/transport"
-	"github.com/coursebuilder/realtime-go/realtime"
 )
 
 // TestCollidingRoomSharesTheServersRoutingKey checks CollidingRoom against
@@ -30,7 +30,7 @@ func TestCollidingRoomSharesTheServersRoutingKey(t *testing.T) {
 		if b == room || len(b) != len(room) {
 			t.Fatalf("CollidingRoom(%q) = %q: want another room of the same length", room, b)
 		}
-		if err := transport.ValidateField("room", b, realtime.MaxRoomBytes); err != nil {
+		if err := transport.Validate("room", b, field.RoomBytes); err != nil {
 			t.Fatalf("CollidingRoom(%q) = %q is not a valid room: %v", room, b, err)
 		}
 		if util.XXHash(b) != util.XXHash(room) {

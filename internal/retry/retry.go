@@ -1,8 +1,9 @@
 // Package retry runs an operation again after transient failures, with
 // exponential backoff, full jitter and respect for a server's Retry-After.
 //
-// It is the one place in the module that owns a retry policy: transports only
-// classify their errors (see [Retryable]) and never loop themselves.
+// It is the loop behind the one retry policy of the module's transports
+// (package transport): the caller says, for each error, whether trying again
+// may help and what delay the server asked for.
 package retry
 
 import (
@@ -12,20 +13,9 @@ import (
 	"time"
 )
 
-// Retryable is implemented by errors that know whether trying again may help.
-// An error that does not implement it is treated as permanent.
-type Retryable interface {
-	error
-	// Retryable reports whether the same request may succeed if sent again.
-	Retryable() bool
-}
-
-// RetryAfterer is implemented by errors that carry a server's requested delay,
-// for example from a Retry-After header on a 429 answer.
-type RetryAfterer interface {
-	// RetryAfter returns the delay the server asked for and whether it asked.
-	RetryAfter() (time.Duration, bool)
-}
+// Classify reports whether trying again after err may help and the delay a
+// server asked for (0 for none).
+type Classify func(err error) (again bool, retryAfter time.Duration)
 
 // Policy says how often and how patiently to retry. The zero value tries once.
 type Policy struct {
@@ -42,31 +32,25 @@ type Policy struct {
 	Jitter func() float64
 }
 
-// IsRetryable reports whether err, or an error it wraps, says that trying
-// again may help. Context cancellation and deadlines are never retryable.
-func IsRetryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var r Retryable
-	return errors.As(err, &r) && r.Retryable()
-}
-
-// Do calls op until it succeeds, fails permanently, runs out of attempts or
-// ctx ends. It returns the number of attempts made, the last error op
-// returned, and, when the loop stopped because ctx ended (or would end
-// before the next try), ctx's error.
-func (p Policy) Do(ctx context.Context, op func(ctx context.Context, attempt int) error) (attempts int, last, stop error) {
+// Do calls op until it succeeds, fails for good (classify says so, or the
+// error is the context's), runs out of attempts or ctx ends. It returns the
+// number of attempts made, the last error op returned, and, when the loop
+// stopped because ctx ended (or would end before the next try), ctx's error.
+func (p Policy) Do(ctx context.Context, classify Classify, op func(ctx context.Context, attempt int) error) (attempts int, last, stop error) {
 	limit := max(p.Attempts, 1)
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return attempt - 1, last, err
 		}
 		last = op(ctx, attempt)
-		if last == nil || attempt >= limit || !IsRetryable(last) {
+		if last == nil || attempt >= limit || errors.Is(last, context.Canceled) || errors.Is(last, context.DeadlineExceeded) {
 			return attempt, last, nil
 		}
-		delay := p.Delay(attempt, last)
+		again, after := classify(last)
+		if !again {
+			return attempt, last, nil
+		}
+		delay := p.Delay(attempt, after)
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
 			// Waiting would outlive the caller: give up now with the real cause.
 			return attempt, last, context.DeadlineExceeded
@@ -78,14 +62,11 @@ func (p Policy) Do(ctx context.Context, op func(ctx context.Context, attempt int
 }
 
 // Delay returns the wait before the attempt that follows failed attempt
-// number attempt (1-based): the server's Retry-After when err carries one,
+// number attempt (1-based): the server's retryAfter when it asked for one,
 // else BaseDelay·2^(attempt-1) scaled by jitter; both capped at MaxDelay.
-func (p Policy) Delay(attempt int, err error) time.Duration {
-	var ra RetryAfterer
-	if errors.As(err, &ra) {
-		if d, ok := ra.RetryAfter(); ok {
-			return p.capped(d)
-		}
+func (p Policy) Delay(attempt int, retryAfter time.Duration) time.Duration {
+	if retryAfter > 0 {
+		return p.capped(retryAfter)
 	}
 	backoff := p.BaseDelay
 	for i := 1; i < attempt && backoff < p.MaxDelay; i++ {

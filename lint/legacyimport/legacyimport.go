@@ -40,7 +40,8 @@ type Config struct {
 	Guide string
 }
 
-// Analyzer reports imports of PartyKit packages with the default
+// Analyzer reports imports of PartyKit packages, and publishes through
+// *legacyparty.Provider with a suggested fix, with the default
 // configuration; its -allow, -deny and -guide flags change it. Use [New] for
 // an Analyzer of your own (tests, several configurations in one driver).
 var Analyzer = func() *analysis.Analyzer {
@@ -51,10 +52,11 @@ var Analyzer = func() *analysis.Analyzer {
 	return a
 }()
 
-// New returns an Analyzer named "legacyimport" configured by c, with the
-// flags -allow, -deny and -guide initialised from it. It fails when a
-// pattern is malformed: not UTF-8, or containing white space, a control
-// character, a quote or a backslash. Empty patterns are ignored.
+// New returns an Analyzer named "legacyimport" configured by c (the package
+// doc says what it reports and fixes), with the flags -allow, -deny and
+// -guide initialised from it. It fails when a pattern is malformed: not
+// UTF-8, or containing white space, a control character, a quote or a
+// backslash. Empty patterns are ignored.
 func New(c *Config) (*analysis.Analyzer, error) {
 	var cfg Config
 	if c != nil {
@@ -76,11 +78,14 @@ func New(c *Config) (*analysis.Analyzer, error) {
 	}
 	a := &analysis.Analyzer{
 		Name: "legacyimport",
-		Doc: "report imports of PartyKit packages outside an allow-list\n\n" +
+		Doc: "report imports of PartyKit packages and legacyparty publishes outside an allow-list\n\n" +
 			"legacyimport reports every import (plain, named, dot or blank, test files included) of " +
 			LegacyPartyPath + " and of other PartyKit-related paths (-deny) from a package " +
 			"that is not on the allow-list (-allow), so that PartyKit does not creep back " +
-			"once code has moved to Inngest Realtime.",
+			"once code has moved to Inngest Realtime.\n\n" +
+			"It also reports every call of (*legacyparty.Provider).Publish there, with a suggested " +
+			"fix (apply it with -fix) that publishes through realtime.FromContext(ctx), the app's " +
+			"Broadcast, instead.",
 		URL: "https://pkg.go.dev/github.com/coursebuilder/realtime-go/lint/legacyimport",
 		Run: ck.run,
 	}
@@ -125,6 +130,9 @@ func (ck *checker) run(pass *analysis.Pass) (any, error) {
 				Message:  ck.message(path, importer, subject, spec),
 			})
 		}
+	}
+	if ck.denied(LegacyPartyPath, subject) {
+		ck.checkPublishes(pass)
 	}
 	return nil, nil
 }

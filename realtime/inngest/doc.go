@@ -31,11 +31,10 @@
 // channel name, so two channels whose names collide share subscribers, and
 // such a pair of names can be computed in milliseconds. A [Provider]
 // therefore never publishes on a channel a client could choose: by default
-// the wire channel is a keyed HMAC of the mapped room name
-// ([KeyedChannelPrefix] and 256 bits of HMAC-SHA256 under
-// Options.ChannelSecret, from REALTIME_CHANNEL_SECRET ([ChannelSecretEnv]),
-// the same on every instance, at least [MinChannelSecretBytes]). Browsers
-// take the channel from the token answer and need no change.
+// the wire channel is a keyed HMAC of the mapped room name ("rtk1_" and 256
+// bits of HMAC-SHA256 under [Options.ChannelSecret], from
+// REALTIME_CHANNEL_SECRET, the same on every instance, at least 32 bytes).
+// Browsers take the channel from the token answer and need no change.
 // [Provider.Channel] returns a room's wire channel. [Mapping.Unkeyed] opts
 // out, at the risk its doc describes.
 //
@@ -43,23 +42,22 @@
 //
 // Inngest Realtime admits a subscriber only with a short-lived JWT (one
 // minute) scoped to one channel and its topics. [Provider.SubscriptionToken]
-// mints one; a [TokenSource] hands a token to Go code and fetches a new one
-// shortly before it expires, at most one fetch at a time ([Mint] makes its
-// [TokenFunc] from a Provider); [Subscribe] is a Go subscriber that
+// mints one. [Subscribe] is a Go subscriber that calls a token function for
+// its tokens ([Provider.TokenFunc] mints them with a provider) and
 // reconnects (with a fresh token when the old one is refused) whenever the
 // server asks it to or the connection drops:
 //
-//	src := inngest.NewTokenSource(inngest.Mint(p, videoID, "video.asset.ready"), nil)
-//	defer src.Close()
-//	sub, err := inngest.Subscribe(ctx, p.BaseURL(), src, func(m inngest.Message) { … }, nil)
+//	sub, err := inngest.Subscribe(ctx, p.BaseURL(), p.TokenFunc(videoID, "video.asset.ready"),
+//		func(m inngest.Message) { … }, nil)
 //	if err != nil { … }
 //	defer sub.Close()
 //
 // Inngest checks a token only when a connection opens: a connection
 // outlives its token, so nothing is reopened because a token expired. What
-// expires is the token a reconnection would use, and that is what a
-// [TokenSource] renews (Margin before expiry, 10 s by default) and what a
-// [Subscriber] throws away when Inngest refuses it.
+// expires is the token a reconnection would use: a [Subscriber] keeps its
+// token between connections, gets a new one shortly before it expires
+// ([SubscriberOptions].TokenMargin, 10 s by default) and throws it away when
+// Inngest refuses it.
 //
 // Inngest Realtime has no replay. The server hands a message to the
 // connections subscribed when it fans the message out (shortly after it
@@ -85,24 +83,23 @@
 // Mapping function that panicked), an error matching [realtime.ErrEncode],
 // a [*realtime.TooLargeError], or a [*realtime.PublishError] matching
 // [realtime.ErrUnauthorized], [realtime.ErrRejected] or
-// [realtime.ErrUnavailable]; a stream the server cut short also matches
-// [ErrStreamTruncated]. A token answer that is not a usable token matches
-// [ErrInvalidToken]. [TokenSource.Token] returns the fetch's error wrapped
-// ("tokens: fetch token: …"; errors.Is and errors.As reach the Minter's
-// error), the caller's ctx.Err(), or [ErrClosed] after Close. [Subscribe]
-// returns errors of the first connection: those of the TokenSource, or a
-// handshake Inngest refused. Once subscribed, failures are retried, with
-// backoff, until Close, and logged. No error, log line or formatted value
-// contains a signing key, a channel secret or a token's JWT.
+// [realtime.ErrUnavailable]; a stream the server cut short is a
+// [*realtime.PublishError] matching [ErrStreamTruncated]. A token answer
+// that is not a usable token matches [ErrInvalidToken]. [Subscribe] returns
+// errors of the first connection: the token function's error wrapped
+// ("tokens: fetch token: …"; errors.Is and errors.As reach it), ctx.Err(),
+// or a handshake Inngest refused. Once subscribed, failures are retried,
+// with backoff, until Close, and logged. No error, log line or formatted
+// value contains a signing key, a channel secret or a token's JWT.
 //
 // # Concurrency
 //
-// Provider, TokenSource and Subscriber are safe for concurrent use; one
-// Provider shares its keep-alive connections between all callers. Publish
-// blocks until Inngest answered, the retries are exhausted or ctx ends. A
-// TokenSource runs one goroutine per fetch in flight, which ends with the
-// fetch (bounded by its Timeout); its Close waits for it. A Subscriber runs
-// a goroutine that reads the websocket without pause and one that calls the
+// Provider and Subscriber are safe for concurrent use; one Provider shares
+// its keep-alive connections between all callers. Publish blocks until
+// Inngest answered, the retries are exhausted or ctx ends. A Subscriber runs
+// a goroutine that connects (calling the token function when it needs a
+// token) and reads the websocket without pause, and one that calls the
 // handler, one message at a time, in order; its Close ends both, waiting for
-// a handler call in progress, so it must not be called from the handler.
+// a handler or token call in progress, so it must not be called from the
+// handler.
 package inngest

@@ -5,15 +5,13 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
-
-	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
 
 // inngestEnv is every variable New reads.
 var inngestEnv = []string{
 	"INNGEST_BASE_URL", "INNGEST_API_BASE_URL", "INNGEST_DEV",
 	"INNGEST_SIGNING_KEY", "INNGEST_SIGNING_KEY_FALLBACK", "INNGEST_ENV",
-	inngest.ChannelSecretEnv,
+	"REALTIME_CHANNEL_SECRET",
 }
 
 // TestMain starts the tests from an environment without the variables New

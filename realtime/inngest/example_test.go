@@ -2,6 +2,7 @@ package inngest_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -45,30 +46,6 @@ func ExampleNew() {
 	// <nil>
 }
 
-// A TokenSource keeps the token it fetched until 10s (TokenSourceOptions.Margin)
-// before it expires, and fetches a new one when Inngest refuses it.
-func ExampleTokenSource() {
-	minted := 0
-	src := inngest.NewTokenSource(func(context.Context) (inngest.Token, error) {
-		minted++
-		return inngest.Token{JWT: fmt.Sprint("jwt-", minted), Expires: time.Now().Add(time.Hour)}, nil
-	}, nil)
-	defer src.Close()
-
-	ctx := context.Background()
-	tok, err := src.Token(ctx)
-	fmt.Println(tok.JWT, err)
-	tok, err = src.Token(ctx) // still fresh: no fetch
-	fmt.Println(tok.JWT, err)
-	src.Invalidate(tok) // e.g. the websocket connect was answered 401
-	tok, err = src.Token(ctx)
-	fmt.Println(tok.JWT, err)
-	// Output:
-	// jwt-1 <nil>
-	// jwt-1 <nil>
-	// jwt-2 <nil>
-}
-
 // A Go program that follows a video's pipeline through Inngest Realtime
 // (compiled, not run: it needs an Inngest endpoint).
 func ExampleSubscribe() {
@@ -80,12 +57,10 @@ func ExampleSubscribe() {
 	}
 	defer p.Close()
 
-	src := inngest.NewTokenSource(inngest.Mint(p, "vid_1", tokens.ScopeNames(flags.ScopeVideoReady)...), nil)
-	defer src.Close()
-
 	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	sub, err := inngest.Subscribe(connectCtx, p.BaseURL(), src, func(m inngest.Message) {
+	token := p.TokenFunc("vid_1", flags.ScopeVideoReady.Names()...)
+	sub, err := inngest.Subscribe(connectCtx, p.BaseURL(), token, func(m inngest.Message) {
 		msg, err := realtime.DecodeEnvelope(m.Data)
 		if err != nil {
 			return
@@ -98,4 +73,39 @@ func ExampleSubscribe() {
 	}
 	defer sub.Close()
 	// … until the program is done with it.
+}
+
+// A Go program without the signing key gets its tokens where browsers do,
+// from the app's token endpoint (package tokens), compiled, not run.
+func ExampleSubscribe_tokenEndpoint() {
+	const endpoint = "https://app.example/api/realtime/token?room=vid_1&scope=video-ready"
+	client := &http.Client{Timeout: 10 * time.Second}
+	token := func(ctx context.Context) (inngest.Token, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+		if err != nil {
+			return inngest.Token{}, err
+		}
+		// … the app's credentials, as a browser sends them.
+		resp, err := client.Do(req)
+		if err != nil {
+			return inngest.Token{}, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return inngest.Token{}, fmt.Errorf("token endpoint: %s", resp.Status)
+		}
+		var ans tokens.Response
+		if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
+			return inngest.Token{}, err
+		}
+		return inngest.Token{JWT: ans.Key, Channel: ans.Channel, Topics: ans.Topics, Expires: ans.Expires}, nil
+	}
+	// The answers' apiBaseUrl: Inngest Cloud unless the app says otherwise.
+	sub, err := inngest.Subscribe(context.Background(), "https://api.inngest.com", token,
+		func(m inngest.Message) { fmt.Println(m.Topic) }, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer sub.Close()
 }

@@ -244,9 +244,9 @@ func TestStatusesPast599AreRejectedAndNotRetried(t *testing.T) {
 			})
 		}
 	}
-	assert.ErrorIs(t, transport.NewStatusError("x", 599, "", 0), realtime.ErrUnavailable)
-	assert.ErrorIs(t, transport.NewStatusError("x", 600, "", 0), realtime.ErrRejected)
-	assert.ErrorIs(t, transport.NewStatusError("x", 99, "", 0), realtime.ErrRejected)
+	assert.ErrorIs(t, transport.StatusError("x", 599, "", 0), realtime.ErrUnavailable)
+	assert.ErrorIs(t, transport.StatusError("x", 600, "", 0), realtime.ErrRejected)
+	assert.ErrorIs(t, transport.StatusError("x", 99, "", 0), realtime.ErrRejected)
 }
 
 // dropFirst is a server that reads the first request in full and closes
@@ -323,10 +323,10 @@ func TestInngestDevMustBeAURLOrABoolean(t *testing.T) {
 		})
 	}
 	for dev, want := range map[string]string{
-		"1":                     inngest.DevServerURL,
-		"true":                  inngest.DevServerURL,
-		"0":                     inngest.CloudURL,
-		"false":                 inngest.CloudURL,
+		"1":                     "http://localhost:8288",
+		"true":                  "http://localhost:8288",
+		"0":                     "https://api.inngest.com",
+		"false":                 "https://api.inngest.com",
 		"http://127.0.0.1:9999": "http://127.0.0.1:9999",
 	} {
 		t.Run("accepts "+dev, func(t *testing.T) {

@@ -20,10 +20,11 @@ import (
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
-// Base URLs the Inngest SDKs use when none is configured.
+// Base URLs the Inngest SDKs use when none is configured (see
+// Options.BaseURL).
 const (
-	CloudURL     = "https://api.inngest.com"
-	DevServerURL = "http://localhost:8288"
+	cloudURL     = "https://api.inngest.com"
+	devServerURL = "http://localhost:8288"
 )
 
 // Options configures [New]. A nil *Options, or a zero
@@ -34,8 +35,8 @@ const (
 type Options struct {
 	// BaseURL of the Inngest API. Defaults to INNGEST_BASE_URL, else
 	// INNGEST_API_BASE_URL, else INNGEST_DEV when it is a URL, else the dev
-	// server (DevServerURL) when INNGEST_DEV is true, else Inngest
-	// Cloud (CloudURL). An INNGEST_DEV that is neither a URL with a
+	// server (http://localhost:8288) when INNGEST_DEV is true, else Inngest
+	// Cloud (https://api.inngest.com). An INNGEST_DEV that is neither a URL with a
 	// scheme and a host nor a boolean (strconv.ParseBool) is refused with
 	// ErrNotConfigured when it is consulted, rather than read as false.
 	BaseURL string
@@ -53,11 +54,13 @@ type Options struct {
 	// ChannelSecret unless Mapping.Unkeyed is set (see [Mapping]).
 	Mapping Mapping
 	// ChannelSecret keys the channels (see [Mapping]): a random string of
-	// at least MinChannelSecretBytes, the same for every instance of the
-	// app, that no client knows. Changing it moves every room to a new
-	// channel. Defaults to REALTIME_CHANNEL_SECRET; when both are empty it
-	// is required if a signing key is configured, and DevChannelSecret
-	// (public) otherwise. Not needed with Mapping.Unkeyed.
+	// at least 32 bytes (it is exposed to offline guessing by anyone who
+	// knows one room and its channel, as every browser does), the same for
+	// every instance of the app, that no client knows. Changing it moves
+	// every room to a new channel. Defaults to REALTIME_CHANNEL_SECRET; when
+	// both are empty it is required if a signing key is configured, and
+	// otherwise (the dev server) a development secret of this package's is
+	// used, which is public. Not needed with Mapping.Unkeyed.
 	ChannelSecret string
 	// HTTPClient sends the requests. Defaults to a client of this provider's
 	// own with dial and TLS handshake timeouts and keep-alive connections;
@@ -71,8 +74,8 @@ type Options struct {
 	// the request was sent fails with ErrMaybeDelivered and is not retried.
 	// Defaults to 5s.
 	AttemptTimeout time.Duration
-	// Retry says how transient failures are retried. Defaults to
-	// DefaultRetryPolicy.
+	// Retry says how transient failures are retried; nil or zero fields
+	// take the defaults of [realtime.RetryPolicy].
 	Retry *realtime.RetryPolicy
 	// Logger receives key-rotation and retry diagnostics; never a key or a
 	// body. Defaults to zap.NewNop().
@@ -97,6 +100,7 @@ type Provider struct {
 	http            httpx.Sender // the client and the attempt timeout
 	retry           realtime.RetryPolicy
 	log             *zap.Logger
+	endpoint        transport.Endpoint
 }
 
 // keyring holds the hashed signing keys behind a pointer, so that printing an
@@ -106,7 +110,7 @@ type keyring struct {
 	preferred atomic.Int32
 }
 
-var _ realtime.Provider = (*Provider)(nil)
+var _ realtime.EnvelopePublisher = (*Provider)(nil)
 
 // New returns an Inngest Realtime provider. It fails with an error
 // matching [realtime.ErrNotConfigured] when the base URL is not a valid http(s) URL,
@@ -166,6 +170,16 @@ func New(opts *Options) (*Provider, error) {
 	if p.log == nil {
 		p.log = zap.NewNop()
 	}
+	p.endpoint = transport.Endpoint{
+		Name:  "inngest",
+		Limit: realtime.MaxEnvelopeBytes,
+		Retry: p.retry,
+		Route: func(msg realtime.Message) (string, error) { return p.publishURL(msg.Room, msg.Name) },
+		Send: func(ctx context.Context, target string, env *realtime.Envelope) error {
+			_, err := p.send(ctx, request{url: target, contentType: "application/json", body: env.Bytes()})
+			return err
+		},
+	}
 	return p, nil
 }
 
@@ -193,10 +207,10 @@ func resolveBaseURL(explicit string, getenv func(string) string) (base, from str
 			return "", "", false, fmt.Errorf("%w: INNGEST_DEV=%q is neither a URL with a scheme and a host (http://localhost:8288) nor a boolean (1, true, 0, false)", realtime.ErrNotConfigured, dev)
 		}
 		if on {
-			return DevServerURL, "INNGEST_DEV", false, nil
+			return devServerURL, "INNGEST_DEV", false, nil
 		}
 	}
-	return CloudURL, "the default", true, nil
+	return cloudURL, "the default", true, nil
 }
 
 func firstNonEmpty(vs ...string) string {
@@ -231,19 +245,13 @@ func (p *Provider) Close() error {
 // provider's [realtime.RetryPolicy] and trying the fallback key once when the
 // signing key is refused.
 func (p *Provider) Publish(ctx context.Context, msg realtime.Message) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	body, err := msg.Encode()
-	if err != nil {
-		return err
-	}
-	target, err := p.publishURL(msg.Room, msg.Name)
-	if err != nil {
-		return err
-	}
-	_, err = p.call(ctx, request{url: target, contentType: "application/json", body: body})
-	return err
+	return p.endpoint.Publish(ctx, msg)
+}
+
+// PublishEnvelope posts an envelope encoded already (see
+// [realtime.EnvelopePublisher]) as Publish does.
+func (p *Provider) PublishEnvelope(ctx context.Context, env *realtime.Envelope) error {
+	return p.endpoint.PublishEnvelope(ctx, env)
 }
 
 // publishURL returns the URL a message for room and name is posted to, after
@@ -301,12 +309,9 @@ func (p *Provider) send(ctx context.Context, req request) (httpx.Answer, error) 
 // the attempt that succeeded.
 func (p *Provider) call(ctx context.Context, req request) (httpx.Answer, error) {
 	var ans httpx.Answer
-	err := transport.Do(ctx, p.retry, func(ctx context.Context) error {
+	err := transport.Do(ctx, p.retry, req.idempotent, func(ctx context.Context) error {
 		var err error
 		ans, err = p.send(ctx, req)
-		if req.idempotent {
-			transport.MarkIdempotent(err)
-		}
 		return err
 	})
 	return ans, err
@@ -333,7 +338,7 @@ func (p *Provider) sendWith(ctx context.Context, req request, hashedKey string) 
 	ans, err := p.http.Post(ctx, req.url, h, req.body, max(req.limit, errorDetailLimit))
 	if ans.Status == 0 {
 		p.log.Debug("realtime: inngest request failed", zap.Error(err))
-		return ans, transport.NewNetworkError("inngest", err)
+		return ans, transport.NetworkError("inngest", err)
 	}
 	if ans.Status >= 200 && ans.Status < 300 {
 		// Accepted: a reply cut short is not worth a retry that would
@@ -344,7 +349,7 @@ func (p *Provider) sendWith(ctx context.Context, req request, hashedKey string) 
 		return ans, nil
 	}
 	p.log.Debug("realtime: inngest request failed", zap.Int("status", ans.Status))
-	return httpx.Answer{Status: ans.Status}, transport.NewStatusError("inngest", ans.Status, p.errorDetail(ans), ans.RetryAfter)
+	return httpx.Answer{Status: ans.Status}, transport.StatusError("inngest", ans.Status, p.errorDetail(ans), ans.RetryAfter)
 }
 
 // errorDetailCut is how much of a redacted error answer PublishError.Detail

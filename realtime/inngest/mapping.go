@@ -10,6 +10,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/coursebuilder/realtime-go/internal/field"
 	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
@@ -25,10 +26,10 @@ import (
 //
 // # Keyed channels
 //
-// A provider made by [New] does not put that name on the wire as it
-// is: it sends a keyed channel, [KeyedChannelPrefix] followed by the
-// base64url HMAC-SHA256 of the mapped name under the provider's channel
-// secret ([Options.ChannelSecret]). The Inngest server routes
+// A provider made by [New] does not put that name on the wire as it is: it
+// sends a keyed channel, "rtk1_" followed by the unpadded base64url
+// HMAC-SHA256 (43 characters) of the mapped name under the provider's
+// channel secret ([Options.ChannelSecret]). The Inngest server routes
 // subscriptions by an unseeded 64-bit hash of the channel name; when
 // clients can predict channels, a client can compute, in under a second, a
 // room whose channel hashes like another room's, and a token for it then
@@ -60,25 +61,24 @@ type Mapping struct {
 	macs *sync.Pool // of HMAC-SHA256 hashes keyed with the channel secret; set by New, nil otherwise
 }
 
-// KeyedChannelPrefix starts every keyed channel; the rest is the unpadded
-// base64url encoding of a 256-bit HMAC-SHA256, 43 characters.
-const KeyedChannelPrefix = "rtk1_"
+// Keyed channels and their secret (see Options.ChannelSecret).
+const (
+	// keyedChannelPrefix starts every keyed channel; the rest is the
+	// unpadded base64url encoding of a 256-bit HMAC-SHA256, 43 characters.
+	keyedChannelPrefix = "rtk1_"
+	// minChannelSecretBytes is the shortest channel secret New accepts.
+	minChannelSecretBytes = 32
+	// channelSecretEnv is the variable New reads the channel secret from
+	// when Options.ChannelSecret is empty.
+	channelSecretEnv = "REALTIME_CHANNEL_SECRET"
+)
 
-// MinChannelSecretBytes is the shortest channel secret [New]
-// accepts: the secret is exposed to offline guessing by anyone who knows one
-// room and its channel, which every browser does.
-const MinChannelSecretBytes = 32
-
-// ChannelSecretEnv is the environment variable [New] reads the
-// channel secret from when Options.ChannelSecret is empty.
-const ChannelSecretEnv = "REALTIME_CHANNEL_SECRET"
-
-// DevChannelSecret is the channel secret [New] uses when none is
-// configured and no signing key is either, that is against the Inngest dev
-// server. It is public, so channels are not unpredictable there; the dev
-// server's own token secret is public too, so isolation between rooms is not
-// a security property of a dev server anyway.
-const DevChannelSecret = "realtime-go development channel secret, public: never use it in production"
+// devChannelSecret is the channel secret New uses when none is configured
+// and no signing key is either, that is against the Inngest dev server. It
+// is public, so channels are not unpredictable there; the dev server's own
+// token secret is public too, so isolation between rooms is not a security
+// property of a dev server anyway.
+const devChannelSecret = "realtime-go development channel secret, public: never use it in production"
 
 // ErrMappingPanicked is the Reason of the [*realtime.ValidationError] returned when a
 // Mapping's Channel or Topic function panics. Like every validation error it
@@ -110,7 +110,7 @@ func (m Mapping) ChannelFor(room string) (string, error) {
 			return "", err
 		}
 	}
-	if err := transport.ValidateField("channel", ch, realtime.MaxRoomBytes); err != nil {
+	if err := transport.Validate("channel", ch, field.RoomBytes); err != nil {
 		return "", err
 	}
 	if m.macs != nil {
@@ -130,7 +130,7 @@ func (m Mapping) TopicFor(name string) (string, error) {
 			return "", err
 		}
 	}
-	if err := transport.ValidateField("topic", t, realtime.MaxNameBytes); err != nil {
+	if err := transport.Validate("topic", t, field.NameBytes); err != nil {
 		return "", err
 	}
 	return t, nil
@@ -147,7 +147,7 @@ func callMapping(field string, f func(string) string, in string) (out string, er
 	return f(in), nil
 }
 
-// keyedChannel is KeyedChannelPrefix and the base64url HMAC-SHA256 of
+// keyedChannel is keyedChannelPrefix and the base64url HMAC-SHA256 of
 // channel under the key of macs.
 func keyedChannel(macs *sync.Pool, channel string) string {
 	mac := macs.Get().(hash.Hash)
@@ -156,32 +156,32 @@ func keyedChannel(macs *sync.Pool, channel string) string {
 	var sum [sha256.Size]byte
 	mac.Sum(sum[:0])
 	macs.Put(mac)
-	var out [len(KeyedChannelPrefix) + 43]byte
-	copy(out[:], KeyedChannelPrefix)
-	base64.RawURLEncoding.Encode(out[len(KeyedChannelPrefix):], sum[:])
+	var out [len(keyedChannelPrefix) + 43]byte
+	copy(out[:], keyedChannelPrefix)
+	base64.RawURLEncoding.Encode(out[len(keyedChannelPrefix):], sum[:])
 	return string(out[:])
 }
 
 // resolveChannelSecret returns the channel secret of a provider: explicit,
-// else ChannelSecretEnv, else DevChannelSecret when the provider has no
+// else channelSecretEnv, else devChannelSecret when the provider has no
 // signing key (the dev server). It fails with ErrNotConfigured when a
 // signing key is configured without a secret, or when the secret is shorter
-// than MinChannelSecretBytes. Its errors never contain the secret. An
+// than minChannelSecretBytes. Its errors never contain the secret. An
 // Unkeyed mapping needs no secret.
 func resolveChannelSecret(m Mapping, explicit string, getenv func(string) string, hasSigningKey bool) ([]byte, error) {
 	if m.Unkeyed {
 		return nil, nil
 	}
-	secret := firstNonEmpty(explicit, getenv(ChannelSecretEnv))
+	secret := firstNonEmpty(explicit, getenv(channelSecretEnv))
 	switch {
 	case secret == "" && hasSigningKey:
 		return nil, fmt.Errorf("%w: a channel secret is required with a signing key (set %s to a random string of at least %d bytes shared by every instance of the app, or Options.ChannelSecret)",
-			realtime.ErrNotConfigured, ChannelSecretEnv, MinChannelSecretBytes)
+			realtime.ErrNotConfigured, channelSecretEnv, minChannelSecretBytes)
 	case secret == "":
-		return []byte(DevChannelSecret), nil
-	case len(secret) < MinChannelSecretBytes:
+		return []byte(devChannelSecret), nil
+	case len(secret) < minChannelSecretBytes:
 		return nil, fmt.Errorf("%w: the channel secret (%s) is too short; at least %d bytes are required",
-			realtime.ErrNotConfigured, ChannelSecretEnv, MinChannelSecretBytes)
+			realtime.ErrNotConfigured, channelSecretEnv, minChannelSecretBytes)
 	}
 	return []byte(secret), nil
 }
@@ -192,8 +192,18 @@ func resolveChannelSecret(m Mapping, explicit string, getenv func(string) string
 // to subscribe by channel or to name a channel in logs; browsers take it
 // from the token response.
 func (p *Provider) Channel(room string) (string, error) {
-	if err := transport.ValidateField("room", room, realtime.MaxRoomBytes); err != nil {
+	if err := transport.Validate("room", room, field.RoomBytes); err != nil {
 		return "", err
 	}
 	return p.mapping.ChannelFor(room)
+}
+
+// Topic returns the topic messages named name are published on and that
+// tokens for name grant: the provider's [Mapping] applied. It fails like
+// [Mapping.TopicFor].
+func (p *Provider) Topic(name string) (string, error) {
+	if err := transport.Validate("name", name, field.NameBytes); err != nil {
+		return "", err
+	}
+	return p.mapping.TopicFor(name)
 }

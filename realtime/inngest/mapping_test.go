@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/coursebuilder/realtime-go/internal/field"
 	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/inngest"
@@ -25,7 +26,7 @@ const testChannelSecret = "0123456789abcdef0123456789abcdef"
 func keyed(secret, channel string) string {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte(channel))
-	return inngest.KeyedChannelPrefix + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	return "rtk1_" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
 func TestMappingOverrideIsValidated(t *testing.T) {
@@ -127,9 +128,9 @@ func TestChannelsAreKeyedByDefault(t *testing.T) {
 	ch, err := p.Channel("vid_1")
 	require.NoError(t, err)
 	assert.Equal(t, want, ch)
-	assert.Len(t, ch, len(inngest.KeyedChannelPrefix)+43)
+	assert.Len(t, ch, len("rtk1_")+43)
 	assert.NotContains(t, ch, "vid_1")
-	require.NoError(t, transport.ValidateField("channel", ch, realtime.MaxRoomBytes))
+	require.NoError(t, transport.Validate("channel", ch, field.RoomBytes))
 
 	u, err := inngest.PublishURL(p, "vid_1", "video.asset.ready")
 	require.NoError(t, err)
@@ -168,26 +169,26 @@ func TestChannelSecretConfiguration(t *testing.T) {
 	assert.Contains(t, err.Error(), "REALTIME_CHANNEL_SECRET")
 
 	short := "short-but-secret"
-	t.Setenv(inngest.ChannelSecretEnv, short)
+	t.Setenv("REALTIME_CHANNEL_SECRET", short)
 	_, err = inngest.New(&inngest.Options{BaseURL: "http://a", SigningKey: testKey})
 	require.ErrorIs(t, err, realtime.ErrNotConfigured)
 	assert.NotContains(t, err.Error(), short)
 
-	t.Setenv(inngest.ChannelSecretEnv, " "+testChannelSecret+"\n")
+	t.Setenv("REALTIME_CHANNEL_SECRET", " "+testChannelSecret+"\n")
 	p, err := inngest.New(&inngest.Options{BaseURL: "http://a", SigningKey: testKey})
 	require.NoError(t, err)
 	ch, err := p.Channel("vid_1")
 	require.NoError(t, err)
 	assert.Equal(t, keyed(testChannelSecret, "vid_1"), ch, "read from the environment, trimmed")
 
-	t.Setenv(inngest.ChannelSecretEnv, testChannelSecret)
+	t.Setenv("REALTIME_CHANNEL_SECRET", testChannelSecret)
 	p, err = inngest.New(&inngest.Options{BaseURL: "http://a", SigningKey: testKey, ChannelSecret: strings.Repeat("o", 40)})
 	require.NoError(t, err)
 	ch, err = p.Channel("vid_1")
 	require.NoError(t, err)
 	assert.Equal(t, keyed(strings.Repeat("o", 40), "vid_1"), ch, "the option wins over the environment")
 
-	t.Setenv(inngest.ChannelSecretEnv, "")
+	t.Setenv("REALTIME_CHANNEL_SECRET", "")
 	p, err = inngest.New(&inngest.Options{BaseURL: "http://a"})
 	require.NoError(t, err)
 	ch, err = p.Channel("vid_1")

@@ -260,9 +260,9 @@ func (s *segment) result() error {
 		if s.writes > 0 {
 			return &realtime.PublishError{Transport: "inngest", Err: errors.Join(realtime.ErrUnavailable, realtime.ErrMaybeDelivered, s.err)}
 		}
-		return transport.NewNetworkError("inngest", s.err)
+		return transport.NetworkError("inngest", s.err)
 	case s.ans.Status < 200 || s.ans.Status >= 300:
-		return transport.NewStatusError("inngest", s.ans.Status, s.p.errorDetail(s.ans), s.ans.RetryAfter)
+		return transport.StatusError("inngest", s.ans.Status, s.p.errorDetail(s.ans), s.ans.RetryAfter)
 	case s.early:
 		return &realtime.PublishError{Transport: "inngest", StatusCode: s.ans.Status, Err: ErrStreamTruncated}
 	}

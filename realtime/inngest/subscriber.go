@@ -84,6 +84,14 @@ type SubscriberOptions struct {
 	// behind, new messages are dropped and counted (see
 	// [Subscriber.Dropped]). Defaults to 1024.
 	QueueSize int
+	// TokenMargin is how long before a token expires the subscriber gets a
+	// new one for its next connection, so that the token it dials with has
+	// at least that long to go; a token that lives less than twice the
+	// margin is replaced half way through its life instead. Until then the
+	// subscriber reconnects with the token it holds. Defaults to 10s.
+	TokenMargin time.Duration
+	// TokenTimeout bounds one call of the token function. Defaults to 30s.
+	TokenTimeout time.Duration
 	// Logger receives connection, reconnection and drop diagnostics; never
 	// a token. Defaults to zap.NewNop().
 	Logger *zap.Logger
@@ -93,7 +101,7 @@ type SubscriberOptions struct {
 // reconnections; see [Subscribe].
 type Subscriber struct {
 	wsURL     string
-	src       *TokenSource
+	tokens    *tokenCache // used by the dialing goroutine only
 	handler   func(Message)
 	client    *http.Client
 	ownClient bool
@@ -117,11 +125,11 @@ type Subscriber struct {
 }
 
 // Subscribe connects to Inngest Realtime at baseURL (the Inngest API base
-// URL, such as Provider.BaseURL(); the websocket is at
-// /v1/realtime/connect under it) with a token from src, and calls handler with
-// every "data" message of the token's channel and topics, in the order
-// they arrive, one at a time, from a goroutine of the subscriber's own.
-// Other kinds of messages (pings, streams) are not delivered.
+// URL, such as Provider.BaseURL(); the websocket is at /v1/realtime/connect
+// under it) with a token that token returns, and calls handler with every
+// "data" message of the token's channel and topics, in the order they
+// arrive, one at a time, from a goroutine of the subscriber's own. Other
+// kinds of messages (pings, streams) are not delivered.
 //
 // A "data" message whose channel is not the channel of the connection's
 // token (Token.Channel), or whose topic is not one of its topics
@@ -130,7 +138,16 @@ type Subscriber struct {
 // unseeded 64-bit hash of the channel, so it can deliver another channel's
 // messages to a token whose channel collides with it. A token without a
 // channel or topics therefore delivers nothing; tokens of
-// Provider.SubscriptionToken and of [Mint] always have both.
+// [Provider.SubscriptionToken] (and so of [Provider.TokenFunc]) always have
+// both.
+//
+// token is called for the first connection and whenever the token held is
+// about to expire (see SubscriberOptions.TokenMargin) or was refused, one
+// call at a time, with a context that ends after
+// SubscriberOptions.TokenTimeout, at Close, and for the first connection
+// with ctx: [Provider.TokenFunc] mints with a provider; a function of the
+// caller's own can ask an app's token endpoint (package tokens). Its error,
+// a panic or a token without a JWT fails that connection attempt.
 //
 // Subscribe returns once the first connection is open, retrying with
 // backoff until ctx ends; it fails at once when the failure will not pass
@@ -139,10 +156,10 @@ type Subscriber struct {
 // bounds only that first connection: the subscription then lives until
 // Close.
 //
-// From then on the subscriber reconnects, with a token from src, whenever
-// the server sends a "closing" message, and whenever the connection drops;
-// when Inngest refuses the token (it expired, say) it asks src for a new
-// one. An open connection is not reopened when its token expires: Inngest
+// From then on the subscriber reconnects, with the token it holds while it
+// is fresh, whenever the server sends a "closing" message, and whenever the
+// connection drops; when Inngest refuses the token (it expired, say) it asks
+// token for a new one. An open connection is not reopened when its token expires: Inngest
 // checks a token only when a connection opens.
 //
 // Inngest Realtime keeps no history: messages published while the
@@ -153,11 +170,9 @@ type Subscriber struct {
 // the order sent, once (it never has two connections open, so a
 // reconnection does not duplicate), unless the handler falls QueueSize
 // messages behind.
-//
-// The subscriber does not own src; close src after the subscriber.
-func Subscribe(ctx context.Context, baseURL string, src *TokenSource, handler func(Message), opts *SubscriberOptions) (*Subscriber, error) {
-	if src == nil || handler == nil {
-		return nil, errors.New("tokens: Subscribe needs a TokenSource and a handler")
+func Subscribe(ctx context.Context, baseURL string, token func(context.Context) (Token, error), handler func(Message), opts *SubscriberOptions) (*Subscriber, error) {
+	if token == nil || handler == nil {
+		return nil, errors.New("tokens: Subscribe needs a token function and a handler")
 	}
 	wsURL, err := connectURL(baseURL)
 	if err != nil {
@@ -169,7 +184,7 @@ func Subscribe(ctx context.Context, baseURL string, src *TokenSource, handler fu
 	}
 	s := &Subscriber{
 		wsURL:     wsURL,
-		src:       src,
+		tokens:    newTokenCache(token, o.TokenMargin, o.TokenTimeout),
 		handler:   handler,
 		client:    o.HTTPClient,
 		minB:      o.MinBackoff,
@@ -273,7 +288,7 @@ func permanent(err error) bool {
 		return de.status >= 400 && de.status < 500 && !refusedToken(de.status) &&
 			de.status != http.StatusRequestTimeout && de.status != http.StatusTooManyRequests
 	}
-	return errors.Is(err, ErrClosed) || errors.Is(err, realtime.ErrInvalidMessage) ||
+	return errors.Is(err, realtime.ErrInvalidMessage) ||
 		errors.Is(err, realtime.ErrRejected) || errors.Is(err, realtime.ErrUnauthorized) ||
 		errors.Is(err, ErrInvalidToken) || errors.Is(err, realtime.ErrNotConfigured)
 }
@@ -288,10 +303,10 @@ type conn struct {
 	tok Token
 }
 
-// dial opens one connection with a token from the source. A token Inngest
-// refuses is invalidated, so that the next attempt fetches a new one.
+// dial opens one connection with the token held or a new one. A token
+// Inngest refuses is invalidated, so that the next attempt fetches a new one.
 func (s *Subscriber) dial(ctx context.Context) (conn, error) {
-	tok, err := s.src.Token(ctx)
+	tok, err := s.tokens.get(ctx)
 	if err != nil {
 		return conn{}, err
 	}
@@ -307,7 +322,7 @@ func (s *Subscriber) dial(ctx context.Context) (conn, error) {
 			status = resp.StatusCode
 		}
 		if refusedToken(status) {
-			s.src.Invalidate(tok)
+			s.tokens.invalidate(tok)
 		}
 		return conn{}, &dialError{status: status, err: fmt.Errorf("tokens: connect: %w", err)}
 	}

@@ -162,21 +162,23 @@ func (b *inbox) none(t *testing.T) {
 	}
 }
 
-// numbered is a TokenSource of tokens "jwt-1", "jwt-2", … for channel
-// "vid_1" and topics "video.asset.ready" and "t", valid a minute.
-func numbered(t *testing.T) (*inngest.TokenSource, *atomic.Int32) {
+// tokenFunc is what Subscribe takes.
+type tokenFunc = func(context.Context) (inngest.Token, error)
+
+// numbered is a token function of tokens "jwt-1", "jwt-2", … for channel
+// "vid_1" and topics "video.asset.ready" and "t", valid a minute, and the
+// number of tokens it made.
+func numbered(*testing.T) (tokenFunc, *atomic.Int32) {
 	var n atomic.Int32
-	src := inngest.NewTokenSource(func(context.Context) (inngest.Token, error) {
+	return func(context.Context) (inngest.Token, error) {
 		return inngest.Token{JWT: fmt.Sprintf("jwt-%d", n.Add(1)), Channel: "vid_1", Topics: []string{"video.asset.ready", "t"},
 			Expires: time.Now().Add(time.Minute)}, nil
-	}, nil)
-	t.Cleanup(func() { _ = src.Close() })
-	return src, &n
+	}, &n
 }
 
 var fast = &inngest.SubscriberOptions{MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
 
-func subscribe(t *testing.T, url string, src *inngest.TokenSource, h func(inngest.Message), opts *inngest.SubscriberOptions) *inngest.Subscriber {
+func subscribe(t *testing.T, url string, src tokenFunc, h func(inngest.Message), opts *inngest.SubscriberOptions) *inngest.Subscriber {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
@@ -328,10 +330,9 @@ func TestSubscribeFailsAtOnceWhenRetryingCannotHelp(t *testing.T) {
 	assert.ErrorContains(t, err, "401")
 	assert.Len(t, refused.Auths(), 2, "one retry with a new token, then no more")
 
-	badKey := inngest.NewTokenSource(func(context.Context) (inngest.Token, error) {
-		return inngest.Token{}, transport.NewStatusError("inngest", http.StatusUnauthorized, "", 0)
-	}, nil)
-	defer badKey.Close()
+	badKey := func(context.Context) (inngest.Token, error) {
+		return inngest.Token{}, transport.StatusError("inngest", http.StatusUnauthorized, "", 0)
+	}
 	_, err = inngest.Subscribe(ctx, notFound.URL, badKey, in.handle, fast)
 	assert.ErrorIs(t, err, realtime.ErrUnauthorized)
 
@@ -491,10 +492,9 @@ func TestSubscriberLogsNoToken(t *testing.T) {
 
 func TestSubscriberErrorsAreClassified(t *testing.T) {
 	in := newInbox()
-	src := inngest.NewTokenSource(func(context.Context) (inngest.Token, error) {
+	src := func(context.Context) (inngest.Token, error) {
 		return inngest.Token{}, errors.New("no route to the token endpoint")
-	}, nil)
-	defer src.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := inngest.Subscribe(ctx, "http://127.0.0.1:1", src, in.handle, fast)
@@ -523,4 +523,45 @@ func TestSubscribeNeverFollowsARedirect(t *testing.T) {
 		}
 	}
 	assert.Empty(t, target.Auths(), "the redirect target received a handshake with a token")
+}
+
+// TestSubscriberBoundsTokenCalls: a call of the token function that does
+// not return is given up after SubscriberOptions.TokenTimeout and tried
+// again; one in progress during a reconnection ends at Close.
+func TestSubscriberBoundsTokenCalls(t *testing.T) {
+	srv := newWSServer(t, nil)
+	var calls atomic.Int32
+	left := make(chan time.Duration, 8)
+	hanging := make(chan struct{})
+	ended := make(chan error, 1)
+	token := func(ctx context.Context) (inngest.Token, error) {
+		dl, ok := ctx.Deadline()
+		if !ok {
+			dl = time.Now().Add(time.Hour)
+		}
+		left <- time.Until(dl)
+		switch calls.Add(1) {
+		case 1: // the first connection's first try: never answers
+			<-ctx.Done()
+			return inngest.Token{}, ctx.Err()
+		case 3: // the reconnection's: hangs until Close
+			close(hanging)
+			<-ctx.Done()
+			ended <- ctx.Err()
+			return inngest.Token{}, ctx.Err()
+		}
+		// Already expired, so that a reconnection asks for another.
+		return inngest.Token{JWT: "jwt", Channel: "vid_1", Topics: []string{"t"}, Expires: time.Now().Add(-time.Second)}, nil
+	}
+	opts := *fast
+	opts.TokenTimeout = 20 * time.Millisecond
+	sub := subscribe(t, srv.URL, token, newInbox().handle, &opts)
+	c := srv.next()
+	assert.EqualValues(t, 2, calls.Load(), "the call that timed out was tried again")
+	assert.LessOrEqual(t, <-left, 20*time.Millisecond, "bounded by TokenTimeout")
+
+	_ = c.ws.CloseNow()
+	<-hanging
+	require.NoError(t, sub.Close())
+	assert.ErrorIs(t, <-ended, context.Canceled, "Close ended the call in progress")
 }

@@ -15,15 +15,16 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/coursebuilder/realtime-go/internal/field"
 	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
-// MaxTokenNames bounds how many event names one subscription token covers.
-const MaxTokenNames = 64
+// maxTokenNames bounds how many event names one subscription token covers.
+const maxTokenNames = 64
 
 // maxTokenAnswer bounds how much of the answer to POST /v1/realtime/token is
-// read: a JWT of [MaxTokenNames] topics of the longest channel and topic is
+// read: a JWT of maxTokenNames topics of the longest channel and topic is
 // far below it.
 const maxTokenAnswer = 64 << 10
 
@@ -132,8 +133,8 @@ type tokenTopic struct {
 // whenever it is used. Expires only tells the caller when to ask again.
 //
 // Errors: a [*realtime.ValidationError] (matching [realtime.ErrInvalidMessage]) for an invalid
-// room, name or mapped channel or topic, or for no names or more than
-// [MaxTokenNames]; a wrapped [*realtime.PublishError] (matching [realtime.ErrUnauthorized],
+// room, name or mapped channel or topic, or for no names or more than 64
+// (the most one token covers); a wrapped [*realtime.PublishError] (matching [realtime.ErrUnauthorized],
 // [realtime.ErrRejected] or [realtime.ErrUnavailable]) when Inngest could not be reached or
 // refused the request; [ErrInvalidToken] when its answer is not a usable
 // token. No error and no log line contains a key or the token.
@@ -141,13 +142,13 @@ func (p *Provider) SubscriptionToken(ctx context.Context, room string, names []s
 	if err := ctx.Err(); err != nil {
 		return Token{}, err
 	}
-	if err := transport.ValidateField("room", room, realtime.MaxRoomBytes); err != nil {
+	if err := transport.Validate("room", room, field.RoomBytes); err != nil {
 		return Token{}, err
 	}
 	switch {
 	case len(names) == 0:
 		return Token{}, &realtime.ValidationError{Field: "names", Reason: realtime.ErrEmpty}
-	case len(names) > MaxTokenNames:
+	case len(names) > maxTokenNames:
 		return Token{}, &realtime.ValidationError{Field: "names", Reason: realtime.ErrTooLong}
 	}
 	channel, err := p.mapping.ChannelFor(room)
@@ -157,7 +158,7 @@ func (p *Provider) SubscriptionToken(ctx context.Context, room string, names []s
 	topics := make([]string, 0, len(names))
 	body := make([]tokenTopic, 0, len(names))
 	for _, name := range names {
-		if err := transport.ValidateField("name", name, realtime.MaxNameBytes); err != nil {
+		if err := transport.Validate("name", name, field.NameBytes); err != nil {
 			return Token{}, err
 		}
 		topic, err := p.mapping.TopicFor(name)
@@ -196,6 +197,20 @@ func (p *Provider) SubscriptionToken(ctx context.Context, room string, names []s
 		return Token{}, err
 	}
 	return Token{JWT: jwt, Channel: channel, Topics: topics, Expires: exp}, nil
+}
+
+// TokenFunc returns a function that mints a subscription token for room and
+// names each time it is called, for [Subscribe]:
+//
+//	sub, err := inngest.Subscribe(ctx, p.BaseURL(), p.TokenFunc(room, "video.asset.ready"), handle, nil)
+//
+// Room and names are checked when a token is minted, with the errors of
+// [Provider.SubscriptionToken].
+func (p *Provider) TokenFunc(room string, names ...string) func(context.Context) (Token, error) {
+	names = append([]string(nil), names...)
+	return func(ctx context.Context) (Token, error) {
+		return p.SubscriptionToken(ctx, room, names)
+	}
 }
 
 // parseTokenAnswer reads {"jwt":"..."} and the JWT's expiry. Its errors

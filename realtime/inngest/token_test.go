@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/coursebuilder/realtime-go/internal/field"
 	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/inngest"
@@ -221,7 +223,7 @@ func TestSubscriptionTokenRefusesAnswersThatAreNotTokens(t *testing.T) {
 func TestSubscriptionTokenValidatesBeforeSending(t *testing.T) {
 	srv := newTokenServer(t, minted(time.Now().Add(time.Minute)))
 	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey})
-	tooMany := make([]string, inngest.MaxTokenNames+1)
+	tooMany := make([]string, 65) // one more than a token covers
 	for i := range tooMany {
 		tooMany[i] = fmt.Sprintf("n%d", i)
 	}
@@ -232,7 +234,7 @@ func TestSubscriptionTokenValidatesBeforeSending(t *testing.T) {
 		reason error
 	}{
 		"empty room":     {"", []string{"a"}, "room", realtime.ErrEmpty},
-		"long room":      {strings.Repeat("r", realtime.MaxRoomBytes+1), []string{"a"}, "room", realtime.ErrTooLong},
+		"long room":      {strings.Repeat("r", field.RoomBytes+1), []string{"a"}, "room", realtime.ErrTooLong},
 		"control room":   {"a\nb", []string{"a"}, "room", realtime.ErrControlCharacter},
 		"no names":       {"vid_1", nil, "names", realtime.ErrEmpty},
 		"too many names": {"vid_1", tooMany, "names", realtime.ErrTooLong},
@@ -264,6 +266,46 @@ func TestSubscriptionTokenValidatesBeforeSending(t *testing.T) {
 	cancel()
 	_, err = p.SubscriptionToken(ctx, "vid_1", []string{"a"})
 	assert.ErrorIs(t, err, context.Canceled)
+
+	tok, err := p.SubscriptionToken(context.Background(), "vid_1", tooMany[:64])
+	require.NoError(t, err, "64 names, the most one token covers")
+	assert.Len(t, tok.Topics, 64)
+}
+
+// TestProviderTokenFunc: the function mints a new token for the room and
+// names it was made with at every call, with the errors of
+// SubscriptionToken; changing the caller's slice afterwards changes
+// nothing.
+func TestProviderTokenFunc(t *testing.T) {
+	var fail atomic.Bool
+	ok := minted(time.Now().Add(time.Minute))
+	srv := newTokenServer(t, func(n int) (int, string) {
+		if fail.Load() {
+			return http.StatusUnauthorized, `{"error":"bad key"}`
+		}
+		return ok(n)
+	})
+	p := newInngest(t, srv.URL, inngest.Options{SigningKey: testKey})
+	names := []string{"video.asset.ready", "video.asset.errored"}
+	token := p.TokenFunc("vid_1", names...)
+	names[0] = "changed"
+
+	for range 2 {
+		tok, err := token(context.Background())
+		require.NoError(t, err)
+		assert.Equal(t, "vid_1", tok.Channel)
+		assert.Equal(t, []string{"video.asset.ready", "video.asset.errored"}, tok.Topics)
+	}
+	reqs := srv.requests()
+	require.Len(t, reqs, 2, "one token minted per call")
+	assert.Equal(t, "video.asset.ready", reqs[1].Topics[0]["name"])
+
+	fail.Store(true)
+	_, err := token(context.Background())
+	assert.ErrorIs(t, err, realtime.ErrUnauthorized)
+
+	_, err = p.TokenFunc("vid_1")(context.Background())
+	assert.ErrorIs(t, err, realtime.ErrInvalidMessage, "no names")
 }
 
 func TestTokenNeverPrintsItsJWT(t *testing.T) {

@@ -9,11 +9,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/coursebuilder/realtime-go/internal/field"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
@@ -79,7 +81,11 @@ type Subscription interface {
 //     a deadline ends a publish to a server that never answers;
 //   - concurrent publishes are all delivered exactly once (run with -race);
 //   - when Target.Faulty is set, every failure path ends in its documented
-//     class (see "Faults" below).
+//     class (see "Faults" below);
+//   - a provider that is a [realtime.EnvelopePublisher] sends the bytes of
+//     an envelope encoded already as they are, without encoding the body
+//     again, refuses a nil envelope with [realtime.ErrInvalidMessage] and
+//     honours a cancelled context.
 //
 // # Faults
 //
@@ -93,7 +99,7 @@ type Subscription interface {
 //	400, 404, 409              ErrRejected                         1 attempt,  1 request
 //	401, 403                   ErrUnauthorized                     1 attempt,  Target.UnauthorizedRequests
 //	408, 500, 502, 503         ErrUnavailable                      3 attempts, 3 requests
-//	429, Retry-After: 1        ErrUnavailable, RetryAfter() = 1s   3 attempts, 3 requests
+//	429, Retry-After: 1        ErrUnavailable, RetryAfter = 1s     3 attempts, 3 requests
 //	429, Retry-After: 3600     ErrUnavailable, DeadlineExceeded    1 attempt,  1 request (the wait would outlive the context)
 //	600, 999                   ErrRejected                         1 attempt,  1 request
 //	302, 307, 308 elsewhere    ErrRejected, the other origin gets nothing  1 attempt, 1 request
@@ -113,6 +119,7 @@ func Run(t *testing.T, newTarget func(t *testing.T) Target) {
 	t.Run("Deadline", func(t *testing.T) { testDeadline(t, newTarget(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newTarget(t)) })
 	t.Run("Faults", func(t *testing.T) { testFaults(t, newTarget(t)) })
+	t.Run("EncodedOnce", func(t *testing.T) { testEncodedOnce(t, newTarget(t)) })
 }
 
 // names is every event name the suite publishes.
@@ -234,11 +241,11 @@ func testValidation(t *testing.T, target Target) {
 		{"room with newline", realtime.Message{Room: w.room + "\n", Name: "x"}, "room", realtime.ErrControlCharacter},
 		{"room with NUL", realtime.Message{Room: "a\x00b", Name: "x"}, "room", realtime.ErrControlCharacter},
 		{"name with zero-width joiner", realtime.Message{Room: w.room, Name: "video\u200d.ready"}, "name", realtime.ErrControlCharacter},
-		{"room too long", realtime.Message{Room: strings.Repeat("r", realtime.MaxRoomBytes+1), Name: "x"}, "room", realtime.ErrTooLong},
-		{"name too long", realtime.Message{Room: w.room, Name: strings.Repeat("n", realtime.MaxNameBytes+1)}, "name", realtime.ErrTooLong},
+		{"room too long", realtime.Message{Room: strings.Repeat("r", field.RoomBytes+1), Name: "x"}, "room", realtime.ErrTooLong},
+		{"name too long", realtime.Message{Room: w.room, Name: strings.Repeat("n", field.NameBytes+1)}, "name", realtime.ErrTooLong},
 		{"name not UTF-8", realtime.Message{Room: w.room, Name: "bad\xff"}, "name", realtime.ErrInvalidUTF8},
 		{"request id with DEL", realtime.Message{Room: w.room, Name: "x", RequestID: "a\x7f"}, "requestId", realtime.ErrControlCharacter},
-		{"request id too long", realtime.Message{Room: w.room, Name: "x", RequestID: strings.Repeat("i", realtime.MaxRequestIDBytes+1)}, "requestId", realtime.ErrTooLong},
+		{"request id too long", realtime.Message{Room: w.room, Name: "x", RequestID: strings.Repeat("i", field.RequestIDBytes+1)}, "requestId", realtime.ErrTooLong},
 	}
 	for _, c := range cases {
 		err := w.publish(c.msg)
@@ -384,6 +391,46 @@ func testConcurrent(t *testing.T, target Target) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("concurrent deliveries differ from what was published (lost or duplicated messages)")
+	}
+	w.marker()
+}
+
+// counting is a body that counts how often it is encoded.
+type counting struct{ n *atomic.Int64 }
+
+func (c counting) MarshalJSON() ([]byte, error) {
+	c.n.Add(1)
+	return []byte(`{"counted":true}`), nil
+}
+
+func testEncodedOnce(t *testing.T, target Target) {
+	ep, ok := target.Provider.(realtime.EnvelopePublisher)
+	if !ok {
+		t.Skipf("%T is not a realtime.EnvelopePublisher", target.Provider)
+	}
+	w := newWatch(t, target)
+	var encoded atomic.Int64
+	env, err := realtime.NewEnvelope(w.msg("video.asset.ready", counting{&encoded}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+	defer cancel()
+	if err := ep.PublishEnvelope(ctx, env); err != nil {
+		t.Fatalf("PublishEnvelope: %v", err)
+	}
+	w.next(env.Bytes())
+	if n := encoded.Load(); n != 1 {
+		t.Errorf("the body was encoded %d times; want once, by NewEnvelope", n)
+	}
+
+	if err := ep.PublishEnvelope(ctx, nil); !errors.Is(err, realtime.ErrInvalidMessage) {
+		t.Errorf("nil envelope: got %v, want ErrInvalidMessage", err)
+	}
+	cctx, ccancel := context.WithCancel(context.Background())
+	ccancel()
+	if err := ep.PublishEnvelope(cctx, env); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: got %v, want context.Canceled", err)
 	}
 	w.marker()
 }

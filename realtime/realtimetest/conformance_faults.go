@@ -39,7 +39,7 @@ type faultCase struct {
 
 func faultCases() []faultCase {
 	status := func(code int) Fault {
-		return Fault{Kind: FaultStatus, Status: code, Retry: faultRetry, AttemptTimeout: answerTimeout}
+		return Fault{kind: faultStatus, status: code, Retry: faultRetry, AttemptTimeout: answerTimeout}
 	}
 	rejected := []error{realtime.ErrRejected}
 	unavailable := []error{realtime.ErrUnavailable}
@@ -56,13 +56,13 @@ func faultCases() []faultCase {
 		cs = append(cs, faultCase{name: fmt.Sprint(code), fault: status(code), want: unavailable, status: code, attempts: 3, requests: 3})
 	}
 	short := status(429)
-	short.RetryAfter = time.Second
+	short.retryAfter = time.Second
 	cs = append(cs, faultCase{name: "429 Retry-After 1", fault: short, want: unavailable, status: 429, attempts: 3, requests: 3, retryAfter: time.Second})
 	// A Retry-After the policy allows (MaxDelay 2h) but the caller's
 	// context does not: honoured, the publish gives up at once instead of
 	// retrying after its own short backoff.
 	long := status(429)
-	long.RetryAfter = time.Hour
+	long.retryAfter = time.Hour
 	long.Retry.MaxDelay = 2 * time.Hour
 	cs = append(cs, faultCase{name: "429 Retry-After past the deadline", fault: long, want: unavailable, status: 429, attempts: 1, requests: 1, retryAfter: time.Hour, deadline: true})
 	for _, code := range []int{600, 999} {
@@ -70,13 +70,13 @@ func faultCases() []faultCase {
 	}
 	for _, code := range []int{302, 307, 308} {
 		f := status(code)
-		f.Kind = FaultRedirect
+		f.kind = faultRedirect
 		cs = append(cs, faultCase{name: fmt.Sprintf("redirect %d", code), fault: f, want: rejected, status: code, attempts: 1, requests: 1})
 	}
 	cs = append(cs,
-		faultCase{name: "no answer", fault: Fault{Kind: FaultNoAnswer, Retry: faultRetry, AttemptTimeout: noAnswerTimeout}, want: maybe, attempts: 1, requests: 1},
-		faultCase{name: "lost answer", fault: Fault{Kind: FaultLostAnswer, Retry: faultRetry, AttemptTimeout: answerTimeout}, want: maybe, attempts: 1, requests: 1},
-		faultCase{name: "refused", fault: Fault{Kind: FaultRefused, Retry: faultRetry, AttemptTimeout: answerTimeout}, want: unavailable, attempts: 3, requests: 0},
+		faultCase{name: "no answer", fault: Fault{kind: faultNoAnswer, Retry: faultRetry, AttemptTimeout: noAnswerTimeout}, want: maybe, attempts: 1, requests: 1},
+		faultCase{name: "lost answer", fault: Fault{kind: faultLostAnswer, Retry: faultRetry, AttemptTimeout: answerTimeout}, want: maybe, attempts: 1, requests: 1},
+		faultCase{name: "refused", fault: Fault{kind: faultRefused, Retry: faultRetry, AttemptTimeout: answerTimeout}, want: unavailable, attempts: 3, requests: 0},
 	)
 	return cs
 }
@@ -99,7 +99,7 @@ func testFaults(t *testing.T, target Target) {
 			defer cancel()
 			err := ft.Provider.Publish(ctx, faultMessage("fault-room", "video.asset.ready"))
 			checkFault(t, target, c, err, ft.Requests())
-			if c.fault.Kind == FaultRedirect && ft.Redirected != nil {
+			if c.fault.kind == faultRedirect && ft.Redirected != nil {
 				if n := ft.Redirected(); n != 0 {
 					t.Errorf("the redirect was followed: the other origin received %d requests", n)
 				}
@@ -147,8 +147,8 @@ func checkFault(t *testing.T, target Target, c faultCase, err error, requests in
 	if pe.Attempts != c.attempts {
 		t.Errorf("%s: PublishError.Attempts = %d, want %d", c.fault, pe.Attempts, c.attempts)
 	}
-	if d, ok := pe.RetryAfter(); d != c.retryAfter || ok != (c.retryAfter > 0) {
-		t.Errorf("%s: PublishError.RetryAfter() = %v, %v; want %v", c.fault, d, ok, c.retryAfter)
+	if pe.RetryAfter != c.retryAfter {
+		t.Errorf("%s: PublishError.RetryAfter = %v; want %v", c.fault, pe.RetryAfter, c.retryAfter)
 	}
 	want := c.requests
 	if want < 0 {
@@ -162,7 +162,7 @@ func checkFault(t *testing.T, target Target, c faultCase, err error, requests in
 			t.Errorf("%s: the error contains a secret: %s", c.fault, msg)
 		}
 	}
-	if c.fault.Kind == FaultRedirect && pe.Detail == "" {
+	if c.fault.kind == faultRedirect && pe.Detail == "" {
 		t.Errorf("%s: PublishError.Detail does not say the redirect was not followed", c.fault)
 	}
 }

@@ -20,77 +20,77 @@ import (
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
-// FaultKind is what a faulty server does with every request.
-type FaultKind int
+// faultKind is what a faulty server does with every request.
+type faultKind int
 
 const (
-	// FaultStatus answers with Fault.Status and, when Fault.RetryAfter is
+	// faultStatus answers with Fault.status and, when Fault.retryAfter is
 	// set, a Retry-After header. The answer's body echoes the request's
 	// Authorization and X-Inngest-Env headers, as a careless proxy might,
 	// so that the suite sees whether a transport keeps them out of its
 	// errors.
-	FaultStatus FaultKind = iota + 1
-	// FaultRedirect answers with the redirect Fault.Status (307 when zero)
+	faultStatus faultKind = iota + 1
+	// faultRedirect answers with the redirect Fault.status (307 when zero)
 	// to the same request at another origin, which counts what reaches it.
-	FaultRedirect
-	// FaultNoAnswer reads the whole request and never answers, so the
+	faultRedirect
+	// faultNoAnswer reads the whole request and never answers, so the
 	// provider's attempt timeout (Fault.AttemptTimeout) runs out.
-	FaultNoAnswer
-	// FaultLostAnswer reads the whole request and resets the connection.
-	FaultLostAnswer
-	// FaultRefused is a server that is not there: every connection is
+	faultNoAnswer
+	// faultLostAnswer reads the whole request and resets the connection.
+	faultLostAnswer
+	// faultRefused is a server that is not there: every connection is
 	// refused and no request is received.
-	FaultRefused
+	faultRefused
 )
 
 // String names the kind.
-func (k FaultKind) String() string {
+func (k faultKind) String() string {
 	switch k {
-	case FaultStatus:
+	case faultStatus:
 		return "status"
-	case FaultRedirect:
+	case faultRedirect:
 		return "redirect"
-	case FaultNoAnswer:
+	case faultNoAnswer:
 		return "no answer"
-	case FaultLostAnswer:
+	case faultLostAnswer:
 		return "lost answer"
-	case FaultRefused:
+	case faultRefused:
 		return "refused"
 	}
-	return "FaultKind(" + strconv.Itoa(int(k)) + ")"
+	return "faultKind(" + strconv.Itoa(int(k)) + ")"
 }
 
 // Fault is a failure the conformance suite asks a [Target] to put its
-// provider in front of (see Target.Faulty). The target configures the
-// provider with Retry and AttemptTimeout and points it at a server that
-// behaves as Kind says: a [FaultServer], or an emulation with
-// [EmulateFault].
+// provider in front of (see Target.Faulty): a status, a redirect, an answer
+// that never comes or is lost, a refused connection (see [Run], "Faults").
+// The target configures the provider with Retry and AttemptTimeout and
+// points it at a server that plays the fault: a [FaultServer], or an
+// emulation with [EmulateFault]. Only the suite makes Faults.
 type Fault struct {
-	// Kind is what the server does.
-	Kind FaultKind
-	// Status is the status of a FaultStatus or FaultRedirect answer.
-	Status int
-	// RetryAfter, in whole seconds, is sent as Retry-After with a
-	// FaultStatus answer; zero sends none.
-	RetryAfter time.Duration
+	kind   faultKind
+	status int // of a faultStatus or faultRedirect answer
+	// retryAfter, in whole seconds, is sent as Retry-After with a
+	// faultStatus answer; zero sends none.
+	retryAfter time.Duration
+
 	// Retry is the policy the provider must use.
 	Retry realtime.RetryPolicy
 	// AttemptTimeout is the attempt timeout the provider must use: short
-	// for FaultNoAnswer, generous otherwise.
+	// for faultNoAnswer, generous otherwise.
 	AttemptTimeout time.Duration
 }
 
 // String describes the fault.
 func (f Fault) String() string {
-	switch f.Kind {
-	case FaultStatus, FaultRedirect:
-		s := f.Kind.String() + " " + strconv.Itoa(f.Status)
-		if f.RetryAfter > 0 {
-			s += fmt.Sprintf(" (Retry-After %s)", f.RetryAfter)
+	switch f.kind {
+	case faultStatus, faultRedirect:
+		s := f.kind.String() + " " + strconv.Itoa(f.status)
+		if f.retryAfter > 0 {
+			s += fmt.Sprintf(" (Retry-After %s)", f.retryAfter)
 		}
 		return s
 	}
-	return f.Kind.String()
+	return f.kind.String()
 }
 
 // FaultyTarget is what Target.Faulty returns: a provider in front of a
@@ -101,7 +101,7 @@ type FaultyTarget struct {
 	// Requests returns how many requests the faulty server received.
 	Requests func() int
 	// Redirected returns how many requests reached the other origin a
-	// FaultRedirect points to. Nil means nothing can reach one (an
+	// faultRedirect points to. Nil means nothing can reach one (an
 	// emulation).
 	Redirected func() int
 }
@@ -110,7 +110,7 @@ type FaultyTarget struct {
 // is read and dropped.
 const maxFaultBody = 1 << 20
 
-// maxHang bounds how long a FaultNoAnswer request is held when the client
+// maxHang bounds how long a faultNoAnswer request is held when the client
 // never gives up.
 const maxHang = 30 * time.Second
 
@@ -139,7 +139,7 @@ func NewFaultServer(t testing.TB, f Fault) *FaultServer {
 }
 
 // NewFaultProxy is [NewFaultServer] in front of a real server at upstream
-// (a base URL): a FaultNoAnswer or FaultLostAnswer request is first
+// (a base URL): a faultNoAnswer or faultLostAnswer request is first
 // forwarded to upstream, which may act on it, and its answer is then lost.
 // Every other fault is played without reaching upstream. An empty upstream
 // is NewFaultServer.
@@ -155,7 +155,7 @@ func NewFaultProxy(t testing.TB, f Fault, upstream string) *FaultServer {
 		}
 		t.Cleanup(tr.CloseIdleConnections)
 	}
-	if f.Kind == FaultRefused {
+	if f.kind == faultRefused {
 		s.URL = refusedURL(t)
 		return s
 	}
@@ -192,7 +192,7 @@ func refusedURL(t testing.TB) string {
 // Requests returns how many requests the server received.
 func (s *FaultServer) Requests() int { return int(s.requests.Load()) }
 
-// Redirected returns how many requests reached the origin a FaultRedirect
+// Redirected returns how many requests reached the origin a faultRedirect
 // points to: a transport that never follows a redirect leaves it at zero.
 func (s *FaultServer) Redirected() int { return int(s.redirected.Load()) }
 
@@ -203,32 +203,32 @@ func (s *FaultServer) Target(p realtime.Provider) FaultyTarget {
 
 // ServeHTTP plays the fault on one request and counts it. It is the
 // server's handler; it can also be put in front of another handler, such as
-// a real server's, to inject the fault there. Used so, a FaultRefused
+// a real server's, to inject the fault there. Used so, a faultRefused
 // closes the connection without reading the request.
 func (s *FaultServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
-	if s.fault.Kind == FaultRefused {
+	if s.fault.kind == faultRefused {
 		drop(w, false)
 		return
 	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, maxFaultBody))
 	_, _ = io.Copy(io.Discard, r.Body)
-	switch f := s.fault; f.Kind {
-	case FaultStatus:
-		if f.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(f.RetryAfter/time.Second)))
+	switch f := s.fault; f.kind {
+	case faultStatus:
+		if f.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(f.retryAfter/time.Second)))
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(f.Status)
+		w.WriteHeader(f.status)
 		_, _ = fmt.Fprintf(w, "fault: status %d; you sent Authorization %q, X-Inngest-Env %q",
-			f.Status, r.Header.Get("Authorization"), r.Header.Get("X-Inngest-Env"))
-	case FaultRedirect:
-		status := f.Status
+			f.status, r.Header.Get("Authorization"), r.Header.Get("X-Inngest-Env"))
+	case faultRedirect:
+		status := f.status
 		if status == 0 {
 			status = http.StatusTemporaryRedirect
 		}
 		http.Redirect(w, r, s.elsewhereURL+r.URL.RequestURI(), status)
-	case FaultNoAnswer:
+	case faultNoAnswer:
 		s.forward(r, body)
 		t := time.NewTimer(maxHang)
 		defer t.Stop()
@@ -237,7 +237,7 @@ func (s *FaultServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-s.done:
 		case <-t.C:
 		}
-	case FaultLostAnswer:
+	case faultLostAnswer:
 		s.forward(r, body)
 		drop(w, true)
 	default:
@@ -290,29 +290,29 @@ func drop(w http.ResponseWriter, reset bool) {
 func EmulateFault(name string, f Fault) (out Outcome, requests func() int) {
 	var n atomic.Int64
 	attempt := func(context.Context) error {
-		switch f.Kind {
-		case FaultStatus:
+		switch f.kind {
+		case faultStatus:
 			n.Add(1)
 			detail := "emulated fault"
-			if f.Status == http.StatusUnauthorized || f.Status == http.StatusForbidden {
+			if f.status == http.StatusUnauthorized || f.status == http.StatusForbidden {
 				detail = ""
 			}
-			return transport.NewStatusError(name, f.Status, detail, f.RetryAfter)
-		case FaultRedirect:
+			return transport.StatusError(name, f.status, detail, f.retryAfter)
+		case faultRedirect:
 			n.Add(1)
-			status := f.Status
+			status := f.status
 			if status == 0 {
 				status = http.StatusTemporaryRedirect
 			}
-			return transport.NewStatusError(name, status, `redirect to host "elsewhere.invalid" not followed`, 0)
-		case FaultNoAnswer:
+			return transport.StatusError(name, status, `redirect to host "elsewhere.invalid" not followed`, 0)
+		case faultNoAnswer:
 			n.Add(1)
-			return transport.NewNetworkError(name, errors.Join(httpx.ErrSent, &httpx.AttemptTimeoutError{Timeout: f.AttemptTimeout}))
-		case FaultLostAnswer:
+			return transport.NetworkError(name, errors.Join(httpx.ErrSent, &httpx.AttemptTimeoutError{Timeout: f.AttemptTimeout}))
+		case faultLostAnswer:
 			n.Add(1)
-			return transport.NewNetworkError(name, errors.Join(httpx.ErrSent, syscall.ECONNRESET))
-		case FaultRefused:
-			return transport.NewNetworkError(name, syscall.ECONNREFUSED)
+			return transport.NetworkError(name, errors.Join(httpx.ErrSent, syscall.ECONNRESET))
+		case faultRefused:
+			return transport.NetworkError(name, syscall.ECONNREFUSED)
 		}
 		return fmt.Errorf("realtimetest: unknown fault %s", f)
 	}
@@ -320,7 +320,7 @@ func EmulateFault(name string, f Fault) (out Outcome, requests func() int) {
 		if _, err := msg.Encode(); err != nil {
 			return err
 		}
-		return transport.Do(ctx, f.Retry, attempt)
+		return transport.Do(ctx, transport.Retry(&f.Retry), false, attempt)
 	}
 	return out, func() int { return int(n.Load()) }
 }

@@ -57,7 +57,7 @@ type Faulty struct {
 	calls  int
 }
 
-var _ realtime.Provider = (*Faulty)(nil)
+var _ realtime.EnvelopePublisher = (*Faulty)(nil)
 
 // NewFaulty returns a Faulty that follows script.
 func NewFaulty(script ...Outcome) *Faulty { return &Faulty{script: script} }
@@ -78,15 +78,32 @@ func (f *Faulty) Calls() int {
 
 // Publish applies the next outcome, then records msg if it returned nil.
 func (f *Faulty) Publish(ctx context.Context, msg realtime.Message) error {
+	if err := f.next()(ctx, msg); err != nil {
+		return err
+	}
+	return f.Recorder.Publish(ctx, msg)
+}
+
+// PublishEnvelope applies the next outcome to env's message, then records
+// env if it returned nil.
+func (f *Faulty) PublishEnvelope(ctx context.Context, env *realtime.Envelope) error {
+	out := f.next()
+	if env != nil {
+		if err := out(ctx, env.Message()); err != nil {
+			return err
+		}
+	}
+	return f.Recorder.PublishEnvelope(ctx, env)
+}
+
+// next counts a call and returns its outcome.
+func (f *Faulty) next() Outcome {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	out := Succeed()
 	if n := len(f.script); n > 0 {
 		out = f.script[min(f.calls, n-1)]
 	}
 	f.calls++
-	f.mu.Unlock()
-	if err := out(ctx, msg); err != nil {
-		return err
-	}
-	return f.Recorder.Publish(ctx, msg)
+	return out
 }

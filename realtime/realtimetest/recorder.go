@@ -2,6 +2,7 @@ package realtimetest
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -21,14 +22,19 @@ type Record struct {
 
 // Recorder is a [realtime.Provider] that keeps what it is given. Publish
 // validates and encodes like every provider, so invalid messages fail here
-// as they would in production. The zero value is ready to use.
+// as they would in production, and PublishEnvelope keeps an envelope
+// encoded already as it is, as the transports do (so a Broadcast over
+// Recorders encodes each message once). A type that embeds a Recorder to
+// change what Publish does must define PublishEnvelope too: Broadcast calls
+// PublishEnvelope, which would otherwise reach the Recorder's own. The zero
+// value is ready to use.
 type Recorder struct {
 	mu      sync.Mutex
 	records []Record
 	changed chan struct{} // closed and replaced on every change
 }
 
-var _ realtime.Provider = (*Recorder)(nil)
+var _ realtime.EnvelopePublisher = (*Recorder)(nil)
 
 // NewRecorder returns an empty Recorder.
 func NewRecorder() *Recorder { return &Recorder{} }
@@ -39,12 +45,28 @@ func (r *Recorder) Publish(ctx context.Context, msg realtime.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	env, err := msg.Encode()
+	env, err := realtime.NewEnvelope(msg)
 	if err != nil {
 		return err
 	}
+	return r.PublishEnvelope(ctx, env)
+}
+
+// PublishEnvelope records env's message and bytes as they are, or returns
+// the error a real transport would return before sending: a done context,
+// a nil envelope, or an envelope over realtime.MaxEnvelopeBytes.
+func (r *Recorder) PublishEnvelope(ctx context.Context, env *realtime.Envelope) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if env == nil || env.Bytes() == nil {
+		return fmt.Errorf("%w: no envelope", realtime.ErrInvalidMessage)
+	}
+	if n := len(env.Bytes()); n > realtime.MaxEnvelopeBytes {
+		return &realtime.TooLargeError{Size: n, Limit: realtime.MaxEnvelopeBytes}
+	}
 	r.mu.Lock()
-	r.records = append(r.records, Record{Message: msg, Envelope: env, At: time.Now()})
+	r.records = append(r.records, Record{Message: env.Message(), Envelope: env.Bytes(), At: time.Now()})
 	r.notifyLocked()
 	r.mu.Unlock()
 	return nil

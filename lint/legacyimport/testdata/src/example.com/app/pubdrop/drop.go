@@ -1,0 +1,15 @@
+// Package pubdrop uses legacyparty only in the receivers of its publishes:
+// each fix deletes the import.
+package pubdrop
+
+import (
+	"context"
+
+	"github.com/coursebuilder/realtime-go/legacyparty" // want `^import of deprecated PartyKit package`
+	"github.com/coursebuilder/realtime-go/realtime"
+)
+
+// Forward publishes through a provider handed over as any.
+func Forward(ctx context.Context, v any, msg realtime.Message) error {
+	return v.(*legacyparty.Provider).Publish(ctx, msg) // want `^publish through the deprecated \*legacyparty.Provider goes to PartyKit only`
+}

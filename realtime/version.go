@@ -1,4 +1,0 @@
-package realtime
-
-// Version is this library's version.
-const Version = "0.1.0"
