@@ -20,7 +20,7 @@ import (
 type memory struct{}
 
 func (memory) Publish(ctx context.Context, msg realtime.Message) error {
-	env, err := realtime.NewEnvelope(msg)
+	env, err := realtime.NewEnvelope(ctx, msg)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/inngest"
+	"github.com/coursebuilder/realtime-go/replay"
 )
 
 // Transport names, as they appear in errors, log lines and metrics.
@@ -70,6 +71,17 @@ type Options struct {
 	// FallbackToLegacy makes realtime mode publish to PartyKit when Inngest
 	// Realtime fails; the publish then succeeds if PartyKit accepts it.
 	FallbackToLegacy bool
+	// Log is the replay log every message enters once, before it fans out:
+	// it numbers the message in its room (the envelope's seq and epoch) and
+	// keeps it for catch-up ([Broadcast.History], and the token endpoint's
+	// answer). Defaults to an in-memory log of this process
+	// (replay.NewMemory), which Close closes; apps on several instances
+	// share one Redis log (package replay/redislog) instead, or their seqs
+	// disagree. A log given here is not closed by the Broadcast. An append
+	// that fails or takes over a second does not stop the publish: the
+	// message is published without seq, counted and logged (see the package
+	// doc).
+	Log replay.Log
 	// Logger receives one line per transport per publish. Defaults to
 	// zap.NewNop().
 	Logger *zap.Logger
@@ -89,6 +101,8 @@ type Broadcast struct {
 	fallback   bool
 	log        *zap.Logger
 	metrics    *instruments
+	history    replay.Log
+	ownLog     bool // history is the Broadcast's own, closed by Close
 
 	// state holds the number of publishes and background legs in flight in
 	// its low bits and closedBit once Close was called, so that taking a
@@ -144,6 +158,9 @@ func New(legacy, rt realtime.Provider, opts *Options) (*Broadcast, error) {
 	}
 	if b.log == nil {
 		b.log = zap.NewNop()
+	}
+	if b.history = o.Log; b.history == nil {
+		b.history, b.ownLog = replay.NewMemory(nil), true
 	}
 	return b, nil
 }
@@ -235,6 +252,16 @@ func (b *Broadcast) BaseURL() string {
 	return ""
 }
 
+// PartyKitURL returns the base URL of the PartyKit provider (for a
+// *legacyparty.Provider, its BaseURL), or "" when it has none: where the
+// token endpoint tells browsers that read PartyKit to join.
+func (b *Broadcast) PartyKitURL() string {
+	if u, ok := b.legacy.p.(interface{ BaseURL() string }); ok {
+		return u.BaseURL()
+	}
+	return ""
+}
+
 // resolve returns the scope and the mode of a publish of name to room,
 // containing a panicking Resolver and taking an unknown mode as Legacy;
 // each of those is logged and counted.
@@ -287,7 +314,7 @@ func (b *Broadcast) Publish(ctx context.Context, msg realtime.Message) error {
 		return ErrClosed
 	}
 	defer b.leave()
-	env, err := realtime.NewEnvelope(msg)
+	env, err := realtime.NewEnvelope(ctx, msg)
 	if err != nil {
 		return err
 	}
@@ -326,7 +353,7 @@ func (b *Broadcast) Pin(ctx context.Context, room, name string) realtime.Provide
 			return ErrClosed
 		}
 		defer b.leave()
-		env, err := realtime.NewEnvelope(msg)
+		env, err := realtime.NewEnvelope(ctx, msg)
 		if err != nil {
 			return err
 		}
@@ -360,6 +387,7 @@ func (p pinnedStream) PublishStream(ctx context.Context, room, name string, r io
 var _ realtime.Pinner = (*Broadcast)(nil)
 
 func (b *Broadcast) publishIn(ctx context.Context, env *realtime.Envelope, scope flags.Scope, mode flags.Mode) error {
+	env = b.sequence(ctx, env, scope)
 	p := publish{b: b, env: env, mode: mode, scope: scope}
 	switch mode {
 	case flags.Realtime:
@@ -382,23 +410,75 @@ func (b *Broadcast) publishIn(ctx context.Context, env *realtime.Envelope, scope
 
 // Close stops new publishes and waits, until ctx ends, for the publishes in
 // flight, background deliveries that outlived their publish's budget
-// included. Once Close returned nil, no provider is called again. It is
-// safe to call more than once.
+// included. Once Close returned nil, no provider is called again, and the
+// Broadcast's own replay log is closed. It is safe to call more than once.
 func (b *Broadcast) Close(ctx context.Context) error {
 	if b.state.Or(closedBit) == 0 {
 		close(b.drained)
 	}
 	select {
 	case <-b.drained: // drained wins over a ctx that is also done
-		return nil
+		return b.closeLog()
 	default:
 	}
 	select {
 	case <-b.drained:
-		return nil
+		return b.closeLog()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+func (b *Broadcast) closeLog() error {
+	if b.ownLog {
+		return b.history.Close()
+	}
+	return nil
+}
+
+// logTimeout bounds one append to the replay log.
+const logTimeout = time.Second
+
+// sequence appends env to the replay log and returns it numbered; an
+// envelope numbered already (PublishEnvelope of one) is returned as it is.
+// When the append fails, env goes out without seq: a publish never waits
+// for, or fails because of, the log.
+func (b *Broadcast) sequence(ctx context.Context, env *realtime.Envelope, scope flags.Scope) *realtime.Envelope {
+	msg := env.Message()
+	if msg.Seq != 0 {
+		return env
+	}
+	actx, cancel := context.WithTimeout(ctx, logTimeout)
+	defer cancel()
+	entry, err := safeAppend(actx, b.history, msg.Room, msg.ID, env.Bytes())
+	if err != nil {
+		b.logFailure(ctx, scope, msg, err)
+		return env
+	}
+	b.metrics.appended(ctx, entry.Duplicate)
+	return env.Sequenced(entry.Seq, entry.Epoch)
+}
+
+// safeAppend is log.Append with a panic contained.
+func safeAppend(ctx context.Context, log replay.Log, room, id string, envelope []byte) (entry replay.Entry, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: the replay log panicked: %v", ErrPanic, r)
+		}
+	}()
+	return log.Append(ctx, room, id, envelope)
+}
+
+// History returns up to limit messages of room with seq above after, in
+// seq order, from the replay log: what a client that saw seq after missed
+// (see [replay.Page]). The token endpoint (package tokens) serves it to
+// browsers.
+func (b *Broadcast) History(ctx context.Context, room string, after uint64, limit int) (replay.Page, error) {
+	if !b.enter() {
+		return replay.Page{}, ErrClosed
+	}
+	defer b.leave()
+	return b.history.After(ctx, room, after, limit)
 }
 
 // leg is one of the two transports of a Broadcast.
@@ -424,7 +504,11 @@ func (l *leg) publish(ctx context.Context, env *realtime.Envelope) (err error) {
 	if l.ep != nil {
 		return soundError(l.ep.PublishEnvelope(ctx, env))
 	}
-	return soundError(l.p.Publish(ctx, env.Message()))
+	// A provider that takes no envelope encodes the message itself: its
+	// envelope has the id, but no seq, which only the log gives.
+	msg := env.Message()
+	msg.Seq, msg.Epoch = 0, 0
+	return soundError(l.p.Publish(ctx, msg))
 }
 
 // publish is one call to Publish.

@@ -343,6 +343,7 @@ func TestMetricsCountPublishesAndErrors(t *testing.T) {
 		"realtime.broadcast.publishes/inngest/ok":    2,
 		"realtime.broadcast.publishes/inngest/error": 1,
 		"realtime.broadcast.errors/inngest/error":    1,
+		"realtime.broadcast.log_appends//ok":         3,
 	}, got)
 	assert.Equal(t, uint64(6), histCount)
 }

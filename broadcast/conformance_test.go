@@ -80,6 +80,8 @@ func TestConformance(t *testing.T) {
 					return realtimetest.Target{
 						Provider:  over(t, rec),
 						Subscribe: rec.Subscribe,
+						// The Broadcast's replay log numbers each room's messages.
+						Numbered: true,
 						Stalled: func(t *testing.T) realtime.Provider {
 							return over(t, realtimetest.NewFaulty(realtimetest.Hang()))
 						},

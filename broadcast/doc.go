@@ -36,6 +36,24 @@
 // [realtime.MaxEnvelopeBytes] still reaches PartyKit, whose limit is larger,
 // in legacy and shadow modes.
 //
+// # The replay log
+//
+// Every message enters the replay log (Options.Log; package replay) once,
+// before it fans out: the log gives it the room's next seq, and both
+// transports carry the same envelope, with its id, seq and epoch. A
+// client that sees a seq more than one above the last it delivered, or that
+// (re)connects, asks what it missed ([Broadcast.History]; the token
+// endpoint's catch-up request for browsers) and delivers each id once, so
+// nothing published while it was away is lost or shown twice. A message
+// published again under an id the room's log holds (a retried Inngest
+// step) keeps its first seq and is sent again, so that a delivery that
+// failed the first time is repaired; clients drop the copy by id. An
+// append that fails, or takes over a second, does not hold the publish
+// back: the message goes out without seq (clients deliver it as it comes),
+// the failure is logged at Error ("realtime: replay log append failed;
+// published without seq") and counted in realtime.broadcast.log_appends
+// with outcome "error".
+//
 // # When the mode is in doubt
 //
 // A resolver answer that is not [flags.Mode.Known] is taken as Legacy, the
@@ -100,6 +118,10 @@
 // mode (the one used instead):
 //
 //	realtime.broadcast.resolver_failures  counter  modes that could not be resolved as asked
+//
+// and, with the attribute outcome (ok, duplicate, error):
+//
+//	realtime.broadcast.log_appends  counter  appends to the replay log
 //
 // too_large is a transport refusing the envelope as over its size limit
 // ([realtime.ErrPayloadTooLarge]); nothing was sent to it. In shadow mode

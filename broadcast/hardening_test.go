@@ -428,7 +428,7 @@ type limited struct {
 }
 
 func (l *limited) Publish(ctx context.Context, msg realtime.Message) error {
-	env, err := realtime.NewEnvelope(msg)
+	env, err := realtime.NewEnvelope(ctx, msg)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ const (
 	metricDuration         = "realtime.broadcast.duration"
 	metricDetached         = "realtime.broadcast.detached"
 	metricResolverFailures = "realtime.broadcast.resolver_failures"
+	metricLogAppends       = "realtime.broadcast.log_appends"
 )
 
 // Causes of a failed mode resolution, the "cause" attribute of
@@ -56,6 +57,10 @@ func outcomeOf(err error) string {
 type instruments struct {
 	publishes, errors, detached, resolverFailures metric.Int64Counter
 	duration                                      metric.Float64Histogram
+	logAppends                                    metric.Int64Counter
+	// appendOK, appendDuplicate and appendError are the attribute options
+	// of the three outcomes of an append, made once.
+	appendOK, appendDuplicate, appendError metric.AddOption
 
 	mu    sync.RWMutex
 	attrs map[attrKey]*attrOpts // built once per attribute combination
@@ -86,6 +91,10 @@ func newInstruments(m metric.Meter) *instruments {
 	in.errors, _ = m.Int64Counter(metricErrors, metric.WithDescription("Failed publishes per transport, by mode, scope and outcome."))
 	in.detached, _ = m.Int64Counter(metricDetached, metric.WithDescription("Publishes to the transport that does not count that outlived the shadow budget."))
 	in.resolverFailures, _ = m.Int64Counter(metricResolverFailures, metric.WithDescription("Publishes whose mode could not be resolved as asked (resolver or scope panic, unknown mode), by scope and cause."))
+	in.logAppends, _ = m.Int64Counter(metricLogAppends, metric.WithDescription("Appends to the replay log, by outcome (ok, duplicate, error)."))
+	in.appendOK = metric.WithAttributes(attribute.String("outcome", "ok"))
+	in.appendDuplicate = metric.WithAttributes(attribute.String("outcome", "duplicate"))
+	in.appendError = metric.WithAttributes(attribute.String("outcome", "error"))
 	in.duration, _ = m.Float64Histogram(metricDuration, metric.WithUnit("s"),
 		metric.WithDescription("Latency of one transport's publish, retries included."),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
@@ -211,6 +220,31 @@ func (l *leg) names(room, name string) (channel, topic, mapErr string) {
 		mapErr = errText(err)
 	}
 	return channel, topic, mapErr
+}
+
+// appended counts an append to the replay log.
+func (in *instruments) appended(ctx context.Context, duplicate bool) {
+	if duplicate {
+		in.logAppends.Add(ctx, 1, in.appendDuplicate)
+		return
+	}
+	in.logAppends.Add(ctx, 1, in.appendOK)
+}
+
+// logFailure counts and logs an append to the replay log that failed: the
+// message goes out without seq.
+func (b *Broadcast) logFailure(ctx context.Context, scope flags.Scope, msg realtime.Message, err error) {
+	b.metrics.logAppends.Add(ctx, 1, b.metrics.appendError)
+	if ce := b.log.Check(zapcore.ErrorLevel, "realtime: replay log append failed; published without seq"); ce != nil {
+		ce.Write(
+			zap.String("scope", string(scope)),
+			zap.String("room", msg.Room),
+			zap.String("name", msg.Name),
+			zap.String("id", msg.ID),
+			zap.String("request_id", msg.RequestID),
+			zap.String("error", errText(err)),
+		)
+	}
 }
 
 // modeFailure counts and logs a mode that could not be resolved as asked:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -34,11 +33,7 @@ const delta = " token"
 // of request "chat-1" flush once n deltas are buffered: a full message
 // flushes at once, without waiting for the interval.
 func messageBytesFor(tb testing.TB, n int) int {
-	overhead, err := realtime.Message{Room: "chat-1", Name: "ai.message", RequestID: "chat-1", Body: "", Seq: math.MaxUint64}.Encode()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return len(overhead) + n*len(delta)
+	return overhead(tb) + n*len(delta)
 }
 
 // BenchmarkPublishChunk measures PublishChunk on the hot path, with a flush

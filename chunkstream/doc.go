@@ -3,14 +3,18 @@
 // course-builder's TypeScript OpenAI provider does over PartyKit: the deltas
 // are buffered and flushed every 250 ms as one message
 //
-//	{"body":"<the text of this window>","requestId":"<chat id>","name":"ai.message","seq":N}
+//	{"body":"<the text of this window>","requestId":"<chat id>","name":"ai.message","id":"<stream>.<n>"}
 //
 // and the end of the response is a last message whose body is the literal
-// `\ok` ([EndMarker]). UIs that read the legacy envelope keep working; seq
-// is new: 1, 2, 3, … for every message of a stream, the end marker
-// included, so a client can put messages in order and detect a gap or a
-// duplicate. Messages are published to the room named after the request
-// id unless [Options.Room] says otherwise.
+// `\ok` ([EndMarker]). UIs that read the legacy envelope keep working. The
+// id numbers the stream's messages: the stream's own id (a UUIDv7), a dot,
+// and n = 1, 2, 3, … for every message of the stream, the end marker
+// included. Through a broadcast.Broadcast the replay log also gives each
+// message the room's next seq (see package realtime), which orders the
+// stream's messages with the room's others, lets a client see a gap and
+// ask for what it missed; two chunks with the same text are two ids, so
+// neither is dropped as a copy of the other. Messages are published to the
+// room named after the request id unless [Options.Room] says otherwise.
 //
 // A [Stream] publishes one response:
 //
@@ -30,7 +34,7 @@
 // instead of failing.
 //
 // What the stream guarantees: concatenating the bodies of its messages in
-// seq order, without the end marker, gives exactly the text that
+// the order of n, without the end marker, gives exactly the text that
 // PublishChunk accepted; a flush whose text does not fit in one message
 // ([Options.MaxMessageBytes], at most [realtime.MaxEnvelopeBytes]) becomes
 // several, cut between characters, and happens early once a message is
@@ -39,9 +43,9 @@
 // refused, see below); a text message never has a body equal to the end
 // marker (text that would is cut
 // in two: `\o`, then `k`). A message is created once, never changes, and
-// is offered to the provider once: a seq never names two texts, and the
+// is offered to the provider once: an id never names two texts, and the
 // stream never sends a message again (the provider's own retries repeat
-// the same envelope, the same seq).
+// the same envelope, the same id).
 //
 // The flag decision is taken once per stream: when the provider implements
 // [realtime.Pinner] (broadcast.Broadcast does), New pins it, so the
@@ -67,7 +71,7 @@
 //
 // turn the concatenated data of the chunk messages (every datastream's, in
 // the order the streams started) back into the text. The end marker is
-// still an ordinary message after the streams, with seq 1. A stream is not
+// still an ordinary message after the streams, with n = 1. A stream is not
 // retried (not by the provider either: it cannot be sent twice without
 // showing its text twice): a failure fails the Stream.
 //
@@ -99,7 +103,7 @@
 // good: its message is never offered again, so a message that may have been
 // delivered is never sent twice; nothing more is published, not even the end
 // marker, and [Stream.Err], Close and PublishChunk return a [*FailedError]
-// that matches the provider's error and says from which seq text is
+// that matches the provider's error and says from which n text is
 // missing. Close does not try again either: a failure before or
 // during Close is final. The end of New's context, or of Close's before
 // Close is done, fails the stream the same way with the context's error.
@@ -111,7 +115,7 @@
 // ordered as they take the mutex. PublishChunk never waits for the
 // provider: it appends to a buffer under a mutex, so its cost is that of
 // copying the text. One goroutine per Stream flushes, so at most one
-// publish is in flight and messages are published in seq order; in
+// publish is in flight and messages are published in the order of n; in
 // text-stream mode a second goroutine runs the streaming request. Close
 // waits for both to end, or ends them when its context does. A provider
 // that ignores its context's cancellation (none in this module does) could

@@ -3,16 +3,21 @@ package chunkstream_test
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/coursebuilder/realtime-go/chunkstream"
+	"github.com/coursebuilder/realtime-go/internal/field"
 	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/realtimetest"
 )
@@ -74,48 +79,87 @@ func tick(interval time.Duration) {
 	synctest.Wait()
 }
 
+// overhead is the most a chunk message of request "chat-1" takes besides
+// its text: its envelope with an empty body and the longest chunk id, and
+// the seq and epoch a replay log adds to it.
+func overhead(tb testing.TB) int {
+	tb.Helper()
+	id := uuid.NewString() + "." + strconv.FormatUint(math.MaxUint64, 10)
+	empty, err := realtime.Message{Room: "chat-1", Name: "ai.message", RequestID: "chat-1", Body: "", ID: id}.Encode()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return len(empty) + field.SequenceBytes
+}
+
 // body returns the text of a recorded message.
 func body(t testing.TB, m realtime.Message) string {
 	t.Helper()
 	s, ok := m.Body.(string)
 	if !ok {
-		t.Fatalf("seq %d: body is %T, want string", m.Seq, m.Body)
+		t.Fatalf("message %s: body is %T, want string", m.ID, m.Body)
 	}
 	return s
 }
 
-// reassemble checks what a client relies on — seq 1..n in publish order,
-// the end marker last (when end is set), every envelope within limit — and
-// returns the concatenated text.
+// chunkID splits the id of a chunk message, "<stream uuid>.<n>", into the
+// stream's id and n, failing t when id is not of that form.
+func chunkID(t testing.TB, id string) (stream string, n uint64) {
+	t.Helper()
+	stream, num, ok := strings.Cut(id, ".")
+	if !ok {
+		t.Fatalf("message id %q is not <stream uuid>.<n>", id)
+	}
+	if _, err := uuid.Parse(stream); err != nil || len(stream) != 36 {
+		t.Fatalf("message id %q: the stream id is not a UUID (%v)", id, err)
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || strconv.FormatUint(n, 10) != num {
+		t.Fatalf("message id %q: %q is not a decimal number", id, num)
+	}
+	return stream, n
+}
+
+// reassemble checks what a client relies on — ids <stream>.1 to <stream>.n
+// of one stream in publish order, each on its envelope, the end marker
+// last (when end is set), every envelope within limit once a replay log
+// added its seq and epoch — and returns the concatenated text.
 func reassemble(t testing.TB, recs []realtimetest.Record, end bool, limit int) string {
 	t.Helper()
 	var sb strings.Builder
+	var stream string
 	for i, r := range recs {
 		m := r.Message
-		if m.Seq != uint64(i+1) {
-			t.Fatalf("message %d has seq %d, want %d", i, m.Seq, i+1)
+		s, n := chunkID(t, m.ID)
+		if i == 0 {
+			stream = s
+		}
+		if s != stream || n != uint64(i+1) {
+			t.Fatalf("message %d has id %s, want %s.%d", i, m.ID, stream, i+1)
 		}
 		if m.Room != "chat-1" || m.Name != "ai.message" || m.RequestID != "chat-1" {
-			t.Fatalf("seq %d: room %q, name %q, requestId %q", m.Seq, m.Room, m.Name, m.RequestID)
+			t.Fatalf("message %s: room %q, name %q, requestId %q", m.ID, m.Room, m.Name, m.RequestID)
 		}
-		if limit > 0 && len(r.Envelope) > limit {
-			t.Fatalf("seq %d: envelope of %d bytes, limit %d", m.Seq, len(r.Envelope), limit)
+		if m.Seq != 0 || m.Epoch != 0 {
+			t.Fatalf("message %s: seq %d epoch %d set by the stream; only a replay log numbers messages", m.ID, m.Seq, m.Epoch)
 		}
-		var env struct {
-			Seq uint64 `json:"seq"`
+		if limit > 0 && len(r.Envelope)+field.SequenceBytes > limit {
+			t.Fatalf("message %s: envelope of %d bytes, %d with a log's seq and epoch, limit %d",
+				m.ID, len(r.Envelope), len(r.Envelope)+field.SequenceBytes, limit)
 		}
-		if err := json.Unmarshal(r.Envelope, &env); err != nil || env.Seq != m.Seq {
-			t.Fatalf("seq %d: envelope %s has seq %d (%v)", m.Seq, r.Envelope, env.Seq, err)
+		env, err := realtime.DecodeEnvelope(r.Envelope)
+		if err != nil || env.ID != m.ID || env.Seq != 0 {
+			t.Fatalf("message %s: envelope %.200s has id %q seq %d (%v)", m.ID, r.Envelope, env.ID, env.Seq, err)
 		}
 		if i == len(recs)-1 && end {
 			if b := body(t, m); b != chunkstream.EndMarker {
-				t.Fatalf("last message (seq %d) is %q, want the end marker", m.Seq, b)
+				t.Fatalf("last message (%s) is %q, want the end marker", m.ID, b)
 			}
 			break
 		}
 		b := body(t, m)
 		if b == chunkstream.EndMarker {
-			t.Fatalf("seq %d: a text message reads as the end marker", m.Seq)
+			t.Fatalf("message %s: a text message reads as the end marker", m.ID)
 		}
 		sb.WriteString(b)
 	}

@@ -72,7 +72,8 @@ func TestPropertyTextArrivesExactlyOnceInOrder(t *testing.T) {
 			opts := &chunkstream.Options{}
 			limit := 0
 			if rng.IntN(2) == 0 {
-				limit = 90 + rng.IntN(200)
+				// From 11 bytes of text (a character of 6 and more) up.
+				limit = overhead(t) + 11 + rng.IntN(200)
 				opts.MaxMessageBytes = limit
 			}
 			// In a third of the runs, the failAt-th publish fails with a

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"go.uber.org/zap"
 
+	"github.com/coursebuilder/realtime-go/internal/field"
 	"github.com/coursebuilder/realtime-go/internal/textutil"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
@@ -75,7 +78,8 @@ type Stream struct {
 	streamer    realtime.StreamPublisher // set in text-stream mode
 	room, name  string
 	requestID   string
-	maxBody     int // room for text in one message, encoded
+	id          string // the stream's id, the prefix of its messages' ids
+	maxBody     int    // room for text in one message, encoded
 	maxBuffered int
 	log         *zap.Logger
 	ticker      *time.Ticker
@@ -143,12 +147,16 @@ func New(ctx context.Context, p realtime.Provider, requestID string, opts *Optio
 	if limit <= 0 || limit > realtime.MaxEnvelopeBytes {
 		limit = realtime.MaxEnvelopeBytes
 	}
-	overhead, err := realtime.Message{Room: s.room, Name: s.name, RequestID: requestID, Body: "", Seq: math.MaxUint64}.Encode()
+	s.id = uuid.Must(uuid.NewV7()).String()
+	// The largest envelope without text: the longest id, and the seq and
+	// epoch a replay log adds.
+	empty, err := realtime.Message{Room: s.room, Name: s.name, RequestID: requestID, Body: "", ID: s.messageID(math.MaxUint64)}.Encode()
 	if err != nil {
 		return nil, err
 	}
-	if s.maxBody = limit - len(overhead); s.maxBody < minBody {
-		return nil, fmt.Errorf("chunkstream: MaxMessageBytes %d leaves no room for text (an empty message takes %d bytes)", limit, len(overhead))
+	overhead := len(empty) + field.SequenceBytes
+	if s.maxBody = limit - overhead; s.maxBody < minBody {
+		return nil, fmt.Errorf("chunkstream: MaxMessageBytes %d leaves no room for text (an empty message takes %d bytes)", limit, overhead)
 	}
 	if s.maxBuffered <= 0 {
 		s.maxBuffered = defaultMaxBuffered
@@ -454,21 +462,29 @@ func (s *Stream) take(final bool) []byte {
 // and a seq never names two different texts.
 func (s *Stream) publish(body string, size int) bool {
 	s.seq++
-	msg := realtime.Message{Room: s.room, Name: s.name, RequestID: s.requestID, Body: body, Seq: s.seq}
+	msg := realtime.Message{Room: s.room, Name: s.name, RequestID: s.requestID, Body: body, ID: s.messageID(s.seq)}
 	if s.ctx.Err() != nil {
-		s.failCtx(msg.Seq)
+		s.failCtx(s.seq)
 		return false
 	}
 	if err := safePublish(s.ctx, s.provider, msg); err != nil {
 		if s.ctx.Err() != nil {
-			s.failCtx(msg.Seq)
+			s.failCtx(s.seq)
 		} else {
-			s.fail(&FailedError{Seq: msg.Seq, Err: err})
+			s.fail(&FailedError{Seq: s.seq, Err: err})
 		}
 		return false
 	}
 	s.release(size)
 	return true
+}
+
+// messageID is the id of the stream's message number seq: the stream's id,
+// a dot and seq, so that every message of a stream has an id of its own
+// (two chunks with the same text are two messages) and its number in the
+// stream can be read from it.
+func (s *Stream) messageID(seq uint64) string {
+	return s.id + "." + strconv.FormatUint(seq, 10)
 }
 
 // release forgets n published bytes and wakes the callers of publishWait.

@@ -3,7 +3,9 @@ package chunkstream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,8 +63,9 @@ func TestFlushesEveryTick(t *testing.T) {
 		recs := rec.Records()
 		require.Len(t, recs, 1)
 		assert.Equal(t, "Hello, world", body(t, recs[0].Message))
-		assert.Equal(t, uint64(1), recs[0].Message.Seq)
-		assert.JSONEq(t, `{"body":"Hello, world","requestId":"chat-1","name":"ai.message","seq":1}`, string(recs[0].Envelope))
+		stream, n := chunkID(t, recs[0].Message.ID)
+		assert.Equal(t, uint64(1), n)
+		assert.Equal(t, `{"body":"Hello, world","requestId":"chat-1","name":"ai.message","id":"`+stream+`.1"}`, string(recs[0].Envelope))
 
 		require.NoError(t, s.PublishChunk("!"))
 		tick()
@@ -72,7 +75,7 @@ func TestFlushesEveryTick(t *testing.T) {
 		recs = rec.Records()
 		require.Len(t, recs, 3)
 		assert.Equal(t, "Hello, world!", reassemble(t, recs, true, 0))
-		assert.JSONEq(t, `{"body":"\\ok","requestId":"chat-1","name":"ai.message","seq":3}`, string(recs[2].Envelope))
+		assert.Equal(t, `{"body":"\\ok","requestId":"chat-1","name":"ai.message","id":"`+stream+`.3"}`, string(recs[2].Envelope))
 	})
 }
 
@@ -193,6 +196,8 @@ func TestNewRefuses(t *testing.T) {
 	assert.ErrorIs(t, err, realtime.ErrControlCharacter)
 	_, err = chunkstream.New(context.Background(), rec, "chat-1", &chunkstream.Options{MaxMessageBytes: 60})
 	assert.ErrorContains(t, err, "no room for text")
+	// The budget counts the longest chunk id and a replay log's seq and epoch.
+	assert.ErrorContains(t, err, fmt.Sprintf("(an empty message takes %d bytes)", overhead(t)))
 	_, err = chunkstream.New(context.Background(), nil, "chat-1", nil)
 	assert.Error(t, err)
 }
@@ -397,9 +402,10 @@ func TestTransientFailureFailsTheStream(t *testing.T) {
 		assert.Equal(t, err, s.Close(ctxT(t)))
 		var seen []string
 		for _, m := range a.msgs {
-			seen = append(seen, body(t, m)+"#"+string(rune('0'+m.Seq)))
+			_, n := chunkID(t, m.ID)
+			seen = append(seen, body(t, m)+"#"+strconv.FormatUint(n, 10))
 		}
-		assert.Equal(t, []string{"a#1", "b#2"}, seen, "seq 2 once, and nothing after it, not even the end marker")
+		assert.Equal(t, []string{"a#1", "b#2"}, seen, "message 2 once, and nothing after it, not even the end marker")
 		assert.Equal(t, "a", reassemble(t, f.Records(), false, 0))
 	})
 }

@@ -12,6 +12,7 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/inngest/inngest v1.19.3
 	github.com/open-feature/go-sdk v1.20.0
+	github.com/redis/go-redis/v9 v9.23.0
 	github.com/redis/rueidis v1.0.68
 	go.uber.org/goleak v1.3.0
 	go.uber.org/zap v1.28.0
@@ -51,6 +52,7 @@ require (
 	go.opentelemetry.io/otel/sdk/metric v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.opentelemetry.io/proto/otlp v1.10.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	go.uber.org/mock v0.6.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	golang.org/x/net v0.55.0 // indirect

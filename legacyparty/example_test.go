@@ -32,10 +32,11 @@ func ExampleProvider_Publish_sent() {
 		Name:      "video.asset.ready",
 		RequestID: "vid_123",
 		Body:      map[string]string{"status": "ready"},
+		ID:        "video-ready-vid_123",
 	})
 	fmt.Println("error:", err)
 	// Output:
-	// POST /party/vid_123 {"body":{"status":"ready"},"requestId":"vid_123","name":"video.asset.ready"}
+	// POST /party/vid_123 {"body":{"status":"ready"},"requestId":"vid_123","name":"video.asset.ready","id":"video-ready-vid_123"}
 	// error: <nil>
 }
 

@@ -240,7 +240,7 @@ func TestPublishSendsOverInngestLimit(t *testing.T) {
 	party := newFakeParty(t)
 	p := newProvider(t, &legacyparty.Options{BaseURL: party.srv.URL})
 	sub := party.subscribe("big")
-	m := realtime.Message{Room: "big", Name: "video.asset.ready", Body: strings.Repeat("x", 600<<10)}
+	m := realtime.Message{Room: "big", Name: "video.asset.ready", Body: strings.Repeat("x", 600<<10), ID: "big-1"}
 	require.NoError(t, publish(t, p, m))
 	want, err := encode(m)
 	require.NoError(t, err)
@@ -260,7 +260,7 @@ func TestPublishRefusesOneByteOverPartyKitsLimit(t *testing.T) {
 	}
 	rec := newRecorder(t)
 	p := newProvider(t, &legacyparty.Options{BaseURL: rec.srv.URL})
-	m := realtime.Message{Room: "r", Name: "n", Body: ""}
+	m := realtime.Message{Room: "r", Name: "n", Body: "", ID: "m1"}
 	empty, err := encode(m)
 	require.NoError(t, err)
 	m.Body = strings.Repeat("x", legacyparty.MaxEnvelopeBytes-len(empty)+1)
@@ -276,7 +276,7 @@ func TestPublishRefusesOneByteOverPartyKitsLimit(t *testing.T) {
 func TestPublishSizeLimitOption(t *testing.T) {
 	rec := newRecorder(t)
 	p := newProvider(t, &legacyparty.Options{BaseURL: rec.srv.URL, MaxEnvelopeBytes: 1000})
-	base := realtime.Message{Room: "r", Name: "n", Body: ""}
+	base := realtime.Message{Room: "r", Name: "n", Body: "", ID: "m1"}
 	empty, _ := base.Encode()
 	at := base
 	at.Body = strings.Repeat("x", 1000-len(empty))

@@ -144,7 +144,7 @@ func TestPublishSendsEnvelope(t *testing.T) {
 	p := newProvider(t, &legacyparty.Options{BaseURL: rec.srv.URL})
 	m := realtime.Message{
 		Room: "vid_123", Name: "video.asset.ready", RequestID: "vid_123",
-		Body: map[string]any{"title": `<b>"Tom & Jerry"</b>`, "duration": 12.5},
+		Body: map[string]any{"title": `<b>"Tom & Jerry"</b>`, "duration": 12.5}, ID: "video-ready-vid_123",
 	}
 	require.NoError(t, publish(t, p, m))
 	want, err := m.Encode()
@@ -155,6 +155,17 @@ func TestPublishSendsEnvelope(t *testing.T) {
 	assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
 	assert.True(t, strings.HasPrefix(r.Header.Get("User-Agent"), "realtime-go/"), r.Header.Get("User-Agent"))
 	assert.Empty(t, r.Header.Get("Authorization"))
+
+	// A message without an id goes out with the one its envelope got.
+	m.ID = ""
+	require.NoError(t, publish(t, p, m))
+	sent, err := realtime.DecodeEnvelope(rec.requests()[1].Body)
+	require.NoError(t, err)
+	require.NotEmpty(t, sent.ID)
+	m.ID = sent.ID
+	want, err = m.Encode()
+	require.NoError(t, err)
+	assert.Equal(t, string(want), string(rec.requests()[1].Body))
 }
 
 // The party's reply text is not needed: a 2xx, with or without a body,
@@ -164,7 +175,7 @@ const envBaseURL = "NEXT_PUBLIC_PARTY_KIT_URL"
 
 // encode is the envelope of m, without Inngest's size limit.
 func encode(m realtime.Message) ([]byte, error) {
-	env, err := realtime.NewEnvelope(m)
+	env, err := realtime.NewEnvelope(context.Background(), m)
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,9 @@ func FromContext(ctx context.Context) (Provider, bool) {
 }
 
 // Middleware returns an inngestgo middleware that puts p into the context of
-// every function run, so handlers reach it with [FromContext]:
+// every function run, so handlers reach it with [FromContext], together with
+// the run's id, from which [NewEnvelope] derives the id of a message that
+// has none (a retried step then publishes it under the same id):
 //
 //	client, err := inngestgo.NewClient(inngestgo.ClientOpts{
 //		AppID:      "course-builder",
@@ -37,10 +39,10 @@ type contextMiddleware struct {
 	provider Provider
 }
 
-func (m *contextMiddleware) TransformInput(_ context.Context, _ middleware.CallContext, in *middleware.TransformableInput) {
+func (m *contextMiddleware) TransformInput(_ context.Context, call middleware.CallContext, in *middleware.TransformableInput) {
 	ctx := in.Context()
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	in.WithContext(WithProvider(ctx, m.provider))
+	in.WithContext(withRunID(WithProvider(ctx, m.provider), call.RunID))
 }

@@ -10,19 +10,20 @@ import (
 	"unicode/utf8"
 )
 
-// envelope is the wire form of a [Message]: what both transports carry.
+// envelope is the wire form of a [Message] that browsers read today; the id,
+// seq and epoch members are added after it (see withMember).
 type envelope struct {
 	Body      any    `json:"body"`
 	RequestID string `json:"requestId"`
 	Name      string `json:"name"`
-	Seq       uint64 `json:"seq,omitempty"`
 }
 
-// encodeEnvelope returns the envelope of m as json.Marshal writes it, or the
-// reason it refuses to send it: encoding/json's error, a body nested deeper
-// than MaxBodyDepth, or a body whose own JSON is not valid UTF-8.
+// encodeEnvelope returns the envelope of m without its id, as json.Marshal
+// writes it, or the reason it refuses to send it: encoding/json's error, a
+// body nested deeper than MaxBodyDepth, or a body whose own JSON is not
+// valid UTF-8.
 func encodeEnvelope(m Message) ([]byte, error) {
-	b, err := marshal(envelope{Body: m.Body, RequestID: m.RequestID, Name: m.Name, Seq: m.Seq})
+	b, err := marshal(envelope{Body: m.Body, RequestID: m.RequestID, Name: m.Name})
 	if err != nil {
 		if tooDeepError(err) {
 			// A json.RawMessage or MarshalJSON of the body's is deeper
@@ -111,4 +112,22 @@ func tooDeep(b []byte, limit int) bool {
 func tooDeepError(err error) bool {
 	var syntax *json.SyntaxError
 	return errors.As(err, &syntax) && strings.HasSuffix(syntax.Error(), "exceeded max depth")
+}
+
+// withMember returns the JSON object b with the member "name":value added
+// last; value is JSON already. b is not changed.
+func withMember(b []byte, name, value string) []byte {
+	out := make([]byte, 0, len(b)+len(name)+len(value)+4)
+	out = append(out, b[:len(b)-1]...)
+	out = append(out, ',', '"')
+	out = append(out, name...)
+	out = append(out, '"', ':')
+	out = append(out, value...)
+	return append(out, '}')
+}
+
+// quote returns s as a JSON string, as encoding/json writes it.
+func quote(s string) string {
+	b, _ := json.Marshal(s) // a string always encodes
+	return string(b)
 }

@@ -1,15 +1,19 @@
 package realtime_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
+	"strconv"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/coursebuilder/realtime-go/internal/field"
 	"github.com/coursebuilder/realtime-go/realtime"
 )
 
@@ -20,15 +24,29 @@ func reference(m realtime.Message) ([]byte, error) {
 		Body      any    `json:"body"`
 		RequestID string `json:"requestId"`
 		Name      string `json:"name"`
-		Seq       uint64 `json:"seq,omitempty"`
-	}{m.Body, m.RequestID, m.Name, m.Seq})
+		ID        string `json:"id"`
+	}{m.Body, m.RequestID, m.Name, m.ID})
 }
 
-// requireSameAsEncodingJSON checks Encode against reference.
+// placeholderID is as long as the random id a message without one gets.
+const placeholderID = "00000000-0000-0000-0000-000000000000"
+
+// requireSameAsEncodingJSON checks Encode against reference. A message
+// without an id is compared with the id Encode gave it.
 func requireSameAsEncodingJSON(t *testing.T, m realtime.Message) {
 	t.Helper()
 	got, err := m.Encode()
-	want, refErr := reference(m)
+	ref := m
+	if m.ID == "" {
+		ref.ID = placeholderID
+		if err == nil {
+			dec, derr := realtime.DecodeEnvelope(got)
+			require.NoError(t, derr)
+			require.Len(t, dec.ID, len(placeholderID), "a random id is a UUID")
+			ref.ID = dec.ID
+		}
+	}
+	want, refErr := reference(ref)
 	switch {
 	case m.Validate() != nil:
 		require.ErrorIs(t, err, realtime.ErrInvalidMessage)
@@ -74,8 +92,8 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 		json.RawMessage(`{`), json.RawMessage("\"\xff\""),
 	}
 	for _, body := range bodies {
-		for _, seq := range []uint64{0, 1, math.MaxUint64} {
-			requireSameAsEncodingJSON(t, realtime.Message{Room: "r", Name: "video.asset.ready", RequestID: "req <&>", Body: body, Seq: seq})
+		for _, id := range []string{"", "id-1", "<&>\u2028 é中", strings.Repeat("i", field.IDBytes)} {
+			requireSameAsEncodingJSON(t, realtime.Message{Room: "r", Name: "video.asset.ready", RequestID: "req <&>", Body: body, ID: id})
 		}
 	}
 	requireSameAsEncodingJSON(t, realtime.Message{Room: "r", Name: "n\u2028&", Body: "x"})
@@ -131,13 +149,31 @@ func FuzzEncodeMatchesEncodingJSON(f *testing.F) {
 		default:
 			body = map[string]any{s1: map[string]any(nil), s2: []any(nil), "s": []string(nil), "m": map[string]string(nil)}
 		}
-		m := realtime.Message{Room: "r", Name: "n" + s2, RequestID: s1, Body: body, Seq: seq}
+		// seq picks the id: none (a random one), a fuzzed one, or a number.
+		var id string
+		switch seq % 3 {
+		case 1:
+			id = s2
+		case 2:
+			id = strconv.FormatUint(seq, 10)
+		}
+		m := realtime.Message{Room: "r", Name: "n" + s2, RequestID: s1, Body: body, ID: id}
 		if m.Validate() != nil {
-			m.Name, m.RequestID = "n", ""
+			m.Name, m.RequestID, m.ID = "n", "", ""
 		}
 		requireSameAsEncodingJSON(t, m)
 		if _, err := m.Encode(); err != nil && !errors.Is(err, realtime.ErrEncode) && !errors.Is(err, realtime.ErrPayloadTooLarge) {
 			t.Fatalf("untyped error: %v", err)
+		}
+		// Only the replay log numbers a message: Encode ignores a seq and
+		// an epoch.
+		if seq != 0 && m.ID != "" {
+			want, wantErr := m.Encode()
+			m.Seq, m.Epoch = seq, seq/2+1
+			got, err := m.Encode()
+			if !bytes.Equal(got, want) || (err == nil) != (wantErr == nil) {
+				t.Fatalf("Encode with seq %d = %s, %v; without it %s, %v", seq, got, err, want, wantErr)
+			}
 		}
 	})
 }

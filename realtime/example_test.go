@@ -10,10 +10,10 @@ import (
 )
 
 func ExampleMessage_Encode() {
-	msg := realtime.Message{Room: "vid_1", Name: "video.asset.ready", RequestID: "vid_1", Body: map[string]string{"status": "ready"}}
+	msg := realtime.Message{Room: "vid_1", Name: "video.asset.ready", RequestID: "vid_1", Body: map[string]string{"status": "ready"}, ID: "video-ready-vid_1"}
 	b, err := msg.Encode()
 	fmt.Println(string(b), err)
-	// Output: {"body":{"status":"ready"},"requestId":"vid_1","name":"video.asset.ready"} <nil>
+	// Output: {"body":{"status":"ready"},"requestId":"vid_1","name":"video.asset.ready","id":"video-ready-vid_1"} <nil>
 }
 
 func ExampleTooLargeError() {

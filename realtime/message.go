@@ -2,8 +2,10 @@ package realtime
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/coursebuilder/realtime-go/internal/field"
 )
@@ -33,9 +35,13 @@ const (
 //
 // On the wire both transports carry the same JSON envelope,
 //
-//	{"body":<Body>,"requestId":<RequestID>,"name":<Name>}
+//	{"body":<Body>,"requestId":<RequestID>,"name":<Name>,"id":<ID>,"seq":<Seq>,"epoch":<Epoch>}
 //
-// so a UI reads the same payload from PartyKit and from Inngest Realtime.
+// so a UI reads the same payload from PartyKit and from Inngest Realtime. The
+// first three fields are those browsers read today; a client that ignores the
+// others sees no difference. id is always there; seq and epoch are there when
+// a replay log numbered the message (broadcast.Broadcast does), so that a
+// client can see a gap, ask for what it missed and drop what it saw already.
 type Message struct {
 	// Room is the PartyKit room id, usually a video resource id, at most 256
 	// bytes. It selects the Inngest channel. Required.
@@ -48,11 +54,23 @@ type Message struct {
 	// Body is the payload: any value encoding/json can encode, or a
 	// json.RawMessage to send bytes as they are. Nil encodes as null.
 	Body any
-	// Seq numbers the message within a stream of messages (package
-	// chunkstream counts from 1), so that new clients can detect gaps and
-	// duplicates; clients that do not know it ignore it. Zero leaves it out:
-	// the envelope then has exactly the three fields above.
+	// ID identifies the message, at most 128 bytes: a publish under an id
+	// the room's replay log holds already is the same message, stored once
+	// and shown once. Optional: [NewEnvelope] gives a message without one
+	// an id derived from the Inngest function run and the message when ctx
+	// comes from [Middleware] (so a retried step publishes under the same
+	// id), and a new random one otherwise.
+	ID string
+	// Seq is the message's position in its room, 1 for the first message of
+	// an epoch and one more for each next one, across every instance of the
+	// app. The replay log sets it; a received message carries it
+	// ([DecodeEnvelope]). [NewEnvelope] ignores it: a message published
+	// again is numbered by the log again (or, under an id the log holds,
+	// keeps its first number).
 	Seq uint64
+	// Epoch names the room's numbering: a seq is comparable only with
+	// seqs of the same epoch. Set with Seq.
+	Epoch uint64
 }
 
 // Validate reports the first invalid field as a [*ValidationError]: Room and
@@ -63,6 +81,7 @@ type Message struct {
 //	Room       256 bytes (and a channel)
 //	Name       128 bytes (and a topic)
 //	RequestID  256 bytes
+//	ID         128 bytes
 func (m Message) Validate() error {
 	if err := validateField("room", m.Room, field.RoomBytes); err != nil {
 		return err
@@ -70,13 +89,21 @@ func (m Message) Validate() error {
 	if err := validateField("name", m.Name, field.NameBytes); err != nil {
 		return err
 	}
-	if m.RequestID == "" {
-		return nil
+	if m.RequestID != "" {
+		if err := validateField("requestId", m.RequestID, field.RequestIDBytes); err != nil {
+			return err
+		}
 	}
-	return validateField("requestId", m.RequestID, field.RequestIDBytes)
+	if m.ID != "" {
+		if err := validateField("id", m.ID, field.IDBytes); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// Encode validates m and returns its envelope, or a typed error: a
+// Encode validates m and returns its envelope (with a new random id when m
+// has none; see [NewEnvelope]), or a typed error: a
 // [*ValidationError], an error matching [ErrEncode] when Body cannot be
 // encoded (or is a json.RawMessage that is not valid UTF-8, or is nested
 // deeper than [MaxBodyDepth], whatever its form), or a
@@ -90,7 +117,7 @@ func (m Message) Validate() error {
 // as themselves (see realtimetest.JSSpelling) and is what browsers received
 // from the TypeScript apps too; either way a browser parses the same value.
 func (m Message) Encode() ([]byte, error) {
-	env, err := NewEnvelope(m)
+	env, err := NewEnvelope(context.Background(), m)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +143,13 @@ type Envelope struct {
 // [Message.Encode] but no size limit: each transport applies its own
 // before it sends (Inngest's is [MaxEnvelopeBytes], PartyKit's larger), and
 // refuses a larger envelope with a [*TooLargeError] naming it.
-func NewEnvelope(msg Message) (*Envelope, error) {
+//
+// A message without an ID gets one: inside an Inngest function run whose
+// ctx comes from [Middleware], one derived from the run and the message's
+// room, name, request id and body, so that a retried step publishes its
+// message under the same id and the replay log keeps it once; otherwise a
+// new random one (a UUIDv7).
+func NewEnvelope(ctx context.Context, msg Message) (*Envelope, error) {
 	if err := msg.Validate(); err != nil {
 		return nil, err
 	}
@@ -124,7 +157,21 @@ func NewEnvelope(msg Message) (*Envelope, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
-	return &Envelope{msg: msg, data: b}, nil
+	if msg.ID == "" {
+		msg.ID = newID(ctx, msg.Room, b)
+	}
+	msg.Seq, msg.Epoch = 0, 0
+	return &Envelope{msg: msg, data: withMember(b, "id", quote(msg.ID))}, nil
+}
+
+// Sequenced returns the envelope numbered by a replay log: its message
+// with seq and epoch, and its bytes with "seq" and "epoch" added last, the
+// bytes a log stores and a catch-up request returns.
+func (e *Envelope) Sequenced(seq, epoch uint64) *Envelope {
+	msg := e.msg
+	msg.Seq, msg.Epoch = seq, epoch
+	b := withMember(e.data, "seq", strconv.FormatUint(seq, 10))
+	return &Envelope{msg: msg, data: withMember(b, "epoch", strconv.FormatUint(epoch, 10))}
 }
 
 // Message returns the message the envelope was made from.
@@ -154,7 +201,9 @@ func DecodeEnvelope(b []byte) (Message, error) {
 		Body      json.RawMessage `json:"body"`
 		RequestID string          `json:"requestId"`
 		Name      string          `json:"name"`
+		ID        string          `json:"id"`
 		Seq       uint64          `json:"seq"`
+		Epoch     uint64          `json:"epoch"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&env); err != nil {
@@ -166,5 +215,5 @@ func DecodeEnvelope(b []byte) (Message, error) {
 	if env.Name == "" {
 		return Message{}, fmt.Errorf("realtime: decode envelope: %w", &ValidationError{Field: "name", Reason: ErrEmpty})
 	}
-	return Message{Name: env.Name, RequestID: env.RequestID, Body: env.Body, Seq: env.Seq}, nil
+	return Message{Name: env.Name, RequestID: env.RequestID, Body: env.Body, ID: env.ID, Seq: env.Seq, Epoch: env.Epoch}, nil
 }

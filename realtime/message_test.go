@@ -1,6 +1,7 @@
 package realtime_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -21,13 +22,12 @@ func TestEncodeIsTheEnvelopeBrowsersReceive(t *testing.T) {
 		msg  realtime.Message
 		want string
 	}{
-		{"video ready", realtime.Message{Room: "vid_1", Name: "video.asset.ready", RequestID: "req_9", Body: map[string]any{"id": "vid_1", "status": "ready"}},
-			`{"body":{"id":"vid_1","status":"ready"},"requestId":"req_9","name":"video.asset.ready"}`},
-		{"nil body", realtime.Message{Room: "r", Name: "n"}, `{"body":null,"requestId":"","name":"n"}`},
-		{"raw body kept as is", realtime.Message{Room: "r", Name: "n", Body: json.RawMessage(`{"b":1,"a":2}`)}, `{"body":{"b":1,"a":2},"requestId":"","name":"n"}`},
-		{"text chunk", realtime.Message{Room: "chat", Name: "ai.message", RequestID: "chat", Body: `\ok`}, `{"body":"\\ok","requestId":"chat","name":"ai.message"}`},
-		{"sequenced chunk", realtime.Message{Room: "chat", Name: "ai.message", RequestID: "chat", Body: "Hel", Seq: 3}, `{"body":"Hel","requestId":"chat","name":"ai.message","seq":3}`},
-		{"html escaped like the Inngest server re-encodes", realtime.Message{Room: "r", Name: "n", Body: "<a&b>"}, `{"body":"\u003ca\u0026b\u003e","requestId":"","name":"n"}`},
+		{"video ready", realtime.Message{Room: "vid_1", Name: "video.asset.ready", RequestID: "req_9", Body: map[string]any{"id": "vid_1", "status": "ready"}, ID: "m1"},
+			`{"body":{"id":"vid_1","status":"ready"},"requestId":"req_9","name":"video.asset.ready","id":"m1"}`},
+		{"nil body", realtime.Message{Room: "r", Name: "n", ID: "m1"}, `{"body":null,"requestId":"","name":"n","id":"m1"}`},
+		{"raw body kept as is", realtime.Message{Room: "r", Name: "n", Body: json.RawMessage(`{"b":1,"a":2}`), ID: "m1"}, `{"body":{"b":1,"a":2},"requestId":"","name":"n","id":"m1"}`},
+		{"text chunk", realtime.Message{Room: "chat", Name: "ai.message", RequestID: "chat", Body: `\ok`, ID: "s.3"}, `{"body":"\\ok","requestId":"chat","name":"ai.message","id":"s.3"}`},
+		{"html escaped like the Inngest server re-encodes", realtime.Message{Room: "r", Name: "n", Body: "<a&b>", ID: "<id>"}, `{"body":"\u003ca\u0026b\u003e","requestId":"","name":"n","id":"\u003cid\u003e"}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -36,6 +36,54 @@ func TestEncodeIsTheEnvelopeBrowsersReceive(t *testing.T) {
 			assert.Equal(t, c.want, string(got))
 		})
 	}
+}
+
+// Every envelope has an id: a new random one outside a function run, one
+// derived from the run and the message inside one (a retried step
+// publishes under the same id), and the one the message gives.
+func TestEveryEnvelopeHasAnID(t *testing.T) {
+	msg := realtime.Message{Room: "vid_1", Name: "video.asset.ready", Body: "x"}
+	a, err := realtime.NewEnvelope(context.Background(), msg)
+	require.NoError(t, err)
+	b, err := realtime.NewEnvelope(context.Background(), msg)
+	require.NoError(t, err)
+	assert.NotEmpty(t, a.Message().ID)
+	assert.NotEqual(t, a.Message().ID, b.Message().ID, "outside a run, each envelope is a new message")
+	got, err := realtime.DecodeEnvelope(a.Bytes())
+	require.NoError(t, err)
+	assert.Equal(t, a.Message().ID, got.ID, "the id is on the wire")
+
+	given := msg
+	given.ID = "video-ready-vid_1"
+	c, err := realtime.NewEnvelope(context.Background(), given)
+	require.NoError(t, err)
+	assert.Equal(t, "video-ready-vid_1", c.Message().ID)
+}
+
+// A message to publish is numbered by the log, not by its publisher:
+// NewEnvelope drops a Seq and an Epoch it was given (a received message
+// published again).
+func TestNewEnvelopeDropsSeqAndEpoch(t *testing.T) {
+	env, err := realtime.NewEnvelope(context.Background(), realtime.Message{Room: "r", Name: "n", ID: "m1", Seq: 3, Epoch: 9})
+	require.NoError(t, err)
+	assert.Zero(t, env.Message().Seq)
+	assert.Zero(t, env.Message().Epoch)
+	assert.Equal(t, `{"body":null,"requestId":"","name":"n","id":"m1"}`, string(env.Bytes()))
+}
+
+// Sequenced adds seq and epoch last, and DecodeEnvelope reads them back.
+func TestSequencedEnvelopeRoundTrip(t *testing.T) {
+	env, err := realtime.NewEnvelope(context.Background(), realtime.Message{Room: "r", Name: "n", Body: 1, ID: "m1"})
+	require.NoError(t, err)
+	seq := env.Sequenced(42, 7)
+	assert.Equal(t, `{"body":1,"requestId":"","name":"n","id":"m1","seq":42,"epoch":7}`, string(seq.Bytes()))
+	assert.Equal(t, `{"body":1,"requestId":"","name":"n","id":"m1"}`, string(env.Bytes()), "the original is unchanged")
+	got, err := realtime.DecodeEnvelope(seq.Bytes())
+	require.NoError(t, err)
+	assert.Equal(t, uint64(42), got.Seq)
+	assert.Equal(t, uint64(7), got.Epoch)
+	assert.Equal(t, "m1", got.ID)
+	assert.Equal(t, uint64(42), seq.Message().Seq)
 }
 
 func TestValidationErrorsAreTyped(t *testing.T) {
@@ -73,19 +121,21 @@ func (boom) MarshalJSON() ([]byte, error) { panic(errors.New("kaboom")) }
 func TestEncodeRefusesRawJSONThatIsNotUTF8(t *testing.T) {
 	_, err := realtime.Message{Room: "r", Name: "n", Body: json.RawMessage("\"\x80\"")}.Encode()
 	assert.ErrorIs(t, err, realtime.ErrEncode)
-	b, err := realtime.Message{Room: "r", Name: "n", Body: "\x80"}.Encode()
+	b, err := realtime.Message{Room: "r", Name: "n", Body: "\x80", ID: "m1"}.Encode()
 	require.NoError(t, err, "a Go string with invalid UTF-8 is encoded with U+FFFD")
-	assert.Equal(t, `{"body":"\ufffd","requestId":"","name":"n"}`, string(b))
+	assert.Equal(t, `{"body":"\ufffd","requestId":"","name":"n","id":"m1"}`, string(b))
 }
 
 func TestDecodeEnvelopeRoundTrip(t *testing.T) {
-	in := realtime.Message{Room: "r", Name: "video.asset.errored", RequestID: "q", Body: map[string]int{"code": 3}}
+	in := realtime.Message{Room: "r", Name: "video.asset.errored", RequestID: "q", Body: map[string]int{"code": 3}, ID: "m1"}
 	b, err := in.Encode()
 	require.NoError(t, err)
 	out, err := realtime.DecodeEnvelope(b)
 	require.NoError(t, err)
 	assert.Equal(t, in.Name, out.Name)
 	assert.Equal(t, in.RequestID, out.RequestID)
+	assert.Equal(t, in.ID, out.ID)
+	assert.Zero(t, out.Seq, "an envelope no log numbered has no seq")
 	assert.JSONEq(t, `{"code":3}`, string(out.Body.(json.RawMessage)))
 
 	for _, bad := range []string{``, `{`, `[]`, `{"body":1}`, `{"name":"a"} {}`} {

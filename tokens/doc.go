@@ -60,6 +60,47 @@
 // *inngest.Provider, its Mapping, the same one its publishes use); the handler answers the minted
 // token's channel and topics and never derives them itself.
 //
+// # Where to listen
+//
+// A request with v=2 is told which transport the browser reads now, so a
+// flag flip moves browsers without a front-end deploy:
+//
+//	{"transport":"inngest","mode":"primary","channel":…,"topics":[…],"key":"<jwt>","apiBaseUrl":…,"expires":…}
+//	{"transport":"partykit","mode":"shadow","partykit":{"host":"…","room":"…","party":"main","protocol":"wss"},"expires":…}
+//
+// It follows the mode that routes publishes: PartyKit while PartyKit's
+// outcome counts (legacy and shadow), Inngest from primary on, with the
+// token object the official SDK takes unchanged. A PartyKit answer mints
+// nothing; its expires is HandlerOptions.Recheck (1 minute) from now, when
+// the browser asks again (and an Inngest answer's is the token's expiry),
+// so a flip reaches every open page within a token lifetime. The PartyKit
+// host is HandlerOptions.PartyKitURL, or the Broadcast's PartyKit provider's
+// base URL. A request without v=2 gets the answer clients that predate it
+// expect: 404 in legacy mode, a token otherwise. The browser client in
+// this repository (client/) asks with v=2.
+//
+// # Catch-up
+//
+// Inngest Realtime and PartyKit keep no history, so a browser that was
+// disconnected (a deploy's "closing", a network change, a token renewal)
+// misses what was published meanwhile. The same endpoint answers what it
+// missed: a request with after=<seq> (and optionally limit=<1..500>,
+// default 100) is a catch-up request,
+//
+//	GET /api/realtime/token?room=<room>&scope=<scope>&after=<seq>[&limit=<n>]
+//
+// answered from the Router's replay log ([broadcast.Broadcast.History])
+// with a [CatchUp]: the room's messages with seq above after, of the
+// request's names, in seq order, as they were published (each envelope
+// with its id, seq and epoch), and Next, the seq to ask after next. It
+// follows the rules of a token request, checks included (401, 403, 404 in
+// legacy mode, 400, no-store), and mints nothing; a log that cannot be read
+// is a 502. A client asks it after every (re)connection, once the new
+// subscription is live, and whenever a message's seq is more than one
+// above the last it delivered; it delivers each id once. A room's history
+// never appears for another room: the log is read by room, and the answer
+// holds only the request's names.
+//
 // # apiBaseUrl
 //
 // The SDK opens its websocket at ws(s)://<host of apiBaseUrl>/v1/realtime/connect
@@ -79,6 +120,8 @@
 // The answers, each with Cache-Control: no-store and a JSON body:
 //
 //	200  {"channel":…,"topics":[…],"key":"<jwt>","apiBaseUrl":"<url>","expires":"<RFC 3339>"}
+//	     or, for a catch-up request, {"messages":[…],"next":…,"more":…,"head":…,"epoch":…,"truncated":…}
+//	200  for v=2, see "Where to listen"
 //	400  the query is malformed, longer than 2 KiB, or names
 //	     an unknown scope, an invalid room or name, or a name outside the scope
 //	401  Authenticate failed
@@ -90,7 +133,8 @@
 //	     contained, logged at Error without its value unless it is a runtime
 //	     error, and never in the body); or {"error":"token endpoint
 //	     misconfigured"} (outcome "misconfigured", see above)
-//	502  minting failed; the body says no more than that
+//	502  minting failed, or the replay log could not be read; the body says
+//	     no more than that
 //
 // A mode that is none of the four (flags.Mode.Known) is taken as legacy:
 // 404, nothing minted.
@@ -104,9 +148,8 @@
 //
 // Inngest checks a token only when a connection opens, so a browser needs a
 // fresh one only to reconnect: useRealtime calls its token function again on
-// every reconnection. Inngest Realtime has no replay (see package
-// realtime/inngest): a page that must not miss a state change should read
-// the current state after it (re)subscribes.
+// every reconnection. Inngest Realtime has no replay of its own: a page
+// asks the catch-up request (above) after it (re)subscribes.
 //
 // # Logs and metrics
 //

@@ -21,6 +21,7 @@ import (
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/inngest"
+	"github.com/coursebuilder/realtime-go/replay"
 )
 
 // metricRequests is the OpenTelemetry Int64Counter a [Handler] adds one to
@@ -42,6 +43,7 @@ const (
 	outcomeCanceled         = "canceled"           // 502, the client went away first
 	outcomePanic            = "panic"              // 500, a hook or the Router panicked
 	outcomeMisconfigured    = "misconfigured"      // 500, NewHandler found a configuration error (see Handler.Err)
+	outcomePartyKit         = "partykit"           // 200, a v=2 request told to read PartyKit
 )
 
 // ErrMisconfigured is matched (errors.Is) by the error [Handler.Err]
@@ -64,6 +66,7 @@ const defaultTimeout = 10 * time.Second
 type Router interface {
 	Route(ctx context.Context, room, name string) broadcast.Route
 	SubscriptionToken(ctx context.Context, room string, names []string) (inngest.Token, error)
+	History(ctx context.Context, room string, after uint64, limit int) (replay.Page, error)
 }
 
 var _ Router = (*broadcast.Broadcast)(nil)
@@ -104,6 +107,17 @@ type HandlerOptions struct {
 	// otherwise to none, with a warning. A Router's BaseURL with a path is
 	// sent as it is, and the SDK drops the path: set BrowserBaseURL then.
 	BrowserBaseURL string
+	// PartyKitURL is where browsers reach PartyKit, as the apps set
+	// NEXT_PUBLIC_PARTY_KIT_URL (a host[:port] or an http(s)/ws(s) URL),
+	// sent in the answer of a v=2 request whose scope browsers read from
+	// PartyKit. Defaults to the Router's PartyKitURL() when it has one (a
+	// Broadcast's is its PartyKit provider's base URL).
+	PartyKitURL string
+	// Recheck is how long a browser told to read PartyKit (v=2) waits
+	// before it asks again whether the transport moved: the answer's
+	// Expires. Defaults to 1 minute, the lifetime of an Inngest token, so
+	// that a flip moves every browser within about a minute.
+	Recheck time.Duration
 	// Timeout bounds minting one token, retries included. Defaults to 10s.
 	Timeout time.Duration
 	// Logger receives one line per request that was not served (Debug for
@@ -131,6 +145,8 @@ type HandlerOptions struct {
 type Handler struct {
 	router   Router
 	apiBase  string
+	party    *PartyKitRoom // host, party and protocol of v=2 PartyKit answers; nil when unknown
+	recheck  time.Duration
 	cfgErr   error
 	authn    func(*http.Request) (Subject, error)
 	authz    func(context.Context, Subject, string, flags.Scope) error
@@ -181,6 +197,9 @@ func NewHandler(r Router, opts *HandlerOptions) *Handler {
 	if h.timeout <= 0 {
 		h.timeout = defaultTimeout
 	}
+	if h.recheck = o.Recheck; h.recheck <= 0 {
+		h.recheck = time.Minute
+	}
 	meter := o.Meter
 	if meter == nil {
 		meter = noop.NewMeterProvider().Meter("")
@@ -199,6 +218,9 @@ func NewHandler(r Router, opts *HandlerOptions) *Handler {
 		h.cfgErr = fmt.Errorf("%w: no Router (pass the app's *broadcast.Broadcast)", ErrMisconfigured)
 	} else {
 		h.apiBase, h.cfgErr = apiBaseURL(r, o.BrowserBaseURL)
+		if h.cfgErr == nil {
+			h.party, h.cfgErr = partyKitRoom(r, o.PartyKitURL)
+		}
 	}
 	switch {
 	case h.cfgErr != nil:
@@ -251,6 +273,44 @@ func apiBaseURL(r Router, browser string) (string, error) {
 	return strings.TrimRight(base, "/"), nil
 }
 
+// partyKitRoom returns the host, party and protocol of v=2 PartyKit
+// answers, from the option or the Router's PartyKitURL(), or nil when
+// neither gives one. Its error never quotes the URL.
+func partyKitRoom(r Router, option string) (*PartyKitRoom, error) {
+	raw := strings.TrimSpace(option)
+	if raw == "" {
+		if p, ok := r.(interface{ PartyKitURL() string }); ok {
+			raw = p.PartyKitURL()
+		}
+	}
+	if raw == "" {
+		return nil, nil
+	}
+	if !strings.Contains(raw, "://") {
+		raw = "//" + strings.TrimPrefix(raw, "//")
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Hostname() == "" || u.User != nil {
+		return nil, fmt.Errorf("%w: PartyKitURL is not a host[:port] or an http(s) URL without user information", ErrMisconfigured)
+	}
+	room := &PartyKitRoom{Host: u.Host, Party: "main"}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "ws":
+		room.Protocol = "ws"
+	case "https", "wss":
+		room.Protocol = "wss"
+	case "":
+		// As partysocket does: ws for localhost and loopback, wss otherwise.
+		room.Protocol = "wss"
+		if h := u.Hostname(); h == "localhost" || strings.HasPrefix(h, "127.") || h == "::1" {
+			room.Protocol = "ws"
+		}
+	default:
+		return nil, fmt.Errorf("%w: PartyKitURL's scheme is not http(s) or ws(s)", ErrMisconfigured)
+	}
+	return room, nil
+}
+
 // checkBrowserURL accepts an absolute http(s) URL with a host and nothing
 // after it but an optional "/". Its error never quotes the URL, which may
 // hold user information.
@@ -290,31 +350,63 @@ func minterBaseURL(b baseURLer) (base string, err error) {
 	return b.BaseURL(), nil
 }
 
-// Response is the body of a 200 answer. Channel, Topics, Key and
-// APIBaseURL are the token object of the official SDK (inngest v4's
+// Response is the body of a 200 answer to a token request. Channel, Topics,
+// Key and APIBaseURL are the token object of the official SDK (inngest v4's
 // Realtime.Subscribe.Token: {channel, topics, key, apiBaseUrl}), which
 // subscribe from inngest/realtime and useRealtime from inngest/react take as
-// it is; Expires is extra and ignored by them. Its String method leaves the
-// key out.
+// it is; the other fields are extra and ignored by them. Its String method
+// leaves the key out.
+//
+// A request with v=2 is told where to listen (see the package doc,
+// "Where to listen"): Transport is "inngest" with the token fields, or
+// "partykit" with PartyKit set and no token.
 type Response struct {
+	// Transport is the transport the browser reads now, "inngest" or
+	// "partykit"; set for a v=2 request only.
+	Transport string `json:"transport,omitempty"`
+	// Mode is the scope's mode (legacy, shadow, primary, realtime); set for
+	// a v=2 request only.
+	Mode string `json:"mode,omitempty"`
 	// Channel is the Inngest channel of the room.
-	Channel string `json:"channel"`
+	Channel string `json:"channel,omitempty"`
 	// Topics are the Inngest topics of the names asked for.
-	Topics []string `json:"topics"`
+	Topics []string `json:"topics,omitempty"`
 	// Key is the subscription JWT.
-	Key string `json:"key"`
+	Key string `json:"key,omitempty"`
 	// APIBaseURL is where the SDK opens its websocket
 	// (<apiBaseUrl>/v1/realtime/connect); omitted when the handler knows
 	// none, and the SDK then connects to Inngest Cloud. See
 	// HandlerOptions.BrowserBaseURL.
 	APIBaseURL string `json:"apiBaseUrl,omitempty"`
-	// Expires is when the key stops being accepted for new connections
-	// (RFC 3339); an open connection is not cut then.
+	// PartyKit is the PartyKit room to join, as partysocket takes it;
+	// set when Transport is "partykit".
+	PartyKit *PartyKitRoom `json:"partykit,omitempty"`
+	// Expires is when to ask again: when the key stops being accepted for
+	// new connections (RFC 3339; an open connection is not cut then), or,
+	// for a PartyKit answer, when the transport may have moved
+	// (HandlerOptions.Recheck from now).
 	Expires time.Time `json:"expires"`
+}
+
+// PartyKitRoom is what partysocket takes to join a room:
+// new PartySocket({host, room, party, protocol}).
+type PartyKitRoom struct {
+	// Host is the PartyKit host browsers reach, host[:port].
+	Host string `json:"host"`
+	// Room is the room id, as the app names it (partysocket escapes it).
+	Room string `json:"room"`
+	// Party is the party, "main".
+	Party string `json:"party"`
+	// Protocol is "ws" or "wss".
+	Protocol string `json:"protocol"`
 }
 
 // String describes the response without its key.
 func (r Response) String() string {
+	if r.PartyKit != nil {
+		return fmt.Sprintf("tokens.Response{transport: %q, mode: %q, partykit: %s/%s/%s, expires: %s}",
+			r.Transport, r.Mode, r.PartyKit.Host, r.PartyKit.Party, r.PartyKit.Room, r.Expires.UTC().Format(time.RFC3339))
+	}
 	return fmt.Sprintf("tokens.Response{channel: %q, topics: %q, apiBaseUrl: %q, expires: %s}",
 		r.Channel, r.Topics, r.APIBaseURL, r.Expires.UTC().Format(time.RFC3339))
 }
@@ -388,13 +480,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// An unknown mode is legacy, as everywhere else.
-	if !mode.OrLegacy().PublishesRealtime() {
+	mode = mode.OrLegacy()
+	if q.v2 && !q.catchUp && !mode.RealtimeCounts() {
+		h.servePartyKit(w, r, q, mode)
+		return
+	}
+	if !mode.PublishesRealtime() {
 		h.fail(w, r, http.StatusNotFound, outcomeLegacy, q.scope, q.room, "realtime is not enabled for this scope", nil)
 		return
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
+	if q.catchUp {
+		h.serveCatchUp(ctx, w, r, q)
+		return
+	}
 	tok, err := h.mint(ctx, q)
 	switch {
 	case err == nil:
@@ -418,7 +519,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// Channel and topics are the minted token's, never recomputed here:
 	// the realtime provider's Mapping is the only one.
-	body, err := json.Marshal(Response{Channel: tok.Channel, Topics: tok.Topics, Key: tok.JWT, APIBaseURL: h.apiBase, Expires: tok.Expires})
+	resp := Response{Channel: tok.Channel, Topics: tok.Topics, Key: tok.JWT, APIBaseURL: h.apiBase, Expires: tok.Expires}
+	if q.v2 {
+		resp.Transport, resp.Mode = "inngest", mode.String()
+	}
+	body, err := json.Marshal(resp)
 	if err != nil { // cannot happen with these types
 		h.fail(w, r, http.StatusBadGateway, outcomeUpstreamError, q.scope, q.room, "token service unavailable", err)
 		return
@@ -428,6 +533,99 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.count(r.Context(), outcomeOK, http.StatusOK, q.scope)
 	h.log.Debug("tokens: token served", zap.String("outcome", outcomeOK), zap.Int("status", http.StatusOK),
 		zap.String("scope", string(q.scope)), zap.String("room", q.room), zap.Object("token", tok))
+}
+
+// servePartyKit answers a v=2 request whose scope browsers read from
+// PartyKit (legacy and shadow modes): the room to join, and when to ask
+// again. Nothing is minted.
+func (h *Handler) servePartyKit(w http.ResponseWriter, r *http.Request, q query, mode flags.Mode) {
+	if h.party == nil {
+		h.fail(w, r, http.StatusInternalServerError, outcomeMisconfigured, q.scope, q.room, "token endpoint misconfigured",
+			errors.New("tokens: no PartyKitURL for a v=2 answer (set HandlerOptions.PartyKitURL)"))
+		return
+	}
+	room := *h.party
+	room.Room = q.room
+	body, err := json.Marshal(Response{Transport: "partykit", Mode: mode.String(), PartyKit: &room, Expires: time.Now().Add(h.recheck).UTC().Truncate(time.Second)})
+	if err != nil { // cannot happen with these types
+		h.fail(w, r, http.StatusInternalServerError, outcomeMisconfigured, q.scope, q.room, msgInternal, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(append(body, '\n'))
+	h.count(r.Context(), outcomePartyKit, http.StatusOK, q.scope)
+	h.log.Debug("tokens: PartyKit room served", zap.String("outcome", outcomePartyKit), zap.Int("status", http.StatusOK),
+		zap.String("scope", string(q.scope)), zap.String("room", q.room), zap.String("mode", mode.String()))
+}
+
+// CatchUp is the body of a 200 answer to a catch-up request (one with
+// after=<seq>): the room's messages with seq above after, of the names the
+// request covers, in seq order, as their envelopes were published. A
+// client that saw messages up to seq after (of epoch Epoch) delivers those
+// whose id it has not seen, and goes on from Next.
+type CatchUp struct {
+	// Messages are the envelopes, each as published with its id, seq and
+	// epoch; never another room's, nor a name outside the request.
+	Messages []json.RawMessage `json:"messages"`
+	// Next is the seq to ask after next: the last seq this page read, of
+	// any name (a room's seq counts every name in it), or after when none.
+	Next uint64 `json:"next"`
+	// More reports that the page was full: ask again after Next.
+	More bool `json:"more"`
+	// Head is the room's latest seq; Epoch its numbering. A client whose
+	// seqs are of another epoch, or Truncated set, has lost messages that
+	// no catch-up can give back: it reloads the state it shows.
+	Head      uint64 `json:"head"`
+	Epoch     uint64 `json:"epoch"`
+	Truncated bool   `json:"truncated"`
+}
+
+// serveCatchUp answers a catch-up request from the Router's replay log.
+func (h *Handler) serveCatchUp(ctx context.Context, w http.ResponseWriter, r *http.Request, q query) {
+	page, err := h.history(ctx, q)
+	switch {
+	case err == nil:
+	case isPanic(err):
+		h.fail(w, r, http.StatusInternalServerError, outcomePanic, q.scope, q.room, msgInternal, err)
+		return
+	case r.Context().Err() != nil:
+		h.fail(w, r, http.StatusBadGateway, outcomeCanceled, q.scope, q.room, "history unavailable", err)
+		return
+	default:
+		h.fail(w, r, http.StatusBadGateway, outcomeUpstreamError, q.scope, q.room, "history unavailable", err)
+		return
+	}
+	out := CatchUp{Messages: []json.RawMessage{}, Next: q.after, More: len(page.Entries) == q.limit,
+		Head: page.Head, Epoch: page.Epoch, Truncated: page.Truncated}
+	for _, e := range page.Entries {
+		out.Next = e.Seq
+		msg, err := realtime.DecodeEnvelope(e.Envelope)
+		if err != nil || !slices.Contains(q.names, msg.Name) {
+			continue
+		}
+		out.Messages = append(out.Messages, e.Envelope)
+	}
+	body, err := json.Marshal(out)
+	if err != nil { // an envelope the log holds is JSON
+		h.fail(w, r, http.StatusBadGateway, outcomeUpstreamError, q.scope, q.room, "history unavailable", err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(append(body, '\n'))
+	h.count(r.Context(), outcomeOK, http.StatusOK, q.scope)
+	h.log.Debug("tokens: catch-up served", zap.String("outcome", outcomeOK), zap.Int("status", http.StatusOK),
+		zap.String("scope", string(q.scope)), zap.String("room", q.room), zap.Uint64("after", q.after),
+		zap.Int("messages", len(out.Messages)), zap.Uint64("next", out.Next))
+}
+
+// history asks the Router's replay log, turning a panic into an error.
+func (h *Handler) history(ctx context.Context, q query) (page replay.Page, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			page, err = replay.Page{}, panicError("Router", p)
+		}
+	}()
+	return h.router.History(ctx, q.room, q.after, q.limit)
 }
 
 // msgInternal is the body of a 500 for a panic.

@@ -27,6 +27,7 @@ import (
 	"github.com/coursebuilder/realtime-go/internal/transport"
 	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/inngest"
+	"github.com/coursebuilder/realtime-go/replay"
 	"github.com/coursebuilder/realtime-go/tokens"
 )
 
@@ -75,10 +76,12 @@ type minter interface {
 }
 
 // router routes as a *broadcast.Broadcast does (the scope of the name, the
-// resolver's mode; legacy without a resolver) and mints with m.
+// resolver's mode; legacy without a resolver), mints with m and reads
+// history from log (none without a log).
 type router struct {
 	m   minter
 	res flags.Resolver
+	log replay.Log
 }
 
 func (r router) Route(ctx context.Context, room, name string) broadcast.Route {
@@ -91,6 +94,13 @@ func (r router) Route(ctx context.Context, room, name string) broadcast.Route {
 
 func (r router) SubscriptionToken(ctx context.Context, room string, names []string) (inngest.Token, error) {
 	return r.m.SubscriptionToken(ctx, room, names)
+}
+
+func (r router) History(ctx context.Context, room string, after uint64, limit int) (replay.Page, error) {
+	if r.log == nil {
+		return replay.Page{}, nil
+	}
+	return r.log.After(ctx, room, after, limit)
 }
 
 // baseRouter is a router whose minter knows its Inngest API.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/coursebuilder/realtime-go/flags"
@@ -27,7 +28,20 @@ type query struct {
 	room  string
 	scope flags.Scope
 	names []string
+	// catchUp is set for a catch-up request (after given): the messages
+	// after seq after, at most limit of them.
+	catchUp bool
+	after   uint64
+	limit   int
+	// v2 is set by v=2: the answer says where to listen.
+	v2 bool
 }
+
+// Bounds of a catch-up request.
+const (
+	defaultCatchUpLimit = 100
+	maxCatchUpLimit     = 500
+)
 
 // queryError is a malformed query. Its message is safe to send back to the
 // client: it names the parameter and the rule, never the value.
@@ -41,14 +55,16 @@ func badQuery(format string, args ...any) error {
 
 // parseQuery reads
 //
-//	room=<room>[&scope=<scope>][&names=<name>[,<name>...]]...
+//	room=<room>[&scope=<scope>][&names=<name>[,<name>...]]...[&after=<seq>[&limit=<n>]]
 //
 // room is required, once, and valid as a realtime room. scope, at most
 // once, must be one of flags.Scopes. names may repeat and hold
 // comma-separated lists; each name must be valid as a realtime event name
 // and belong to the scope. Without names the scope's Names are used;
 // without scope, the scope is that of the names, which must all share it.
-// Other parameters are ignored.
+// after, at most once, makes it a catch-up request: a decimal seq, and limit
+// (1 to 500, default 100) bounds the page. v=2 asks where to listen. Other
+// parameters are ignored.
 func parseQuery(raw string) (query, error) {
 	if len(raw) > maxQueryBytes {
 		return query{}, badQuery("the query is longer than %d bytes", maxQueryBytes)
@@ -113,6 +129,45 @@ func parseQuery(raw string) (query, error) {
 		if flags.ScopeOf(name) != q.scope {
 			return query{}, badQuery("a name is not in scope %s", q.scope)
 		}
+	}
+	return parseCatchUp(q, vals)
+}
+
+// parseCatchUp reads after and limit, and v.
+func parseCatchUp(q query, vals url.Values) (query, error) {
+	switch vs := vals["v"]; {
+	case len(vs) > 1:
+		return query{}, badQuery("v is given more than once")
+	case len(vs) == 1 && vs[0] != "2":
+		return query{}, badQuery("v is not 2")
+	case len(vs) == 1:
+		q.v2 = true
+	}
+	switch afters := vals["after"]; len(afters) {
+	case 0:
+		if _, ok := vals["limit"]; ok {
+			return query{}, badQuery("limit is given without after")
+		}
+		return q, nil
+	case 1:
+		after, err := strconv.ParseUint(afters[0], 10, 64)
+		if err != nil {
+			return query{}, badQuery("after is not a seq (a decimal number)")
+		}
+		q.catchUp, q.after, q.limit = true, after, defaultCatchUpLimit
+	default:
+		return query{}, badQuery("after is given more than once")
+	}
+	switch limits := vals["limit"]; len(limits) {
+	case 0:
+	case 1:
+		n, err := strconv.Atoi(limits[0])
+		if err != nil || n < 1 || n > maxCatchUpLimit {
+			return query{}, badQuery("limit is not a number from 1 to %d", maxCatchUpLimit)
+		}
+		q.limit = n
+	default:
+		return query{}, badQuery("limit is given more than once")
 	}
 	return q, nil
 }

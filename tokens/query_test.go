@@ -14,18 +14,24 @@ import (
 
 func TestParseQuery(t *testing.T) {
 	ok := map[string]query{
-		"room=vid_1&scope=video-ready":                                              {"vid_1", flags.ScopeVideoReady, []string{"video.asset.ready"}},
-		"scope=ai-stream&room=chat%201":                                             {"chat 1", flags.ScopeAIStream, []string{"ai.message"}},
-		"room=vid_1&names=video.asset.ready":                                        {"vid_1", flags.ScopeVideoReady, []string{"video.asset.ready"}},
-		"room=vid_1&names=transcript.ready,transcript.partial":                      {"vid_1", flags.ScopeTranscript, []string{"transcript.ready", "transcript.partial"}},
-		"room=vid_1&names=transcript.ready&names=transcript.ready&scope=transcript": {"vid_1", flags.ScopeTranscript, []string{"transcript.ready"}},
-		"room=vid_1&scope=default&names=course.updated":                             {"vid_1", flags.ScopeDefault, []string{"course.updated"}},
-		"room=vid_1&names=" + manyNames(maxNames):                                   {"vid_1", flags.ScopeDefault, strings.Split(manyNames(maxNames), ",")},
-		"room=vid_1&scope=video-upload&_=1700000000":                                {"vid_1", flags.ScopeVideoUpload, []string{"videoResource.created"}},
+		"room=vid_1&scope=video-ready":                                              {room: "vid_1", scope: flags.ScopeVideoReady, names: []string{"video.asset.ready"}},
+		"scope=ai-stream&room=chat%201":                                             {room: "chat 1", scope: flags.ScopeAIStream, names: []string{"ai.message"}},
+		"room=vid_1&names=video.asset.ready":                                        {room: "vid_1", scope: flags.ScopeVideoReady, names: []string{"video.asset.ready"}},
+		"room=vid_1&names=transcript.ready,transcript.partial":                      {room: "vid_1", scope: flags.ScopeTranscript, names: []string{"transcript.ready", "transcript.partial"}},
+		"room=vid_1&names=transcript.ready&names=transcript.ready&scope=transcript": {room: "vid_1", scope: flags.ScopeTranscript, names: []string{"transcript.ready"}},
+		"room=vid_1&scope=default&names=course.updated":                             {room: "vid_1", scope: flags.ScopeDefault, names: []string{"course.updated"}},
+		"room=vid_1&names=" + manyNames(maxNames):                                   {room: "vid_1", scope: flags.ScopeDefault, names: strings.Split(manyNames(maxNames), ",")},
+		"room=vid_1&scope=video-upload&_=1700000000":                                {room: "vid_1", scope: flags.ScopeVideoUpload, names: []string{"videoResource.created"}},
+		// A catch-up request: after a seq, a page of limit (default 100).
+		"room=vid_1&scope=video-ready&after=0":                  {room: "vid_1", scope: flags.ScopeVideoReady, names: []string{"video.asset.ready"}, catchUp: true, after: 0, limit: defaultCatchUpLimit},
+		"after=18446744073709551615&room=vid_1&scope=ai-stream": {room: "vid_1", scope: flags.ScopeAIStream, names: []string{"ai.message"}, catchUp: true, after: 18446744073709551615, limit: defaultCatchUpLimit},
+		"room=vid_1&scope=video-ready&after=42&limit=1":         {room: "vid_1", scope: flags.ScopeVideoReady, names: []string{"video.asset.ready"}, catchUp: true, after: 42, limit: 1},
+		"room=vid_1&scope=video-ready&limit=500&after=7":        {room: "vid_1", scope: flags.ScopeVideoReady, names: []string{"video.asset.ready"}, catchUp: true, after: 7, limit: maxCatchUpLimit},
 	}
 	for raw, want := range ok {
 		got, err := parseQuery(raw)
-		if err != nil || got.room != want.room || got.scope != want.scope || !slices.Equal(got.names, want.names) {
+		if err != nil || got.room != want.room || got.scope != want.scope || !slices.Equal(got.names, want.names) ||
+			got.catchUp != want.catchUp || got.after != want.after || got.limit != want.limit {
 			t.Errorf("parseQuery(%q) = %+v, %v; want %+v", raw, got, err, want)
 		}
 	}
@@ -51,6 +57,16 @@ func TestParseQuery(t *testing.T) {
 		"room=vid_1&names=" + strings.Repeat("n", field.NameBytes+1),
 		"room=vid_1&scope=default&names=" + manyNames(maxNames+1),
 		"room=vid_1&scope=video-ready&pad=" + strings.Repeat("p", maxQueryBytes),
+		"room=vid_1&scope=video-ready&after=",
+		"room=vid_1&scope=video-ready&after=-1",
+		"room=vid_1&scope=video-ready&after=1.5",
+		"room=vid_1&scope=video-ready&after=18446744073709551616",
+		"room=vid_1&scope=video-ready&after=1&after=2",
+		"room=vid_1&scope=video-ready&limit=5",
+		"room=vid_1&scope=video-ready&after=1&limit=0",
+		"room=vid_1&scope=video-ready&after=1&limit=501",
+		"room=vid_1&scope=video-ready&after=1&limit=nope",
+		"room=vid_1&scope=video-ready&after=1&limit=5&limit=5",
 	}
 	for _, raw := range bad {
 		got, err := parseQuery(raw)
@@ -86,6 +102,8 @@ func FuzzTokenQuery(f *testing.F) {
 		"room=a&room=b",
 		"names=,,,&room=x&scope=ai-stream",
 		"room=%E2%80%8B&scope=ai-stream",
+		"room=vid_1&scope=video-ready&after=3&limit=20",
+		"room=vid_1&scope=video-ready&limit=0&after=99999999999999999999",
 	} {
 		f.Add(s)
 	}
@@ -108,6 +126,9 @@ func FuzzTokenQuery(f *testing.F) {
 		}
 		if len(q.names) == 0 || len(q.names) > maxNames {
 			t.Fatalf("accepted %d names", len(q.names))
+		}
+		if q.catchUp != (q.limit != 0) || q.limit < 0 || q.limit > maxCatchUpLimit || (!q.catchUp && q.after != 0) {
+			t.Fatalf("accepted catch-up %v after %d limit %d", q.catchUp, q.after, q.limit)
 		}
 		for i, n := range q.names {
 			if err := transport.Validate("name", n, field.NameBytes); err != nil {

@@ -93,7 +93,7 @@ type Report struct {
 	// with the transports it has.
 	Flags, Mode flags.Mode
 	// Envelope is what the Broadcast sent, as realtime.Message.Encode
-	// spells it.
+	// spells it, with the seq and epoch its replay log gave it.
 	Envelope []byte
 	// Published says whether Broadcast.Publish was called at all: the
 	// canary does not publish when no enabled transport has a subscriber.
@@ -275,12 +275,14 @@ type videoResource struct {
 	UpdatedAt     time.Time `json:"updatedAt"`
 }
 
-// Event returns the canary message for room and requestID.
+// Event returns the canary message for room and requestID, which is also
+// its ID.
 func Event(room, requestID string, now time.Time) realtime.Message {
 	return realtime.Message{
 		Room:      room,
 		Name:      EventName,
 		RequestID: requestID,
+		ID:        requestID,
 		Body: videoResource{
 			ID:            room,
 			Type:          "videoResource",
@@ -364,9 +366,14 @@ func (c *collector) seenPrefix(transport, prefix string) bool {
 // subscriber is one transport's subscription.
 type subscriber interface{ Close() error }
 
-// timed is a provider that records how its one publish went.
+// duplicateCounter is a subscription that drops the second copy of a
+// message and counts it, as inngest.Subscriber does.
+type duplicateCounter interface{ Duplicates() uint64 }
+
+// timed is a transport that records how its one publish went. It takes
+// the envelope the Broadcast made, as the transports do.
 type timed struct {
-	p     realtime.Provider
+	p     realtime.EnvelopePublisher
 	mu    sync.Mutex
 	start time.Time
 	done  bool
@@ -375,7 +382,15 @@ type timed struct {
 }
 
 func (t *timed) Publish(ctx context.Context, msg realtime.Message) error {
-	err := t.p.Publish(ctx, msg)
+	env, err := realtime.NewEnvelope(ctx, msg)
+	if err != nil {
+		return err
+	}
+	return t.PublishEnvelope(ctx, env)
+}
+
+func (t *timed) PublishEnvelope(ctx context.Context, env *realtime.Envelope) error {
+	err := t.p.PublishEnvelope(ctx, env)
 	t.mu.Lock()
 	t.done, t.dur, t.err = true, time.Since(t.start), err
 	t.mu.Unlock()
@@ -508,6 +523,15 @@ func Check(ctx context.Context, cfg Config) (*Report, error) {
 	if (!pk.Enabled || pk.SubscribeErr != nil) && (!in.Enabled || in.SubscribeErr != nil) {
 		return rep, nil
 	}
+	// The Go subscriber delivers an id once and counts the second copies
+	// it drops: those that arrive from now on are copies of the event.
+	var dups duplicateCounter
+	var dupsBefore uint64
+	for _, s := range subs {
+		if d, ok := s.(duplicateCounter); ok {
+			dups, dupsBefore = d, d.Duplicates()
+		}
+	}
 	start := time.Now()
 	if legacyT != nil {
 		legacyT.start = start
@@ -518,6 +542,7 @@ func Check(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Published = true
 	rep.PublishErr = b.Publish(ctx, msg)
 	rep.PublishLatency = time.Since(start)
+	rep.Envelope = sentEnvelope(ctx, b, msg, envelope)
 	collect(ctx, col, msg.RequestID, start, []*TransportResult{pk, in}, cfg.Deadline, cfg.Quiet)
 
 	// Wait for a leg that outlived the shadow budget, within the deadline.
@@ -541,12 +566,30 @@ func Check(ctx context.Context, cfg Config) (*Report, error) {
 		if len(got) == 0 {
 			continue
 		}
+		if t.Name == broadcast.TransportInngest && dups != nil {
+			t.Copies += int(dups.Duplicates() - dupsBefore)
+		}
 		t.DeliveryLatency = got[0].at.Sub(start)
 		t.Payload = got[0].data
-		t.SameBytes = string(got[0].data) == string(envelope)
-		t.PayloadEqual = jsonEqual(got[0].data, envelope)
+		t.SameBytes = string(got[0].data) == string(rep.Envelope)
+		t.PayloadEqual = jsonEqual(got[0].data, rep.Envelope)
 	}
 	return rep, nil
+}
+
+// sentEnvelope returns the envelope b sent for msg: the one its replay log
+// holds for msg.ID, or envelope (msg's, without seq) when the log has none.
+func sentEnvelope(ctx context.Context, b *broadcast.Broadcast, msg realtime.Message, envelope []byte) []byte {
+	page, err := b.History(ctx, msg.Room, 0, 10)
+	if err != nil {
+		return envelope
+	}
+	for _, e := range page.Entries {
+		if e.ID == msg.ID {
+			return e.Envelope
+		}
+	}
+	return envelope
 }
 
 // collect waits until every enabled transport with a subscriber delivered

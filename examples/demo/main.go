@@ -266,25 +266,51 @@ func describe(got, want []byte) string {
 }
 
 // stopwatch notes when each notification was handed to the Broadcast, and
-// its envelope.
+// the envelope the Broadcast sent for it.
 type stopwatch struct {
 	mu      sync.Mutex
 	started map[string]time.Time
 	sent    map[string][]byte
 }
 
-func (s *stopwatch) wrap(p realtime.Provider) realtime.Provider {
+func (s *stopwatch) wrap(b *broadcast.Broadcast) realtime.Provider {
 	return realtime.ProviderFunc(func(ctx context.Context, msg realtime.Message) error {
-		env, _ := msg.Encode()
+		// The envelope the Broadcast makes of msg, with the same id: ctx
+		// comes from the middleware, so the id derives from the run.
+		env, err := realtime.NewEnvelope(ctx, msg)
+		if err != nil {
+			return err
+		}
 		s.mu.Lock()
 		s.started[msg.Name] = time.Now()
+		s.mu.Unlock()
+		if err := b.Publish(ctx, msg); err != nil {
+			return err
+		}
+		sent := sentEnvelope(ctx, b, env)
+		s.mu.Lock()
 		if s.sent == nil {
 			s.sent = map[string][]byte{}
 		}
-		s.sent[msg.Name] = env
+		s.sent[msg.Name] = sent
 		s.mu.Unlock()
-		return p.Publish(ctx, msg)
+		return nil
 	})
+}
+
+// sentEnvelope returns what b sent for env: the envelope as its replay log
+// numbered and keeps it, or env without seq if the log has none.
+func sentEnvelope(ctx context.Context, b *broadcast.Broadcast, env *realtime.Envelope) []byte {
+	msg := env.Message()
+	page, err := b.History(ctx, msg.Room, 0, 100)
+	if err == nil {
+		for _, e := range page.Entries {
+			if e.ID == msg.ID {
+				return e.Envelope
+			}
+		}
+	}
+	return env.Bytes()
 }
 
 func (s *stopwatch) envelope(name string) ([]byte, time.Time) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,11 +105,18 @@ func TestStreamsTheRecordedCompletion(t *testing.T) {
 	}
 
 	// What a browser watching room chat_7 reassembles.
+	// Its messages are numbered in their ids, <stream>.1, <stream>.2 …
 	var got strings.Builder
 	recs := rec.Records()
+	var stream string
 	for i, r := range recs {
 		m := r.Message
-		if m.Seq != uint64(i+1) || m.Room != "chat_7" || m.RequestID != "chat_7" || m.Name != "ai.message" {
+		s, n, _ := strings.Cut(m.ID, ".")
+		if i == 0 {
+			stream = s
+		}
+		if s == "" || s != stream || n != strconv.Itoa(i+1) || m.Seq != 0 ||
+			m.Room != "chat_7" || m.RequestID != "chat_7" || m.Name != "ai.message" {
 			t.Fatalf("message %d: %+v", i, m)
 		}
 		if i == len(recs)-1 {

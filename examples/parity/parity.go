@@ -47,14 +47,15 @@ type Event struct {
 	Body      json.RawMessage `json:"body"`
 }
 
-// Message is the event as the pipeline publishes it. The body goes out as
-// it was recorded (encoding/json compacts it and escapes <, > and &).
+// Message is the event as the pipeline publishes it, its request id (unique
+// in a fixture) as its ID. The body goes out as it was recorded
+// (encoding/json compacts it and escapes <, > and &).
 func (e Event) Message() realtime.Message {
 	body := e.Body
 	if body == nil {
 		body = json.RawMessage("null")
 	}
-	return realtime.Message{Room: e.Room, Name: e.Name, RequestID: e.RequestID, Body: body}
+	return realtime.Message{Room: e.Room, Name: e.Name, RequestID: e.RequestID, Body: body, ID: e.RequestID}
 }
 
 // LoadEvents reads a JSON Lines fixture: one {"room","name","requestId",

@@ -71,11 +71,13 @@ func TestPipelinePublishesWhatTheTypeScriptFunctionsDid(t *testing.T) {
 	status, _, _ = run(t, rec, store, videopipeline.VideoErroredFn, videopipeline.EventMuxWebhook, muxHook("video.asset.errored", "asset_vid_1", "vid_1"))
 	require.Equal(t, http.StatusOK, status)
 
+	// The ids are derived from the run (the executor's run id is fixed) and
+	// the message: the same on every attempt of the step that publishes it.
 	assert.Equal(t, []string{
-		`{"body":{"_id":"vid_1","state":"processing","originalMediaUrl":"https://uploads.example/vid_1.mp4","muxAssetId":"asset_vid_1","muxPlaybackId":"pb_vid_1"},"requestId":"vid_1","name":"videoResource.created"}`,
-		`{"body":"pb_vid_1","requestId":"vid_1","name":"video.asset.ready"}`,
-		`{"body":"Welcome \u003cb\u003e\u0026\u003c/b\u003e hello","requestId":"vid_1","name":"transcript.ready"}`,
-		`{"body":"Mux Asset Errored: asset_vid_1","requestId":"vid_1","name":"video.asset.errored"}`,
+		`{"body":{"_id":"vid_1","state":"processing","originalMediaUrl":"https://uploads.example/vid_1.mp4","muxAssetId":"asset_vid_1","muxPlaybackId":"pb_vid_1"},"requestId":"vid_1","name":"videoResource.created","id":"r_fRpeItQgCCeglXDq6TdzQCcv"}`,
+		`{"body":"pb_vid_1","requestId":"vid_1","name":"video.asset.ready","id":"r_IP5v8dPNZRRbiZbHBJlCl3-t"}`,
+		`{"body":"Welcome \u003cb\u003e\u0026\u003c/b\u003e hello","requestId":"vid_1","name":"transcript.ready","id":"r_pq2C8EFuM6nNvrHT_jjFngUO"}`,
+		`{"body":"Mux Asset Errored: asset_vid_1","requestId":"vid_1","name":"video.asset.errored","id":"r__2At1PLgTjBgz4SnmWQvKhG-"}`,
 	}, envelopes(rec), "each announcement published exactly once, across every replay of its run")
 	for _, r := range rec.Records() {
 		assert.Equal(t, "vid_1", r.Message.Room)
@@ -91,7 +93,7 @@ func TestVideoReadyForAnUnknownVideoStillAnnounces(t *testing.T) {
 	rec := realtimetest.NewRecorder()
 	status, _, _ := run(t, rec, videopipeline.NewMemoryStore(), videopipeline.VideoReadyFn, videopipeline.EventMuxWebhook, muxHook("video.asset.ready", "a", "vid_unknown"))
 	require.Equal(t, http.StatusOK, status)
-	assert.Equal(t, []string{`{"body":null,"requestId":"vid_unknown","name":"video.asset.ready"}`}, envelopes(rec))
+	assert.Equal(t, []string{`{"body":null,"requestId":"vid_unknown","name":"video.asset.ready","id":"r_1bxodXID297hDnNlz7PJgta0"}`}, envelopes(rec))
 }
 
 func TestAPermanentPublishErrorIsNotRetried(t *testing.T) {

@@ -57,14 +57,14 @@ func BenchmarkPublishEncoding(b *testing.B) {
 	}
 	for _, sh := range shapes {
 		b.Run(sh.name, func(b *testing.B) {
-			msg := realtime.Message{Room: room, Name: "video.asset.ready", RequestID: "req_123", Body: sh.body, Seq: 3}
+			msg := realtime.Message{Room: room, Name: "video.asset.ready", RequestID: "req_123", Body: sh.body, ID: "req_123.3"}
 			envelope := func(m realtime.Message) any {
 				return struct {
 					Body      any    `json:"body"`
 					RequestID string `json:"requestId"`
 					Name      string `json:"name"`
-					Seq       uint64 `json:"seq,omitempty"`
-				}{m.Body, m.RequestID, m.Name, m.Seq}
+					ID        string `json:"id"`
+				}{m.Body, m.RequestID, m.Name, m.ID}
 			}
 			ops := []struct {
 				name string

@@ -49,8 +49,8 @@ func closeBroadcast(t testing.TB, b *broadcast.Broadcast) {
 }
 
 // sameMessage fails t unless the payloads a PartyKit and an Inngest
-// subscriber received decode to the same message, as a UI reading either
-// transport relies on.
+// subscriber received decode to the same message, with the same id, seq
+// and epoch, as a UI reading either transport relies on.
 func sameMessage(t testing.TB, fromParty, fromInngest []byte) {
 	t.Helper()
 	a, errA := realtime.DecodeEnvelope(fromParty)
@@ -65,7 +65,8 @@ func sameMessage(t testing.TB, fromParty, fromInngest []byte) {
 	if err := json.Unmarshal(b.Body.(json.RawMessage), &bodyB); err != nil {
 		t.Fatal(err)
 	}
-	if a.Name != b.Name || a.RequestID != b.RequestID || !reflect.DeepEqual(bodyA, bodyB) {
+	if a.Name != b.Name || a.RequestID != b.RequestID || !reflect.DeepEqual(bodyA, bodyB) ||
+		a.ID != b.ID || a.Seq != b.Seq || a.Epoch != b.Epoch {
 		t.Fatalf("the transports delivered different messages:\n partykit: %s\n  inngest: %s", fromParty, fromInngest)
 	}
 }
@@ -96,7 +97,7 @@ func TestBroadcastModes(t *testing.T) {
 			if err := b.Publish(ctxT(t), msg); err != nil {
 				t.Fatalf("Publish in %s mode: %v", c.mode, err)
 			}
-			env := envelope(t, msg)
+			env := sent(t, b, msg)
 			var fromParty, fromInngest []byte
 			if c.toParty {
 				expectDelivered(t, "partykit subscriber", partySub, partySpelling(env))
@@ -178,9 +179,9 @@ func TestBroadcastOutages(t *testing.T) {
 					t.Fatalf("Publish failed for %v, want %s only: %v", got, c.wantErr, err)
 				}
 			}
+			env := sent(t, b, msg)
 			closeBroadcast(t, b) // let the transport that does not count finish
 
-			env := envelope(t, msg)
 			if c.toParty {
 				expectDelivered(t, "partykit subscriber", partySub, partySpelling(env))
 			}
@@ -270,10 +271,15 @@ func TestBroadcastFlagFlipTakesEffectOnTheNextPublish(t *testing.T) {
 		if err := b.Publish(ctxT(t), msg); err != nil {
 			t.Fatalf("publish %d in %s mode: %v", i+1, step.mode, err)
 		}
+		env := sent(t, b, msg)
+		// The room's seq rises by one per message, whatever the transport.
+		if m, err := realtime.DecodeEnvelope(env); err != nil || m.Seq != uint64(i+1) {
+			t.Fatalf("publish %d: seq %d (%v), want %d", i+1, m.Seq, err, i+1)
+		}
 		if step.toParty {
-			expectDelivered(t, fmt.Sprintf("publish %d: partykit subscriber", i+1), partySub, partySpelling(envelope(t, msg)))
+			expectDelivered(t, fmt.Sprintf("publish %d: partykit subscriber", i+1), partySub, partySpelling(env))
 		} else {
-			expectDelivered(t, fmt.Sprintf("publish %d: inngest subscriber", i+1), inngestSub, envelope(t, msg))
+			expectDelivered(t, fmt.Sprintf("publish %d: inngest subscriber", i+1), inngestSub, env)
 		}
 	}
 	expectQuiet(t, map[string]subscriber{"partykit subscriber": partySub, "inngest subscriber": inngestSub})

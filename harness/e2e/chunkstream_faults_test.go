@@ -147,7 +147,7 @@ func TestChunkstreamFallbackNeverResendsWhatMayHaveBeenDelivered(t *testing.T) {
 	s := newChunkStream(t, b, rm, chunkstream.Options{})
 
 	chunks := []string{"The video ", "is ", "ready."}
-	next := func(what string) (uint64, string) {
+	next := func(what string) (n, seq uint64, body string) {
 		t.Helper()
 		raw, err := sub.Next(ctxT(t))
 		if err != nil {
@@ -157,21 +157,22 @@ func TestChunkstreamFallbackNeverResendsWhatMayHaveBeenDelivered(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v: %s", what, err, raw)
 		}
-		var body string
 		if err := json.Unmarshal(env.Body.(json.RawMessage), &body); err != nil {
 			t.Fatalf("%s: body is not a string: %s", what, raw)
 		}
-		return env.Seq, body
+		_, n = chunkNumber(t, env.ID)
+		return n, env.Seq, body
 	}
 	for i, c := range chunks {
 		if err := s.PublishChunk(c); err != nil {
 			t.Fatalf("PublishChunk(%q): %v", c, err)
 		}
 		// Each chunk is delivered, over the fallback, before the next is
-		// offered, so that each is a message of its own.
-		seq, body := next(fmt.Sprintf("waiting for chunk %d", i+1))
-		if seq != uint64(i+1) || body != c {
-			t.Fatalf("partykit subscriber got seq %d %q, want seq %d %q", seq, body, i+1, c)
+		// offered, so that each is a message of its own: the stream's
+		// message i+1, numbered i+1 in the room by the Broadcast's log.
+		n, seq, body := next(fmt.Sprintf("waiting for chunk %d", i+1))
+		if n != uint64(i+1) || seq != uint64(i+1) || body != c {
+			t.Fatalf("partykit subscriber got message %d seq %d %q, want message and seq %d %q", n, seq, body, i+1, c)
 		}
 	}
 	err := s.Close(ctxT(t))

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/coursebuilder/realtime-go/chunkstream"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
@@ -66,32 +69,54 @@ func newChunkStream(t testing.TB, p realtime.Provider, room string, opts chunkst
 	return s
 }
 
+// chunkNumber splits the id of a chunk message, "<stream uuid>.<n>", into
+// the stream's id and n, or fails t.
+func chunkNumber(t testing.TB, id string) (stream string, n uint64) {
+	t.Helper()
+	stream, num, ok := strings.Cut(id, ".")
+	if _, err := uuid.Parse(stream); !ok || err != nil {
+		t.Fatalf("chunk message id %q is not <stream uuid>.<n>", id)
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || strconv.FormatUint(n, 10) != num {
+		t.Fatalf("chunk message id %q does not end in a number", id)
+	}
+	return stream, n
+}
+
 // reassembleEnvelopes reads envelopes from sub until the end marker and
-// returns the text, checking what a seq-aware client checks.
+// returns the text and the number of messages, checking what a client
+// checks: the ids of one stream numbered from 1 in order, and no seq (no
+// replay log between the stream and its provider).
 func reassembleEnvelopes(t testing.TB, what string, sub subscriber, room string, maxEnvelope int) (string, int) {
 	t.Helper()
 	var sb strings.Builder
-	for seq := uint64(1); ; seq++ {
+	var stream string
+	for n := uint64(1); ; n++ {
 		raw, err := sub.Next(ctxT(t))
 		if err != nil {
-			t.Fatalf("%s: waiting for seq %d: %v", what, seq, err)
+			t.Fatalf("%s: waiting for message %d: %v", what, n, err)
 		}
 		if maxEnvelope > 0 && len(raw) > maxEnvelope+maxEnvelope/2 {
-			t.Fatalf("%s: seq %d: frame of %d bytes", what, seq, len(raw))
+			t.Fatalf("%s: message %d: frame of %d bytes", what, n, len(raw))
 		}
 		env, err := realtime.DecodeEnvelope(raw)
 		if err != nil {
 			t.Fatalf("%s: %v: %s", what, err, raw)
 		}
-		if env.Seq != seq || env.RequestID != room || env.Name != "ai.message" {
-			t.Fatalf("%s: got seq %d, requestId %q, name %q; want seq %d: %s", what, env.Seq, env.RequestID, env.Name, seq, raw)
+		s, got := chunkNumber(t, env.ID)
+		if n == 1 {
+			stream = s
+		}
+		if s != stream || got != n || env.Seq != 0 || env.RequestID != room || env.Name != "ai.message" {
+			t.Fatalf("%s: got id %s, seq %d, requestId %q, name %q; want id %s.%d, no seq: %s", what, env.ID, env.Seq, env.RequestID, env.Name, stream, n, raw)
 		}
 		var body string
 		if err := json.Unmarshal(env.Body.(json.RawMessage), &body); err != nil {
-			t.Fatalf("%s: seq %d: body is not a string: %s", what, seq, raw)
+			t.Fatalf("%s: message %d: body is not a string: %s", what, n, raw)
 		}
 		if body == chunkstream.EndMarker {
-			return sb.String(), int(seq)
+			return sb.String(), int(n)
 		}
 		sb.WriteString(body)
 	}
@@ -259,8 +284,8 @@ func TestChunkstreamInngestTextStream(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %s", err, m.Raw)
 		}
-		if string(env.Body.(json.RawMessage)) != `"\\ok"` || env.Seq != 1 {
-			t.Fatalf("the only message should be the end marker with seq 1: %s", m.Data)
+		if _, n := chunkNumber(t, env.ID); string(env.Body.(json.RawMessage)) != `"\\ok"` || n != 1 || env.Seq != 0 {
+			t.Fatalf("the only message should be the end marker, the stream's message 1: %s", m.Data)
 		}
 		break
 	}

@@ -170,7 +170,7 @@ func TestCollisionGoSubscriberDropsAnotherRoomsMessages(t *testing.T) {
 // of those messages, then drains them.
 func waitSubscribed(t *testing.T, p *inngest.Provider, room string, got <-chan inngest.Message) {
 	t.Helper()
-	probe := realtime.Message{Room: room, Name: topic, RequestID: "probe", Body: "probe"}
+	probe := realtime.Message{Room: room, Name: topic, RequestID: "probe", Body: "probe", ID: "probe-" + room}
 	want := envelope(t, probe)
 	ctx := ctxT(t)
 	for {
@@ -184,7 +184,7 @@ func waitSubscribed(t *testing.T, p *inngest.Provider, room string, got <-chan i
 			}
 			// Drain the probes still in flight: publish a marker and
 			// skip everything up to it.
-			marker := realtime.Message{Room: room, Name: topic, RequestID: "marker", Body: "marker"}
+			marker := realtime.Message{Room: room, Name: topic, RequestID: "marker", Body: "marker", ID: "marker-" + room}
 			if err := p.Publish(ctx, marker); err != nil {
 				t.Fatal(err)
 			}

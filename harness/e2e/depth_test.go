@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -59,7 +60,7 @@ func TestDepthLimitIsWhatTheRealServerDelivers(t *testing.T) {
 	ch := channelOf(t, p, rm, topic)
 	sub := mustSubscribeInngest(t, s, ch, topic)
 
-	atLimit := realtime.Message{Room: rm, Name: topic, RequestID: "at-limit", Body: deepArrays(realtime.MaxBodyDepth)}
+	atLimit := realtime.Message{Room: rm, Name: topic, RequestID: "at-limit", Body: deepArrays(realtime.MaxBodyDepth), ID: "at-limit"}
 	if err := p.Publish(ctxT(t), atLimit); err != nil {
 		t.Fatalf("Publish at the depth limit: %v", err)
 	}
@@ -73,7 +74,7 @@ func TestDepthLimitIsWhatTheRealServerDelivers(t *testing.T) {
 
 	// One level more: refused, and nothing reaches a server.
 	pe := newInngest(t, inngest.Options{BaseURL: e.URL(), SigningKey: e.Key})
-	over := realtime.Message{Room: rm, Name: topic, RequestID: "over", Body: deepArrays(realtime.MaxBodyDepth + 1)}
+	over := realtime.Message{Room: rm, Name: topic, RequestID: "over", Body: deepArrays(realtime.MaxBodyDepth + 1), ID: "over"}
 	if err := pe.Publish(ctxT(t), over); !errors.Is(err, realtime.ErrEncode) || !strings.Contains(err.Error(), "depth limit") {
 		t.Fatalf("Publish one level past the depth limit: %v, want ErrEncode naming the depth limit", err)
 	}
@@ -96,7 +97,7 @@ func TestDepthLimitIsWhatTheRealServerDelivers(t *testing.T) {
 				t.Fatalf("body %d deep: the subscriber got %.80s…, want the envelope as a JSON string", body.depth, got)
 			}
 		}
-		control := realtime.Message{Room: rm, Name: topic, RequestID: "control", Body: "after"}
+		control := realtime.Message{Room: rm, Name: topic, RequestID: "control", Body: "after", ID: fmt.Sprint("control-", body.depth)}
 		if err := p.Publish(ctxT(t), control); err != nil {
 			t.Fatal(err)
 		}

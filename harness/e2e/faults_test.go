@@ -117,17 +117,26 @@ func TestInngestFaultsLoseNothingOnPartyKit(t *testing.T) {
 						t.Fatalf("publish %d: %v, want an Inngest *broadcast.TransportError matching %v (and not %v)", i, err, c.wantErr, c.notErr)
 					}
 				}
+				// What was sent: each message numbered in publish order.
+				var envs [][]byte
+				for i, msg := range msgs {
+					env := sent(t, b, msg)
+					if m, err := realtime.DecodeEnvelope(env); err != nil || m.Seq != uint64(i+1) {
+						t.Fatalf("message %d: seq %d (%v), want %d", i, m.Seq, err, i+1)
+					}
+					envs = append(envs, env)
+				}
 				closeBroadcast(t, b) // the Inngest legs that outlived their budget end
 
-				for i, msg := range msgs {
-					expectDelivered(t, fmt.Sprintf("message %d: partykit subscriber", i), partySub, partySpelling(envelope(t, msg)))
+				for i, env := range envs {
+					expectDelivered(t, fmt.Sprintf("message %d: partykit subscriber", i), partySub, partySpelling(env))
 				}
 				if !c.every {
 					// A retried publish may overtake none, or all, of the
 					// others: each arrives once, in any order.
 					want := map[string]bool{}
-					for _, msg := range msgs {
-						want[string(envelope(t, msg))] = true
+					for _, env := range envs {
+						want[string(env)] = true
 					}
 					for range msgs {
 						got, err := inngestSub.Next(ctxT(t))

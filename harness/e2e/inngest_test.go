@@ -3,9 +3,11 @@ package e2e_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,14 +21,20 @@ import (
 
 const topic = "video.asset.ready"
 
+// readyMsg returns a video-ready message to room with an ID of its own:
+// each call is a new message.
 func readyMsg(room string) realtime.Message {
 	return realtime.Message{
 		Room:      room,
 		Name:      topic,
 		RequestID: room,
 		Body:      map[string]any{"id": room, "status": "ready", "title": "Tom & Jerry <3"},
+		ID:        fmt.Sprintf("ready-%d", readyIDs.Add(1)),
 	}
 }
+
+// readyIDs numbers the messages of readyMsg.
+var readyIDs atomic.Uint64
 
 // publishError returns err as a *realtime.PublishError or fails t.
 func publishError(t testing.TB, err error) *realtime.PublishError {
@@ -89,7 +97,7 @@ func TestInngestFallbackKeyIsUsedWhenThePrimaryIsRefused(t *testing.T) {
 
 	// The accepted key is remembered: the next publish is one request.
 	second := first
-	second.RequestID = "second"
+	second.RequestID, second.ID = "second", first.ID+"-second"
 	if err := p.Publish(ctxT(t), second); err != nil {
 		t.Fatal(err)
 	}

@@ -170,7 +170,7 @@ func TestJSSDKSubscribesWithTheTokenEndpointsBody(t *testing.T) {
 	r := room("jssdk")
 	msgs := []realtime.Message{
 		readyMsg(r),
-		{Room: r, Name: topic, RequestID: "req-2", Body: map[string]any{
+		{Room: r, Name: topic, RequestID: "req-2", ID: "req-2", Body: map[string]any{
 			"id": r, "status": "ready", "nested": map[string]any{"n": 42.5, "list": []any{"a", true, nil}}, "text": "é – ✓",
 		}},
 	}
@@ -251,8 +251,8 @@ func assertSameEnvelope(t *testing.T, what string, got, want []byte) {
 			}
 		}
 	})
-	if !slices.Equal(keys, []string{"body", "name", "requestId"}) {
-		t.Errorf("%s: data has the fields %v, want body, name and requestId", what, keys)
+	if !slices.Equal(keys, []string{"body", "id", "name", "requestId"}) {
+		t.Errorf("%s: data has the fields %v, want body, id, name and requestId", what, keys)
 	}
 	if !reflect.DeepEqual(g, w) {
 		t.Errorf("%s: the SDK received\n  %s\nwant\n  %s", what, got, want)

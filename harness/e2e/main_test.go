@@ -193,7 +193,7 @@ func newInngest(t testing.TB, opts inngest.Options) *inngest.Provider {
 // encodeAny returns msg's envelope without Inngest's size limit, as
 // PartyKit receives it.
 func encodeAny(msg realtime.Message) ([]byte, error) {
-	env, err := realtime.NewEnvelope(msg)
+	env, err := realtime.NewEnvelope(context.Background(), msg)
 	if err != nil {
 		return nil, err
 	}
@@ -502,14 +502,50 @@ func hang(_ int, w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// envelope encodes msg or fails t.
+// envelope encodes msg or fails t. msg must have an ID: a message without
+// one gets a new random id on every encode, so its bytes could never be
+// compared with what a transport delivered.
 func envelope(t testing.TB, msg realtime.Message) []byte {
 	t.Helper()
+	if msg.ID == "" {
+		t.Fatalf("envelope of a message without an ID (%s to %s): give it one", msg.Name, msg.Room)
+	}
 	b, err := msg.Encode()
 	if err != nil {
 		t.Fatalf("encode: %v", err)
 	}
 	return b
+}
+
+// sent returns the envelope b fanned out for msg, which b published: msg's
+// envelope (without Inngest's size limit) with the "seq" and "epoch" b's
+// replay log gave it last, which must be exactly what the log holds for
+// msg.ID.
+func sent(t testing.TB, b *broadcast.Broadcast, msg realtime.Message) []byte {
+	t.Helper()
+	if msg.ID == "" {
+		t.Fatalf("sent: a message without an ID (%s to %s): give it one", msg.Name, msg.Room)
+	}
+	env, err := encodeAny(msg)
+	if err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	page, err := b.History(ctxT(t), msg.Room, 0, 500)
+	if err != nil {
+		t.Fatalf("History of %s: %v", msg.Room, err)
+	}
+	for _, e := range page.Entries {
+		if e.ID != msg.ID {
+			continue
+		}
+		want := fmt.Appendf(env[:len(env)-1:len(env)-1], `,"seq":%d,"epoch":%d}`, e.Seq, e.Epoch)
+		if e.Seq == 0 || e.Epoch == 0 || !bytes.Equal(e.Envelope, want) {
+			t.Fatalf("the replay log holds %s for %s, want %s", e.Envelope, msg.ID, want)
+		}
+		return want
+	}
+	t.Fatalf("the replay log of %s has no message %s (%d entries)", msg.Room, msg.ID, len(page.Entries))
+	return nil
 }
 
 // partySpelling is how the course-builder party re-spells an envelope.

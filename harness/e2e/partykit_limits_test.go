@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/realtime/inngest"
+	"github.com/coursebuilder/realtime-go/replay"
 )
 
 // TestPartyKitLimit600KiB: a 600 KiB message, over Inngest's 512 KiB but
@@ -49,11 +51,7 @@ func TestPartyKitLimit600KiB(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Publish in %s mode: %v", c.mode, err)
 				}
-				env, err := encodeAny(msg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				expectDelivered(t, "partykit subscriber", partySub, partySpelling(env))
+				expectDelivered(t, "partykit subscriber", partySub, partySpelling(sent(t, b, msg)))
 			} else {
 				var tl *realtime.TooLargeError
 				if !errors.Is(err, realtime.ErrPayloadTooLarge) || !errors.As(err, &tl) {
@@ -90,24 +88,36 @@ func TestPartyKitLimitJustOver(t *testing.T) {
 			logs.attach(t)
 			tr := &countingTransport{base: &http.Transport{}}
 			t.Cleanup(tr.base.(*http.Transport).CloseIdleConnections)
+			log := replay.NewMemory(nil)
+			t.Cleanup(func() { _ = log.Close() })
 			b := newBroadcast(t,
 				newParty(t, legacyparty.Options{BaseURL: party.URL(), HTTPClient: &http.Client{Transport: tr}, MaxEnvelopeBytes: limit}),
 				newInngest(t, inngest.Options{BaseURL: irt.URL(), SigningKey: key}),
-				broadcast.Options{Resolver: flags.Fixed(mode), ShadowTimeout: wait})
+				broadcast.Options{Resolver: flags.Fixed(mode), ShadowTimeout: wait, Log: log})
 			r := room("overlimit-" + mode.String())
 			partySub := mustSubscribeParty(t, party, r)
 
+			// The room's first entry, straight into the log: the message
+			// goes out as seq 2 of its epoch, so its size as sent is known.
+			first, err := log.Append(ctxT(t), r, "first", []byte(`{}`))
+			if err != nil {
+				t.Fatal(err)
+			}
 			msg := readyMsg(r)
 			msg.Body = ""
 			empty, err := encodeAny(msg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			msg.Body = strings.Repeat("x", limit-len(empty)+1)
+			numbered := len(empty) + len(fmt.Sprintf(`,"seq":%d,"epoch":%d`, first.Seq+1, first.Epoch))
+			msg.Body = strings.Repeat("x", limit-numbered+1)
 			err = b.Publish(ctxT(t), msg)
 			var tl *realtime.TooLargeError
 			if !errors.Is(err, realtime.ErrPayloadTooLarge) || !errors.As(err, &tl) {
 				t.Fatalf("Publish in %s mode = %v, want a *realtime.TooLargeError", mode, err)
+			}
+			if tl.Size != limit+1 {
+				t.Errorf("TooLargeError = %+v, want size %d: one byte over the limit as sent", tl, limit+1)
 			}
 			closeBroadcast(t, b)
 			if n := tr.n.Load(); n != 0 {

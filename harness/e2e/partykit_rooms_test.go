@@ -98,7 +98,7 @@ func TestPartyKitRoomsReachPartysocketRoom(t *testing.T) {
 				t.Cleanup(func() { closing.Go(func() { _ = c.Close() }) })
 			}
 			before := tr.n.Load()
-			msg := realtime.Message{Room: room, Name: "video.asset.ready", RequestID: "r1", Body: map[string]string{"room": room}}
+			msg := realtime.Message{Room: room, Name: "video.asset.ready", RequestID: "r1", Body: map[string]string{"room": room}, ID: "r1"}
 			err := p.Publish(ctxT(t), msg)
 			_, urlErr := p.PublishURL(room)
 			if err != nil {

@@ -67,7 +67,7 @@ func TestTokenReceivesWhatTheProviderPublishes(t *testing.T) {
 	t.Cleanup(func() { _ = sub.Close() })
 
 	ready := readyMsg(r)
-	chunk := realtime.Message{Room: r, Name: "ai.message", RequestID: "chat-1", Body: "Hello"}
+	chunk := realtime.Message{Room: r, Name: "ai.message", RequestID: "chat-1", Body: "Hello", ID: "chat-1.1"}
 	for _, msg := range []realtime.Message{ready, chunk} {
 		if err := p.Publish(ctxT(t), msg); err != nil {
 			t.Fatal(err)
@@ -99,8 +99,9 @@ func TestTokenForOneRoomReceivesNothingFromAnother(t *testing.T) {
 	// its own subscriber only.
 	subB := mustSubscribeInngest(t, srv, "astro-party:"+b, topic)
 
+	forB := readyMsg(b)
 	notForA := []realtime.Message{
-		readyMsg(b), // another room
+		forB, // another room
 		{Room: a, Name: "video.asset.errored", Body: "x"}, // a topic the token lacks
 	}
 	for _, msg := range notForA {
@@ -108,19 +109,20 @@ func TestTokenForOneRoomReceivesNothingFromAnother(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	expectDelivered(t, "room B's subscriber", subB, envelope(t, readyMsg(b)))
+	expectDelivered(t, "room B's subscriber", subB, envelope(t, forB))
 	if err := sub.ExpectNoData(quiet); err != nil {
 		t.Fatalf("room A's token: %v", err)
 	}
 	// The subscription is live: room A's own message arrives, and first.
-	if err := p.Publish(ctxT(t), readyMsg(a)); err != nil {
+	forA := readyMsg(a)
+	if err := p.Publish(ctxT(t), forA); err != nil {
 		t.Fatal(err)
 	}
 	m, err := sub.NextData(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(m.Data) != string(envelope(t, readyMsg(a))) {
+	if string(m.Data) != string(envelope(t, forA)) {
 		t.Fatalf("room A's token received %s first", m.Data)
 	}
 }
@@ -513,7 +515,7 @@ func (s *goSub) expectNone(t *testing.T) {
 }
 
 func numberedMsg(r string, i int) realtime.Message {
-	return realtime.Message{Room: r, Name: topic, RequestID: fmt.Sprint("msg-", i), Body: i}
+	return realtime.Message{Room: r, Name: topic, RequestID: fmt.Sprint("msg-", i), Body: i, ID: fmt.Sprint("msg-", i)}
 }
 
 func TestSubscriberSurvivesAForcedReconnect(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/google/uuid"
 	"github.com/inngest/inngest/pkg/execution/realtime"
 )
 
@@ -21,7 +22,8 @@ type subscriberKey struct{}
 // these records instead of sleeping.
 type observed struct {
 	realtime.Broadcaster
-	t *subTracker
+	t    *subTracker
+	live *liveSubs // the broadcaster's subscriptions, for Redeploy
 }
 
 // Subscribe subscribes through the real broadcaster, then records the topics
@@ -29,10 +31,18 @@ type observed struct {
 func (o observed) Subscribe(ctx context.Context, s realtime.Subscription, topics []realtime.Topic) error {
 	err := o.Broadcaster.Subscribe(ctx, s, topics)
 	if err == nil {
+		o.live.add(s)
 		id, _ := ctx.Value(subscriberKey{}).(string)
 		o.t.add(id, topics)
 	}
 	return err
+}
+
+// CloseSubscription closes through the real broadcaster and forgets the
+// subscription.
+func (o observed) CloseSubscription(ctx context.Context, id uuid.UUID) error {
+	o.live.remove(id)
+	return o.Broadcaster.CloseSubscription(ctx, id)
 }
 
 type topicKey struct{ channel, name string }

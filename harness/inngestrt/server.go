@@ -10,6 +10,11 @@
 //
 // The package does not depend on testing; see NewTest for the test helper.
 //
+// For the faults of a deployment: Options.Addr starts a server where a
+// stopped one listened (a restart), and Server.Redeploy puts a new instance
+// of the API behind the same address while the old one sends "closing"
+// to its subscribers (a deploy).
+//
 // CollidingRoom computes, for a room of at least 64 bytes, another valid
 // room whose channel the server routes to the same subscribers (it hashes
 // channels with unseeded XXH64), for tests of channel isolation.
@@ -38,18 +43,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 	"github.com/inngest/inngest/pkg/api/apiv1/apiv1auth"
 	"github.com/inngest/inngest/pkg/consts"
-	"github.com/inngest/inngest/pkg/execution/realtime"
 	"github.com/inngest/inngest/pkg/logger"
-	"github.com/redis/rueidis"
 )
 
 const (
@@ -93,6 +97,11 @@ type Options struct {
 	// Logf, if set, receives harness diagnostics and the Inngest server's own
 	// log lines; when nil the server's request logs are discarded.
 	Logf func(format string, args ...any)
+	// Addr, if set, is the loopback address to listen on, "127.0.0.1:PORT":
+	// a server started again where a stopped one listened (pass the same
+	// JWTSecret and SigningKeys, so that the tokens it issued still work).
+	// Defaults to a free port on 127.0.0.1.
+	Addr string
 }
 
 // Server is a running Inngest Realtime endpoint.
@@ -107,10 +116,11 @@ type Server struct {
 	srv       *http.Server
 	serveDone chan struct{}
 	redis     *miniredis.Miniredis
-	pubc      rueidis.Client
-	subc      rueidis.Client
-	bc        realtime.Broadcaster
 	subs      *subTracker
+	// current serves new requests; backends are every one started, the
+	// current one last (see Redeploy).
+	current  atomic.Pointer[backend]
+	backends []*backend // guarded by mu
 
 	mu       sync.Mutex
 	closing  bool
@@ -165,36 +175,32 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.redis.Start(); err != nil {
 		return nil, fmt.Errorf("inngestrt: start miniredis: %w", err)
 	}
-	var err error
-	s.pubc, err = rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.redis.Addr()}, DisableCache: true})
-	if err != nil {
-		return nil, fmt.Errorf("inngestrt: redis publish client: %w", err)
-	}
-	s.subc, err = rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{s.redis.Addr()}, DisableCache: true})
-	if err != nil {
-		return nil, fmt.Errorf("inngestrt: redis subscribe client: %w", err)
-	}
-	s.bc = realtime.NewRedisBroadcaster(s.pubc, s.subc, realtime.BroadcasterOpts{ShutdownGracePeriod: shutdownGrace})
 	s.subs = newSubTracker()
+	b, err := s.newBackend()
+	if err != nil {
+		return nil, err
+	}
+	s.backends = []*backend{b}
+	s.current.Store(b)
 
-	rt := realtime.NewAPI(realtime.APIOpts{
-		JWTSecret:      s.jwtSecret,
-		Broadcaster:    observed{Broadcaster: s.bc, t: s.subs},
-		AuthMiddleware: s.authMiddleware,
-		AuthFinder:     s.authFinder,
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.current.Load().router.ServeHTTP(w, r)
 	})
-	router := chi.NewRouter()
-	router.Mount("/v1", rt)
-
-	var h http.Handler = router
 	h = s.withContext(h)
 	if opts.Wrap != nil {
 		h = opts.Wrap(h)
 	}
 	h = s.track(h)
 
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	if host, _, err := net.SplitHostPort(addr); err != nil || !net.ParseIP(host).IsLoopback() {
+		return nil, fmt.Errorf("inngestrt: Addr %q is not a loopback host:port", addr)
+	}
 	var lc net.ListenConfig
-	s.ln, err = lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	s.ln, err = lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("inngestrt: listen: %w", err)
 	}
@@ -232,9 +238,9 @@ func (s *Server) JWTSecret() []byte { return append([]byte(nil), s.jwtSecret...)
 func (s *Server) Redis() *miniredis.Miniredis { return s.redis }
 
 // Close tells subscribers the server is closing (the real broadcaster's
-// "closing" message), stops the listener, cuts every websocket, waits for all
-// handlers and Redis subscriptions to end, then closes both Redis clients and
-// miniredis. It is safe to call more than once. See the package doc for the
+// "closing" message, from every instance Redeploy started), stops the
+// listener, cuts every websocket, waits for all handlers and Redis
+// subscriptions to end, then closes the Redis clients and miniredis. It is safe to call more than once. See the package doc for the
 // goroutines the server code keeps for a while afterwards.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
@@ -246,11 +252,16 @@ func (s *Server) Close() error {
 		defer cancel()
 		var errs []error
 
-		// Tell subscribers to reconnect elsewhere; after shutdownGrace the
+		// Tell subscribers to reconnect elsewhere; after shutdownGrace each
 		// broadcaster closes them and cancels its Redis subscriptions.
 		lctx := logger.WithStdlib(ctx, s.serverLogger())
-		if err := s.bc.Close(lctx); err != nil {
-			errs = append(errs, fmt.Errorf("close broadcaster: %w", err))
+		s.mu.Lock()
+		backends := slices.Clone(s.backends)
+		s.mu.Unlock()
+		for _, b := range backends {
+			if err := b.bc.Close(lctx); err != nil {
+				errs = append(errs, fmt.Errorf("close broadcaster: %w", err))
+			}
 		}
 		if err := s.srv.Shutdown(ctx); err != nil {
 			_ = s.srv.Close()
@@ -292,11 +303,11 @@ func (s *Server) Close() error {
 
 // release closes the Redis clients and miniredis.
 func (s *Server) release() {
-	if s.pubc != nil {
-		s.pubc.Close()
-	}
-	if s.subc != nil {
-		s.subc.Close()
+	s.mu.Lock()
+	backends := s.backends
+	s.mu.Unlock()
+	for _, b := range backends {
+		b.release()
 	}
 	if s.redis != nil {
 		s.redis.Close()

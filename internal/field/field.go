@@ -47,3 +47,10 @@ const (
 	NameBytes      = 128 // an event name, and a topic
 	RequestIDBytes = 256 // a request id
 )
+
+// IDBytes bounds a message id.
+const IDBytes = 128
+
+// SequenceBytes is the most a replay log adds to an envelope: the members
+// seq and epoch at their largest.
+const SequenceBytes = len(`,"seq":18446744073709551615,"epoch":18446744073709551615`)

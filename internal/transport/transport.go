@@ -164,7 +164,7 @@ func (e *Endpoint) Publish(ctx context.Context, msg realtime.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	env, err := realtime.NewEnvelope(msg)
+	env, err := realtime.NewEnvelope(ctx, msg)
 	if err != nil {
 		return err
 	}

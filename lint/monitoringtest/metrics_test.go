@@ -49,6 +49,7 @@ var emitted = []instrument{
 	{"realtime.broadcast.duration", histogram, "s", []string{"transport", "mode", "scope", "outcome"}, ""},
 	{"realtime.broadcast.detached", counter, "", []string{"transport", "mode", "scope", "outcome"}, ""},
 	{"realtime.broadcast.resolver_failures", counter, "", []string{"scope", "cause", "mode"}, ""},
+	{"realtime.broadcast.log_appends", counter, "", []string{"outcome"}, ""},
 	{"realtime.flag.fallbacks", counter, "{fallback}", []string{"scope", "reason", "answer"}, ""},
 	{"realtime.token.requests", counter, "", []string{"outcome", "status", "scope"}, "tokens"},
 }
@@ -115,6 +116,7 @@ func TestNameMapping(t *testing.T) {
 		"realtime.broadcast.duration":          {"realtime_broadcast_duration_seconds_bucket", "realtime_broadcast_duration_seconds_sum", "realtime_broadcast_duration_seconds_count"},
 		"realtime.broadcast.detached":          {"realtime_broadcast_detached_total"},
 		"realtime.broadcast.resolver_failures": {"realtime_broadcast_resolver_failures_total"},
+		"realtime.broadcast.log_appends":       {"realtime_broadcast_log_appends_total"},
 		"realtime.flag.fallbacks":              {"realtime_flag_fallbacks_total"},
 		"realtime.token.requests":              {"realtime_token_requests_total"},
 	}

@@ -60,14 +60,24 @@
 // Inngest refuses it.
 //
 // Inngest Realtime has no replay. The server hands a message to the
-// connections subscribed when it fans the message out (shortly after it
-// accepted the publish) and keeps nothing: messages published while a
-// subscriber is disconnected, or connected but not yet subscribed by the
-// server, are lost, and no option of this package or of the server can
-// recover them. (One accepted just before a reconnection completes may
-// still arrive, the fan-out being asynchronous; nothing is promised.) A
-// program that must not miss a state change should read the current state
-// after it (re)subscribes.
+// connections subscribed when it fans the message out and keeps nothing:
+// on their own, messages published while a subscriber is disconnected, or
+// connected but not yet subscribed by the server, are lost.
+// [SubscriberOptions].CatchUp repairs that from the replay log (a
+// Broadcast numbers every message it publishes, per room, and keeps it;
+// see package replay): a [Subscriber] then delivers every numbered message
+// once, in seq order, whichever of its connections, its catch-ups or
+// [Subscriber.Offer] (the PartyKit websocket during shadow mode) brought it
+// first. It catches up on every connect and whenever a seq is skipped, on
+// "closing" it opens the new connection before it closes the old one, and
+// it drops what it delivered already. A message without seq (published
+// while the log was down) is delivered as it arrives, once per id. What the
+// log no longer holds (its epoch changed, or retention dropped it) is lost:
+// the subscriber logs it, counts it ([Subscriber.Resets]) and calls
+// SubscriberOptions.OnReset, in order with the messages, so that the
+// program reloads the state it shows, then goes on with what the log still
+// holds. Without CatchUp, a program that must not miss a state change
+// should read the current state after it (re)subscribes.
 //
 // A [Subscriber] delivers only frames of its token's channel and topics: a
 // frame for any other channel or topic (which the server can route to it
@@ -98,8 +108,8 @@
 // its keep-alive connections between all callers. Publish blocks until
 // Inngest answered, the retries are exhausted or ctx ends. A Subscriber runs
 // a goroutine that connects (calling the token function when it needs a
-// token) and reads the websocket without pause, and one that calls the
-// handler, one message at a time, in order; its Close ends both, waiting for
-// a handler or token call in progress, so it must not be called from the
-// handler.
+// token) and reads the websocket without pause, one that calls the
+// handler, one message at a time, in order, and with CatchUp one that
+// catches up; its Close ends them all, waiting for a handler, token or
+// CatchUp call in progress, so it must not be called from the handler.
 package inngest

@@ -38,11 +38,11 @@ func ExampleNew() {
 		return
 	}
 	defer p.Close()
-	err = p.Publish(context.Background(), realtime.Message{Room: "vid_1", Name: "video.asset.ready", Body: "ready"})
+	err = p.Publish(context.Background(), realtime.Message{Room: "vid_1", Name: "video.asset.ready", Body: "ready", ID: "vid_1-ready"})
 	fmt.Println(err)
 	// Output:
 	// POST /v1/realtime/publish rtk1_pbRXQpjViB6I2XMdZlgH3kctXLNodnNqKupL_-uj9O8 video.asset.ready
-	// true {"body":"ready","requestId":"","name":"video.asset.ready"}
+	// true {"body":"ready","requestId":"","name":"video.asset.ready","id":"vid_1-ready"}
 	// <nil>
 }
 

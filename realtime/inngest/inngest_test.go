@@ -67,7 +67,7 @@ func TestInngestSendsWhatTheServerExpects(t *testing.T) {
 	srv := fakeinngest.New(nil)
 	defer srv.Close()
 	p := newInngest(t, srv.URL+"/", inngest.Options{SigningKey: testKey, Env: "branch-1"})
-	msg := realtime.Message{Room: "vid 1/ä?&", Name: "video.asset.ready", RequestID: "r", Body: map[string]string{"id": "vid 1"}}
+	msg := realtime.Message{Room: "vid 1/ä?&", Name: "video.asset.ready", RequestID: "r", Body: map[string]string{"id": "vid 1"}, ID: "m1"}
 	require.NoError(t, p.Publish(context.Background(), msg))
 
 	reqs := srv.Requests()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/coursebuilder/realtime-go/internal/httpx"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/replay"
 )
 
 // Defaults of [SubscriberOptions].
@@ -48,13 +49,19 @@ type Message struct {
 	Topic   string
 	// Data is the published payload as the server sent it: for messages
 	// published by Provider, the envelope
-	// {"body":…,"requestId":…,"name":…} (see realtime.DecodeEnvelope).
+	// {"body":…,"requestId":…,"name":…,"id":…} with "seq" and "epoch" when
+	// a replay log numbered it (see realtime.DecodeEnvelope).
 	Data json.RawMessage
-	// CreatedAt is when the server received the publish; zero if the
-	// server did not say.
+	// CreatedAt is when the server received the publish (for a message a
+	// catch-up brought, when the replay log stored it); zero if unknown.
 	CreatedAt time.Time
 	// RunID is the Inngest function run that published it, if any.
 	RunID string
+	// ID, Seq and Epoch are the envelope's "id", "seq" and "epoch"
+	// (realtime.Message's fields of the same names); empty and zero when
+	// Data is not an envelope or the message was not numbered.
+	ID         string
+	Seq, Epoch uint64
 }
 
 // SubscriberOptions configures [Subscribe]. A nil *SubscriberOptions means
@@ -95,6 +102,43 @@ type SubscriberOptions struct {
 	// Logger receives connection, reconnection and drop diagnostics; never
 	// a token. Defaults to zap.NewNop().
 	Logger *zap.Logger
+
+	// CatchUp turns on gap repair (see "Gap repair" at [Subscribe]): it
+	// returns the messages of the subscriber's room with seq above after,
+	// as [replay.Log.After] does for that room (the Broadcast's History, or
+	// the app's catch-up endpoint, package tokens), a page of any size. It
+	// may leave out names the token does not cover, as the catch-up
+	// endpoint does, provided a page it returns empty means that nothing
+	// the subscriber may see is left up to Page.Head. Calls come from one
+	// goroutine at a time, and must return when ctx ends (Close waits for
+	// them). Nil means no repair: messages are delivered as they arrive,
+	// and only a second copy of an id is dropped.
+	CatchUp func(ctx context.Context, after uint64) (replay.Page, error)
+	// CatchUpTimeout bounds one CatchUp call. Defaults to 10s.
+	CatchUpTimeout time.Duration
+	// After, with CatchUp, is the seq to deliver after: a program that
+	// saved the Seq and Epoch of the last message it handled resumes after
+	// them. Zero means from now: the first catch-up, before Subscribe
+	// returns, only learns where the room stands (it asks after
+	// math.MaxUint64, so that the page holds no message).
+	After uint64
+	// AfterEpoch is the epoch of After; when the room's epoch is another,
+	// the messages after After are lost (see OnReset). Zero means the
+	// room's current epoch.
+	AfterEpoch uint64
+	// Topic maps an event name to its topic, to tell whether the token
+	// covers a message a catch-up or Offer brought, and to fill its
+	// Message.Topic. Defaults to the name itself, as the default [Mapping]
+	// does; set it to the provider's [Provider.Topic] when its Mapping
+	// has a Topic function.
+	Topic func(name string) (string, error)
+	// OnReset, with CatchUp, is called from the handler's goroutine, in
+	// order with the messages, when messages were lost that no catch-up
+	// can bring back (see [Subscriber.Resets]): the messages before the
+	// call and those after it may have others missing between them, so a
+	// program reloads the state it shows. Nil means the handler is not
+	// told; Resets counts either way.
+	OnReset func()
 }
 
 // Subscriber is a Go subscription to Inngest Realtime that survives
@@ -111,17 +155,43 @@ type Subscriber struct {
 	readLimit int64
 	queueSize int
 	log       *zap.Logger
+	catchUp   func(context.Context, uint64) (replay.Page, error)
+	catchUpTO time.Duration
+	topic     func(string) (string, error)
+	onReset   func()
 
 	ctx       context.Context // ends at Close
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 
-	qmu       sync.Mutex
-	queue     []Message
-	qnotify   chan struct{}
-	dropped   atomic.Uint64
-	misrouted atomic.Uint64
+	// mu guards the handler's queue and the seq order.
+	mu      sync.Mutex
+	queue   []queued
+	qnotify chan struct{} // a message was queued
+	qspace  chan struct{} // a message left the queue
+	tok     Token         // the newest connection's: its channel and topics for catch-up and Offer
+	seen    idSet         // ids delivered lately
+	// epoch and last are the cursor: the epoch of the room's numbering (0
+	// until known) and the last seq delivered or passed.
+	epoch, last uint64
+	held        []held        // numbered messages waiting for their turn, by epoch and seq
+	fetchWanted bool          // a catch-up is due
+	busy        bool          // the repair goroutine is catching up
+	kick        chan struct{} // wakes the repair goroutine
+
+	dropped    atomic.Uint64
+	misrouted  atomic.Uint64
+	duplicates atomic.Uint64
+	repaired   atomic.Uint64
+	resets     atomic.Uint64
+}
+
+// queued is one entry of the handler's queue: a message, or the OnReset
+// call.
+type queued struct {
+	msg   Message
+	reset bool
 }
 
 // Subscribe connects to Inngest Realtime at baseURL (the Inngest API base
@@ -149,12 +219,13 @@ type Subscriber struct {
 // caller's own can ask an app's token endpoint (package tokens). Its error,
 // a panic or a token without a JWT fails that connection attempt.
 //
-// Subscribe returns once the first connection is open, retrying with
-// backoff until ctx ends; it fails at once when the failure will not pass
-// by itself (the token cannot be minted because the request is invalid or
-// the key is refused, or Inngest refuses a freshly fetched token). ctx
-// bounds only that first connection: the subscription then lives until
-// Close.
+// Subscribe returns once the first connection is open (and, with
+// SubscriberOptions.CatchUp and no After, the first catch-up answered),
+// retrying with backoff until ctx ends; it fails at once when the failure
+// will not pass by itself (the token cannot be minted because the request
+// is invalid or the key is refused, or Inngest refuses a freshly fetched
+// token). ctx bounds only that first connection: the subscription then
+// lives until Close.
 //
 // From then on the subscriber reconnects, with the token it holds while it
 // is fresh, whenever the server sends a "closing" message, and whenever the
@@ -162,14 +233,41 @@ type Subscriber struct {
 // token for a new one. An open connection is not reopened when its token expires: Inngest
 // checks a token only when a connection opens.
 //
-// Inngest Realtime keeps no history: messages published while the
-// subscriber is disconnected, including during the handshake of a
-// reconnection until the server has subscribed the new connection, are
-// lost, and nothing on the wire can recover them. What the subscriber
-// guarantees is that it delivers every message the server sends it, in
-// the order sent, once (it never has two connections open, so a
-// reconnection does not duplicate), unless the handler falls QueueSize
-// messages behind.
+// Inngest Realtime keeps no history: without CatchUp, messages published
+// while the subscriber is disconnected, including during the handshake of
+// a reconnection until the server has subscribed the new connection, are
+// lost. The subscriber then delivers every message the server sends it, in
+// the order sent (it never has two connections open), dropping only a
+// second copy of an id (see [Subscriber.Offer]), unless the handler falls
+// QueueSize messages behind.
+//
+// # Gap repair
+//
+// With SubscriberOptions.CatchUp, the subscriber delivers every message
+// the replay log numbered once, in seq order, whichever connection, catch-up
+// or [Subscriber.Offer] brought it first. It keeps a cursor, the epoch and
+// the last seq it delivered (a seq counts every name of the room, so it
+// also passes the seqs of names its token does not cover). A message whose
+// seq is next is delivered; one whose seq was passed, or whose id was
+// delivered, is dropped and counted ([Subscriber.Duplicates]); one further
+// ahead is held (up to QueueSize messages) while CatchUp fetches what lies
+// between, which is delivered first ([Subscriber.Repaired]). CatchUp is
+// also called whenever a connection opens and again at its first frame
+// (when the server has surely subscribed it), so that what was published
+// while the subscriber was away is delivered too, and on "closing" the new
+// connection is opened before the old one is closed. A message without seq
+// (published while the log was down) is delivered when it arrives, unless
+// its id was delivered. A handler that falls behind does not lose
+// numbered messages: they wait, or are fetched again once it catches up.
+//
+// When messages were lost for good, the epoch changed (the log lost the
+// room's history), the page is Truncated (retention dropped them), or a
+// held gap stays open (CatchUp failed 5 times in a row, or its answers do
+// not bring the missing seqs 3 times in a row), the subscriber logs it at
+// Warn, counts it ([Subscriber.Resets]), calls SubscriberOptions.OnReset in
+// order with the messages, and goes on from what it has: the messages the
+// log still holds, then the held ones. CatchUp errors are retried with
+// backoff (MinBackoff to MaxBackoff) until Close.
 func Subscribe(ctx context.Context, baseURL string, token func(context.Context) (Token, error), handler func(Message), opts *SubscriberOptions) (*Subscriber, error) {
 	if token == nil || handler == nil {
 		return nil, errors.New("tokens: Subscribe needs a token function and a handler")
@@ -193,7 +291,13 @@ func Subscribe(ctx context.Context, baseURL string, token func(context.Context) 
 		readLimit: o.ReadLimit,
 		queueSize: o.QueueSize,
 		log:       o.Logger,
+		catchUp:   o.CatchUp,
+		catchUpTO: o.CatchUpTimeout,
+		topic:     o.Topic,
+		onReset:   o.OnReset,
 		qnotify:   make(chan struct{}, 1),
+		qspace:    make(chan struct{}, 1),
+		kick:      make(chan struct{}, 1),
 	}
 	if s.client == nil {
 		s.client, s.ownClient = newDialClient(), true
@@ -220,20 +324,51 @@ func Subscribe(ctx context.Context, baseURL string, token func(context.Context) 
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
+	if s.catchUpTO <= 0 {
+		s.catchUpTO = defaultCatchUpTimeout
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
-	c, err := s.connectFirst(ctx)
-	if err != nil {
+	fail := func(err error) (*Subscriber, error) {
 		s.cancel()
 		if s.ownClient {
 			s.client.CloseIdleConnections()
 		}
 		return nil, err
 	}
+	c, err := s.connectFirst(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	s.connected(c)
+	if s.catchUp != nil {
+		if o.After == 0 {
+			err = s.position(ctx)
+		} else {
+			s.epoch, s.last = o.AfterEpoch, o.After
+		}
+		if err != nil {
+			_ = c.ws.CloseNow()
+			return fail(err)
+		}
+		s.wg.Add(1)
+		go s.repair()
+	}
 	s.wg.Add(2)
 	go s.dispatch()
 	go s.run(c)
 	return s, nil
+}
+
+// connected records the token of a connection that opened and asks for a
+// catch-up of what was published while none was open.
+func (s *Subscriber) connected(c conn) {
+	s.mu.Lock()
+	s.tok = c.tok
+	if s.catchUp != nil {
+		s.wantFetchLocked()
+	}
+	s.mu.Unlock()
 }
 
 // connectURL turns an http(s) or ws(s) base URL into the websocket URL.
@@ -398,35 +533,67 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// run serves connections one after the other until Close.
+// run serves connections one after the other until Close. With CatchUp,
+// a connection whose server sends "closing" stays open until the next one
+// is: the seq order drops what both deliver.
 func (s *Subscriber) run(c conn) {
 	defer s.wg.Done()
 	attempt := 0
 	for {
 		opened := time.Now()
-		why := s.serve(c)
+		stopCtx, stop := context.WithCancel(s.ctx)
+		ended := make(chan string, 1)
+		closing := make(chan struct{})
+		onClosing := func() {} // without CatchUp, serve closes and the next connection waits
+		if s.catchUp != nil {
+			var once sync.Once
+			onClosing = func() { once.Do(func() { close(closing) }) }
+		}
+		s.wg.Add(1)
+		go func(c conn) {
+			defer s.wg.Done()
+			ended <- s.serve(c, stopCtx, onClosing)
+		}(c)
+		var why string
+		select {
+		case why = <-ended:
+		case <-closing:
+			why = "the server is closing; the connection stays open until the next one is"
+		}
 		if s.ctx.Err() != nil {
+			stop()
 			return
 		}
 		if time.Since(opened) >= s.maxB {
 			attempt = 0
 		}
 		s.log.Info("tokens: inngest realtime connection ended; reconnecting", zap.String("reason", why))
-		for {
-			if err := sleep(s.ctx, s.backoff(attempt)); err != nil {
-				return
-			}
-			attempt++
-			var err error
-			c, err = s.dial(s.ctx)
-			if err == nil {
-				break
-			}
-			if s.ctx.Err() != nil {
-				return
-			}
-			s.log.Warn("tokens: reconnecting to inngest realtime failed", zap.Int("attempt", attempt), zap.Error(err))
+		var ok bool
+		c, ok = s.redial(&attempt)
+		stop() // the old connection, if it is still open, ends now
+		if !ok {
+			return
 		}
+		s.connected(c)
+	}
+}
+
+// redial opens the next connection, with backoff, and reports false at
+// Close.
+func (s *Subscriber) redial(attempt *int) (conn, bool) {
+	for {
+		if err := sleep(s.ctx, s.backoff(*attempt)); err != nil {
+			return conn{}, false
+		}
+		*attempt++
+		c, err := s.dial(s.ctx)
+		if err == nil {
+			return c, true
+		}
+		if s.ctx.Err() != nil {
+			return conn{}, false
+		}
+		s.log.Warn("tokens: reconnecting to inngest realtime failed", zap.Int("attempt", *attempt), zap.Error(err))
 	}
 }
 
@@ -442,10 +609,13 @@ type wireMessage struct {
 
 // serve reads ws until it ends and says why. It reads without pause, so
 // that pings are answered and the server never blocks on this
-// subscriber; messages go to the queue. A "closing" message or Close
-// starts a close handshake, during which reading goes on until the
-// connection ends, cut after closeTimeout.
-func (s *Subscriber) serve(c conn) string {
+// subscriber; messages go to the queue. When stop ends (Close, or a newer
+// connection is open) a close handshake starts, during which reading goes
+// on until the connection ends, cut after closeTimeout. A "closing"
+// message calls closing and, without CatchUp, starts the handshake too.
+// With CatchUp, the first frame asks for a catch-up: the server has
+// subscribed the connection by then.
+func (s *Subscriber) serve(c conn, stop context.Context, closing func()) string {
 	ws := c.ws
 	readCtx, cancelRead := context.WithCancel(context.Background())
 	defer cancelRead()
@@ -464,16 +634,19 @@ func (s *Subscriber) serve(c conn) string {
 			cut = time.AfterFunc(closeTimeout, cancelRead)
 		})
 	}
-	stop := context.AfterFunc(s.ctx, startClose)
+	stopClose := context.AfterFunc(stop, startClose)
 
 	why := "closed"
-	for {
+	for first := true; ; first = false {
 		typ, b, err := ws.Read(readCtx)
 		if err != nil {
-			if why == "closed" && s.ctx.Err() == nil {
+			if why == "closed" && stop.Err() == nil {
 				why = "dropped: " + err.Error()
 			}
 			break
+		}
+		if first {
+			s.requestFetch()
 		}
 		if typ != websocket.MessageText {
 			continue
@@ -489,14 +662,17 @@ func (s *Subscriber) serve(c conn) string {
 				s.misroute(m, c.tok)
 				continue
 			}
-			s.enqueue(m)
+			s.take(newMessage(m))
 		case "closing":
 			why = "the server is closing"
-			startClose()
+			closing()
+			if s.catchUp == nil {
+				startClose()
+			}
 		}
 	}
 
-	stop()
+	stopClose()
 	closeOnce.Do(func() { _ = ws.CloseNow() }) // no handshake started: cut
 	if cut != nil {
 		cut.Stop()
@@ -515,40 +691,26 @@ func (s *Subscriber) misroute(m wireMessage, tok Token) {
 	}
 }
 
-// enqueue queues a data message for the handler, or drops it when the
-// queue is full.
-func (s *Subscriber) enqueue(m wireMessage) {
+// newMessage is the Message of a data frame.
+func newMessage(m wireMessage) Message {
 	msg := Message{Channel: m.Channel, Topic: m.Topic, Data: m.Data, RunID: m.RunID}
 	if len(m.CreatedAt) > 0 {
 		_ = msg.CreatedAt.UnmarshalJSON(m.CreatedAt)
 	}
-	s.qmu.Lock()
-	full := len(s.queue) >= s.queueSize
-	if !full {
-		s.queue = append(s.queue, msg)
+	if env, err := realtime.DecodeEnvelope(m.Data); err == nil {
+		msg.ID, msg.Seq, msg.Epoch = env.ID, env.Seq, env.Epoch
 	}
-	s.qmu.Unlock()
-	if full {
-		n := s.dropped.Add(1)
-		if n&(n-1) == 0 { // 1, 2, 4, 8, …: a trail without a flood
-			s.log.Warn("tokens: the handler is too slow; message dropped",
-				zap.Uint64("dropped_total", n), zap.Int("queue_size", s.queueSize))
-		}
-		return
-	}
-	select {
-	case s.qnotify <- struct{}{}:
-	default:
-	}
+	return msg
 }
 
-// dispatch calls the handler with each queued message until Close.
+// dispatch calls the handler with each queued message, and OnReset for
+// each reset, until Close.
 func (s *Subscriber) dispatch() {
 	defer s.wg.Done()
 	for {
-		s.qmu.Lock()
+		s.mu.Lock()
 		if len(s.queue) == 0 {
-			s.qmu.Unlock()
+			s.mu.Unlock()
 			select {
 			case <-s.qnotify:
 				continue
@@ -556,14 +718,25 @@ func (s *Subscriber) dispatch() {
 				return
 			}
 		}
-		m := s.queue[0]
-		s.queue[0] = Message{}
+		q := s.queue[0]
+		s.queue[0] = queued{}
 		s.queue = s.queue[1:]
-		s.qmu.Unlock()
+		if len(s.held) > 0 {
+			s.drainLocked(s.queueSize)
+		}
+		s.mu.Unlock()
+		select {
+		case s.qspace <- struct{}{}:
+		default:
+		}
 		if s.ctx.Err() != nil {
 			return
 		}
-		s.handle(m)
+		if q.reset {
+			s.callReset()
+		} else {
+			s.handle(q.msg)
+		}
 	}
 }
 
@@ -577,6 +750,15 @@ func (s *Subscriber) handle(m Message) {
 	s.handler(m)
 }
 
+func (s *Subscriber) callReset() {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("tokens: subscriber OnReset panicked", zap.Any("panic", p))
+		}
+	}()
+	s.onReset()
+}
+
 // Dropped returns how many messages were dropped because the handler fell
 // QueueSize messages behind. Misrouted messages are not counted here.
 func (s *Subscriber) Dropped() uint64 { return s.dropped.Load() }
@@ -588,6 +770,20 @@ func (s *Subscriber) Dropped() uint64 { return s.dropped.Load() }
 // does not happen, so it is worth an alert.
 func (s *Subscriber) Misrouted() uint64 { return s.misrouted.Load() }
 
+// Duplicates returns how many messages were dropped because they had been
+// delivered already: an id seen before, or, with CatchUp, a seq passed
+// (the overlap of two connections, a catch-up racing the live message, the
+// other transport of [Subscriber.Offer]).
+func (s *Subscriber) Duplicates() uint64 { return s.duplicates.Load() }
+
+// Repaired returns how many messages a catch-up delivered: published
+// while the subscriber was away, or missed in a gap.
+func (s *Subscriber) Repaired() uint64 { return s.repaired.Load() }
+
+// Resets returns how many times, with CatchUp, messages were lost that no
+// catch-up could bring back (see SubscriberOptions.OnReset).
+func (s *Subscriber) Resets() uint64 { return s.resets.Load() }
+
 // Close closes the connection (a normal websocket close, cut after a
 // second), stops reconnecting, drops the messages not yet handled and
 // waits for every goroutine of the subscriber, including a handler call in
@@ -597,9 +793,9 @@ func (s *Subscriber) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		s.wg.Wait()
-		s.qmu.Lock()
-		s.queue = nil
-		s.qmu.Unlock()
+		s.mu.Lock()
+		s.queue, s.held = nil, nil
+		s.mu.Unlock()
 		if s.ownClient {
 			s.client.CloseIdleConnections()
 		}

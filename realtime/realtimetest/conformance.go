@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +59,11 @@ type Target struct {
 	// Secrets are credentials the provider holds (signing keys, raw and as
 	// sent); no error of the failure paths may contain one.
 	Secrets []string
+	// Numbered says that the provider numbers the messages of a room (a
+	// broadcast.Broadcast with its replay log): each delivery is then the
+	// envelope with "seq" and "epoch" added last, seq rising by one per
+	// message published to the room, and the suite checks that too.
+	Numbered bool
 }
 
 // Subscription yields the payloads a subscriber receives, in order: for
@@ -82,6 +89,9 @@ type Subscription interface {
 //   - concurrent publishes are all delivered exactly once (run with -race);
 //   - when Target.Faulty is set, every failure path ends in its documented
 //     class (see "Faults" below);
+//   - a Numbered target (Target.Numbered) numbers every message in its
+//     room without a gap, refused ones included, and applies the size
+//     limit to the envelope as sent, seq and epoch included;
 //   - a provider that is a [realtime.EnvelopePublisher] sends the bytes of
 //     an envelope encoded already as they are, without encoding the body
 //     again, refuses a nil envelope with [realtime.ErrInvalidMessage] and
@@ -131,6 +141,8 @@ type watch struct {
 	room    string
 	sub     Subscription
 	timeout time.Duration
+	seq     uint64 // the last seq delivered, for a Numbered target
+	epoch   uint64 // the room's epoch, once a numbered delivery showed it
 }
 
 func newWatch(t *testing.T, target Target) *watch {
@@ -154,7 +166,7 @@ func newWatch(t *testing.T, target Target) *watch {
 }
 
 func (w *watch) msg(name string, body any) realtime.Message {
-	return realtime.Message{Room: w.room, Name: name, RequestID: "req-" + name, Body: body}
+	return realtime.Message{Room: w.room, Name: name, RequestID: "req-" + name, Body: body, ID: uuid.NewString()}
 }
 
 func (w *watch) publish(msg realtime.Message) error {
@@ -187,9 +199,47 @@ func (w *watch) next(want []byte) {
 	if err != nil {
 		w.t.Fatalf("waiting for delivery of %s: %v", short(want), err)
 	}
+	got = w.unnumber(got)
 	if !bytes.Equal(got, want) {
 		w.t.Fatalf("delivered payload differs from the envelope\n got: %s\nwant: %s", short(got), short(want))
 	}
+}
+
+// numbered matches the seq and epoch a replay log adds to an envelope.
+var numbered = regexp.MustCompile(`,"seq":([0-9]+),"epoch":([0-9]+)}$`)
+
+// unnumber returns a delivery of a Numbered target without its seq and
+// epoch, after checking that its seq follows the last one.
+func (w *watch) unnumber(got []byte) []byte {
+	w.t.Helper()
+	b, seq := w.split(got)
+	if w.target.Numbered {
+		if w.seq++; seq != w.seq {
+			w.t.Fatalf("delivery has seq %d, want %d (one more than the last)", seq, w.seq)
+		}
+	}
+	return b
+}
+
+// split returns a delivery without the seq and epoch of a Numbered target,
+// and that seq.
+func (w *watch) split(got []byte) ([]byte, uint64) {
+	w.t.Helper()
+	if !w.target.Numbered {
+		return got, 0
+	}
+	m := numbered.FindSubmatchIndex(got)
+	if m == nil {
+		w.t.Fatalf("a numbered delivery without seq and epoch: %s", short(got))
+	}
+	seq, err := strconv.ParseUint(string(got[m[2]:m[3]]), 10, 64)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if w.epoch, err = strconv.ParseUint(string(got[m[4]:m[5]]), 10, 64); err != nil {
+		w.t.Fatal(err)
+	}
+	return append(got[:m[0]:m[0]], '}'), seq
 }
 
 // marker proves that nothing was delivered before it.
@@ -225,7 +275,7 @@ func testEnvelope(t *testing.T, target Target) {
 		w.expect(w.msg("video.asset.ready", body))
 	}
 	// An empty request id is allowed and kept.
-	w.expect(realtime.Message{Room: w.room, Name: "video.asset.ready", Body: true})
+	w.expect(realtime.Message{Room: w.room, Name: "video.asset.ready", Body: true, ID: uuid.NewString()})
 }
 
 func testValidation(t *testing.T, target Target) {
@@ -246,6 +296,8 @@ func testValidation(t *testing.T, target Target) {
 		{"name not UTF-8", realtime.Message{Room: w.room, Name: "bad\xff"}, "name", realtime.ErrInvalidUTF8},
 		{"request id with DEL", realtime.Message{Room: w.room, Name: "x", RequestID: "a\x7f"}, "requestId", realtime.ErrControlCharacter},
 		{"request id too long", realtime.Message{Room: w.room, Name: "x", RequestID: strings.Repeat("i", field.RequestIDBytes+1)}, "requestId", realtime.ErrTooLong},
+		{"id too long", realtime.Message{Room: w.room, Name: "x", ID: strings.Repeat("i", field.IDBytes+1)}, "id", realtime.ErrTooLong},
+		{"id with newline", realtime.Message{Room: w.room, Name: "x", ID: "a\nb"}, "id", realtime.ErrControlCharacter},
 	}
 	for _, c := range cases {
 		err := w.publish(c.msg)
@@ -291,16 +343,23 @@ func testUnencodable(t *testing.T, target Target) {
 
 func testSizeGuard(t *testing.T, target Target) {
 	w := newWatch(t, target)
+	if target.Numbered {
+		w.marker() // learns the room's epoch
+	}
 	base := w.msg("video.asset.ready", "")
 	empty, err := base.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	fill := realtime.MaxEnvelopeBytes - len(empty)
+	// fill is the body that makes the envelope, as sent, exactly
+	// MaxEnvelopeBytes long: with the seq and epoch of a Numbered target.
+	fill := func() int { return realtime.MaxEnvelopeBytes - len(empty) - w.numbering() }
 
 	over := base
-	over.Body = strings.Repeat("x", fill+1)
+	over.ID = uuid.NewString() // each its own message
+	over.Body = strings.Repeat("x", fill()+1)
 	err = w.publish(over)
+	w.refused()
 	var tl *realtime.TooLargeError
 	if !errors.Is(err, realtime.ErrPayloadTooLarge) || !errors.As(err, &tl) {
 		t.Fatalf("over the limit: got %v, want a *TooLargeError", err)
@@ -311,14 +370,35 @@ func testSizeGuard(t *testing.T, target Target) {
 
 	// Escaping counts: a body that is short in Go but long once encoded.
 	escaped := base
-	escaped.Body = strings.Repeat("<", fill/6+1)
-	if err := w.publish(escaped); !errors.Is(err, realtime.ErrPayloadTooLarge) {
+	escaped.ID = uuid.NewString()
+	escaped.Body = strings.Repeat("<", fill()/6+1)
+	err = w.publish(escaped)
+	w.refused()
+	if !errors.Is(err, realtime.ErrPayloadTooLarge) {
 		t.Fatalf("over the limit once escaped: got %v, want ErrPayloadTooLarge", err)
 	}
 
 	at := base
-	at.Body = strings.Repeat("y", fill)
+	at.ID = uuid.NewString()
+	at.Body = strings.Repeat("y", fill())
 	w.expect(at)
+}
+
+// numbering is how many bytes a Numbered target's log adds to the next
+// message: its seq and the room's epoch.
+func (w *watch) numbering() int {
+	if !w.target.Numbered {
+		return 0
+	}
+	return len(`,"seq":,"epoch":`) + len(strconv.FormatUint(w.seq+1, 10)) + len(strconv.FormatUint(w.epoch, 10))
+}
+
+// refused notes a message a Numbered target's log numbered although its
+// transport refused it: the log holds it, for catch-up.
+func (w *watch) refused() {
+	if w.target.Numbered {
+		w.seq++
+	}
 }
 
 func testCancellation(t *testing.T, target Target) {
@@ -350,9 +430,11 @@ func testConcurrent(t *testing.T, target Target) {
 	var want []string
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
+	msgs := make([][]realtime.Message, workers)
 	for g := range workers {
 		for i := range each {
 			msg := w.msg("video.asset.ready", map[string]int{"worker": g, "seq": i})
+			msgs[g] = append(msgs[g], msg)
 			env, err := msg.Encode()
 			if err != nil {
 				t.Fatal(err)
@@ -365,8 +447,8 @@ func testConcurrent(t *testing.T, target Target) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range each {
-				errs <- w.publish(w.msg("video.asset.ready", map[string]int{"worker": g, "seq": i}))
+			for _, msg := range msgs[g] {
+				errs <- w.publish(msg)
 			}
 		}()
 	}
@@ -378,6 +460,7 @@ func testConcurrent(t *testing.T, target Target) {
 		}
 	}
 	var got []string
+	var seqs []uint64
 	for range want {
 		ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 		b, err := w.sub.Next(ctx)
@@ -385,7 +468,20 @@ func testConcurrent(t *testing.T, target Target) {
 		if err != nil {
 			t.Fatalf("after %d of %d deliveries: %v", len(got), len(want), err)
 		}
-		got = append(got, string(b))
+		env, seq := w.split(b)
+		got = append(got, string(env))
+		seqs = append(seqs, seq)
+	}
+	if w.target.Numbered {
+		// Concurrent publishes may arrive in any order, numbered without
+		// a gap or a repeat.
+		slices.Sort(seqs)
+		for i, seq := range seqs {
+			if seq != w.seq+uint64(i)+1 {
+				t.Fatalf("concurrent deliveries have seqs %v, want %d to %d", seqs, w.seq+1, w.seq+uint64(len(seqs)))
+			}
+		}
+		w.seq += uint64(len(seqs))
 	}
 	slices.Sort(got)
 	slices.Sort(want)
@@ -410,7 +506,7 @@ func testEncodedOnce(t *testing.T, target Target) {
 	}
 	w := newWatch(t, target)
 	var encoded atomic.Int64
-	env, err := realtime.NewEnvelope(w.msg("video.asset.ready", counting{&encoded}))
+	env, err := realtime.NewEnvelope(context.Background(), w.msg("video.asset.ready", counting{&encoded}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func (r *Recorder) Publish(ctx context.Context, msg realtime.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	env, err := realtime.NewEnvelope(msg)
+	env, err := realtime.NewEnvelope(ctx, msg)
 	if err != nil {
 		return err
 	}
