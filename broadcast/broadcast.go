@@ -304,11 +304,12 @@ func (b *Broadcast) leave() {
 	}
 }
 
-// Publish validates and encodes msg once, resolves its mode and publishes
-// the same envelope to the transports of that mode, concurrently when there
-// are two. It returns a validation or encoding error as is ([Publish] never
-// calls a transport then), [ErrClosed] after Close, and otherwise the joined
-// [*TransportError]s of the transports that count (see [flags.Mode]).
+// Publish validates and encodes msg once, appends it to the replay log,
+// resolves its mode and publishes the same envelope to the transports of
+// that mode, concurrently when there are two. It returns a validation or
+// encoding error as is (no transport is called then), [ErrClosed] after
+// Close, and otherwise the joined [*TransportError]s of the transports that
+// count (see [flags.Mode]).
 func (b *Broadcast) Publish(ctx context.Context, msg realtime.Message) error {
 	if !b.enter() {
 		return ErrClosed
@@ -448,8 +449,12 @@ func (b *Broadcast) sequence(ctx context.Context, env *realtime.Envelope, scope 
 	if msg.Seq != 0 {
 		return env
 	}
-	actx, cancel := context.WithTimeout(ctx, logTimeout)
-	defer cancel()
+	actx := ctx
+	if !b.ownLog { // the Broadcast's own log is in memory and never waits
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, logTimeout)
+		defer cancel()
+	}
 	entry, err := safeAppend(actx, b.history, msg.Room, msg.ID, env.Bytes())
 	if err != nil {
 		b.logFailure(ctx, scope, msg, err)

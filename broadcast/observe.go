@@ -60,7 +60,7 @@ type instruments struct {
 	logAppends                                    metric.Int64Counter
 	// appendOK, appendDuplicate and appendError are the attribute options
 	// of the three outcomes of an append, made once.
-	appendOK, appendDuplicate, appendError metric.AddOption
+	appendOK, appendDuplicate, appendError []metric.AddOption
 
 	mu    sync.RWMutex
 	attrs map[attrKey]*attrOpts // built once per attribute combination
@@ -92,9 +92,10 @@ func newInstruments(m metric.Meter) *instruments {
 	in.detached, _ = m.Int64Counter(metricDetached, metric.WithDescription("Publishes to the transport that does not count that outlived the shadow budget."))
 	in.resolverFailures, _ = m.Int64Counter(metricResolverFailures, metric.WithDescription("Publishes whose mode could not be resolved as asked (resolver or scope panic, unknown mode), by scope and cause."))
 	in.logAppends, _ = m.Int64Counter(metricLogAppends, metric.WithDescription("Appends to the replay log, by outcome (ok, duplicate, error)."))
-	in.appendOK = metric.WithAttributes(attribute.String("outcome", "ok"))
-	in.appendDuplicate = metric.WithAttributes(attribute.String("outcome", "duplicate"))
-	in.appendError = metric.WithAttributes(attribute.String("outcome", "error"))
+	outcome := func(o string) []metric.AddOption {
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))}
+	}
+	in.appendOK, in.appendDuplicate, in.appendError = outcome("ok"), outcome("duplicate"), outcome("error")
 	in.duration, _ = m.Float64Histogram(metricDuration, metric.WithUnit("s"),
 		metric.WithDescription("Latency of one transport's publish, retries included."),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
@@ -225,16 +226,16 @@ func (l *leg) names(room, name string) (channel, topic, mapErr string) {
 // appended counts an append to the replay log.
 func (in *instruments) appended(ctx context.Context, duplicate bool) {
 	if duplicate {
-		in.logAppends.Add(ctx, 1, in.appendDuplicate)
+		in.logAppends.Add(ctx, 1, in.appendDuplicate...)
 		return
 	}
-	in.logAppends.Add(ctx, 1, in.appendOK)
+	in.logAppends.Add(ctx, 1, in.appendOK...)
 }
 
 // logFailure counts and logs an append to the replay log that failed: the
 // message goes out without seq.
 func (b *Broadcast) logFailure(ctx context.Context, scope flags.Scope, msg realtime.Message, err error) {
-	b.metrics.logAppends.Add(ctx, 1, b.metrics.appendError)
+	b.metrics.logAppends.Add(ctx, 1, b.metrics.appendError...)
 	if ce := b.log.Check(zapcore.ErrorLevel, "realtime: replay log append failed; published without seq"); ce != nil {
 		ce.Write(
 			zap.String("scope", string(scope)),

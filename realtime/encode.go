@@ -10,20 +10,33 @@ import (
 	"unicode/utf8"
 )
 
-// envelope is the wire form of a [Message] that browsers read today; the id,
-// seq and epoch members are added after it (see withMember).
+// envelope is the wire form of a [Message]: the three fields browsers read
+// today, then the id; a replay log adds seq and epoch after it (see
+// withMembers).
 type envelope struct {
 	Body      any    `json:"body"`
 	RequestID string `json:"requestId"`
 	Name      string `json:"name"`
 }
 
-// encodeEnvelope returns the envelope of m without its id, as json.Marshal
-// writes it, or the reason it refuses to send it: encoding/json's error, a
-// body nested deeper than MaxBodyDepth, or a body whose own JSON is not
-// valid UTF-8.
-func encodeEnvelope(m Message) ([]byte, error) {
-	b, err := marshal(envelope{Body: m.Body, RequestID: m.RequestID, Name: m.Name})
+// envelopeWithID is envelope with its id.
+type envelopeWithID struct {
+	Body      any    `json:"body"`
+	RequestID string `json:"requestId"`
+	Name      string `json:"name"`
+	ID        string `json:"id"`
+}
+
+// encodeEnvelope returns the envelope of m, with its id when withID is set,
+// as json.Marshal writes it, or the reason it refuses to send it:
+// encoding/json's error, a body nested deeper than MaxBodyDepth, or a body
+// whose own JSON is not valid UTF-8.
+func encodeEnvelope(m Message, withID bool) ([]byte, error) {
+	var v any = envelope{Body: m.Body, RequestID: m.RequestID, Name: m.Name}
+	if withID {
+		v = envelopeWithID{Body: m.Body, RequestID: m.RequestID, Name: m.Name, ID: m.ID}
+	}
+	b, err := marshal(v)
 	if err != nil {
 		if tooDeepError(err) {
 			// A json.RawMessage or MarshalJSON of the body's is deeper
@@ -114,15 +127,13 @@ func tooDeepError(err error) bool {
 	return errors.As(err, &syntax) && strings.HasSuffix(syntax.Error(), "exceeded max depth")
 }
 
-// withMember returns the JSON object b with the member "name":value added
-// last; value is JSON already. b is not changed.
-func withMember(b []byte, name, value string) []byte {
-	out := make([]byte, 0, len(b)+len(name)+len(value)+4)
+// withMembers returns the JSON object b with members, one or more
+// "name":value pairs written as JSON, added last. b is not changed.
+func withMembers(b []byte, members string) []byte {
+	out := make([]byte, 0, len(b)+len(members)+1)
 	out = append(out, b[:len(b)-1]...)
-	out = append(out, ',', '"')
-	out = append(out, name...)
-	out = append(out, '"', ':')
-	out = append(out, value...)
+	out = append(out, ',')
+	out = append(out, members...)
 	return append(out, '}')
 }
 

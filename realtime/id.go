@@ -19,19 +19,27 @@ func withRunID(ctx context.Context, runID string) context.Context {
 	return context.WithValue(ctx, runIDKey{}, runID)
 }
 
-// newID returns the id of a message to room whose envelope without id is
-// env: in a function run, "r_" and a hash of the run id, the room and env,
-// the same on every attempt of a step that publishes the same message;
-// otherwise a new UUIDv7 (time-ordered, random).
-func newID(ctx context.Context, room string, env []byte) string {
-	if run, ok := ctx.Value(runIDKey{}).(string); ok {
-		h := sha256.New()
-		for _, part := range [][]byte{[]byte(run), []byte(room), env} {
-			h.Write(part)
-			h.Write([]byte{0})
-		}
-		return "r_" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
+// runID returns the id of the function run ctx executes, if any.
+func runID(ctx context.Context) (string, bool) {
+	run, ok := ctx.Value(runIDKey{}).(string)
+	return run, ok
+}
+
+// runMessageID is the id of a message to room, published in run, whose
+// envelope without id is env: "r_" and a hash of the three, the same on
+// every attempt of a step that publishes the same message.
+func runMessageID(run, room string, env []byte) string {
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(run), []byte(room), env} {
+		h.Write(part)
+		h.Write([]byte{0})
 	}
+	return "r_" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18])
+}
+
+// randomID is the id of a message published outside a function run: a new
+// UUIDv7 (time-ordered, random).
+func randomID() string {
 	id, err := uuid.NewV7()
 	if err != nil { // the system's random source failed
 		id = uuid.New()

@@ -153,15 +153,25 @@ func NewEnvelope(ctx context.Context, msg Message) (*Envelope, error) {
 	if err := msg.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := encodeEnvelope(msg)
+	msg.Seq, msg.Epoch = 0, 0
+	run, inRun := runID(ctx)
+	if msg.ID == "" && !inRun {
+		msg.ID = randomID()
+	}
+	if msg.ID != "" {
+		b, err := encodeEnvelope(msg, true)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrEncode, err)
+		}
+		return &Envelope{msg: msg, data: b}, nil
+	}
+	// In a run, the id is derived from the envelope without it.
+	b, err := encodeEnvelope(msg, false)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
-	if msg.ID == "" {
-		msg.ID = newID(ctx, msg.Room, b)
-	}
-	msg.Seq, msg.Epoch = 0, 0
-	return &Envelope{msg: msg, data: withMember(b, "id", quote(msg.ID))}, nil
+	msg.ID = runMessageID(run, msg.Room, b)
+	return &Envelope{msg: msg, data: withMembers(b, `"id":`+quote(msg.ID))}, nil
 }
 
 // Sequenced returns the envelope numbered by a replay log: its message
@@ -170,8 +180,13 @@ func NewEnvelope(ctx context.Context, msg Message) (*Envelope, error) {
 func (e *Envelope) Sequenced(seq, epoch uint64) *Envelope {
 	msg := e.msg
 	msg.Seq, msg.Epoch = seq, epoch
-	b := withMember(e.data, "seq", strconv.FormatUint(seq, 10))
-	return &Envelope{msg: msg, data: withMember(b, "epoch", strconv.FormatUint(epoch, 10))}
+	b := make([]byte, 0, len(e.data)+len(`,"seq":,"epoch":`)+40)
+	b = append(b, e.data[:len(e.data)-1]...)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"epoch":`...)
+	b = strconv.AppendUint(b, epoch, 10)
+	return &Envelope{msg: msg, data: append(b, '}')}
 }
 
 // Message returns the message the envelope was made from.

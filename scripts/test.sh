@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of every module: gofmt, go vet, go test -race, one
-# iteration of every benchmark, and a short pass of each fuzz target. Installs the PartyKit dev server from the pinned
+# iteration of every benchmark, the browser client's tests (scripts/client.sh),
+# and a short pass of each fuzz target. Installs the PartyKit dev server from the pinned
 # package-lock first when it is missing. Exits non-zero on any failure.
 #
 #   FUZZTIME=1000000x ./scripts/test.sh   # longer fuzzing (default 20000x inputs per target, a count rather than a duration because of golang/go#75804; 0 skips)
@@ -45,6 +46,9 @@ for m in . harness; do
 	step "benchmarks, one iteration each ($m)"
 	(cd "$m" && go test -run '^$' -bench . -benchtime 1x -timeout 10m ./...)
 done
+
+step "browser client (client/): unit tests, bundle check, headless Chromium"
+./scripts/client.sh
 
 step "legacyimport: no PartyKit import outside the allow-list (root module)"
 tmp=$(mktemp -d)

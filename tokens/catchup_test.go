@@ -171,11 +171,19 @@ func TestCatchUpFollowsTheTokenRules(t *testing.T) {
 		assert.Equal(t, "no-store", w.Header().Get("Cache-Control"))
 	}
 
+	// Served in legacy mode too: a page on PartyKit repairs its gaps.
 	legacy := newCatchUp(t, flags.Legacy, nil)
-	legacy.publish(t, "vid_1", "video.asset.ready", "secret-body")
-	w, _ := legacy.get(t, "alice", "room=vid_1&scope=video-ready&after=0")
-	assert.Equal(t, http.StatusNotFound, w.Code)
-	assert.NotContains(t, w.Body.String(), "secret-body")
+	legacy.publish(t, "vid_1", "video.asset.ready", "legacy-body")
+	w, c := legacy.get(t, "alice", "room=vid_1&scope=video-ready&after=0")
+	require.Equal(t, http.StatusOK, w.Code)
+	require.Len(t, c.Messages, 1)
+	assert.Contains(t, string(c.Messages[0]), "legacy-body")
+
+	// A client learns its position by asking after the largest seq.
+	w, c = legacy.get(t, "alice", "room=vid_1&scope=video-ready&after=18446744073709551615")
+	require.Equal(t, http.StatusOK, w.Code)
+	assert.Empty(t, c.Messages)
+	assert.Equal(t, uint64(1), c.Next, "Next is the head")
 }
 
 // failingLog is a replay log whose reads fail.

@@ -65,8 +65,8 @@
 // A request with v=2 is told which transport the browser reads now, so a
 // flag flip moves browsers without a front-end deploy:
 //
-//	{"transport":"inngest","mode":"primary","channel":…,"topics":[…],"key":"<jwt>","apiBaseUrl":…,"expires":…}
-//	{"transport":"partykit","mode":"shadow","partykit":{"host":"…","room":"…","party":"main","protocol":"wss"},"expires":…}
+//	{"transport":"inngest","mode":"primary","names":[…],"channel":…,"topics":[…],"key":"<jwt>","apiBaseUrl":…,"expires":…}
+//	{"transport":"partykit","mode":"shadow","names":[…],"partykit":{"host":"…","room":"…","party":"main","protocol":"wss"},"expires":…}
 //
 // It follows the mode that routes publishes: PartyKit while PartyKit's
 // outcome counts (legacy and shadow), Inngest from primary on, with the
@@ -93,9 +93,11 @@
 // with a [CatchUp]: the room's messages with seq above after, of the
 // request's names, in seq order, as they were published (each envelope
 // with its id, seq and epoch), and Next, the seq to ask after next. It
-// follows the rules of a token request, checks included (401, 403, 404 in
-// legacy mode, 400, no-store), and mints nothing; a log that cannot be read
-// is a 502. A client asks it after every (re)connection, once the new
+// follows the rules of a token request (401, 403, 400, no-store) and mints
+// nothing; a log that cannot be read is a 502. Unlike a token it is served
+// in every mode, legacy included: the log holds every message whatever the
+// transport, and a page that reads PartyKit, or moves back to it after a
+// rollback, repairs its gaps from it too. A client asks it after every (re)connection, once the new
 // subscription is live, and whenever a message's seq is more than one
 // above the last it delivered; it delivers each id once. A room's history
 // never appears for another room: the log is read by room, and the answer
@@ -126,7 +128,8 @@
 //	     an unknown scope, an invalid room or name, or a name outside the scope
 //	401  Authenticate failed
 //	403  Authorize refused
-//	404  the scope is in legacy mode for the room: the page keeps PartyKit
+//	404  the scope is in legacy mode for the room (a token request without
+//	     v=2): the page keeps PartyKit
 //	405  not a GET (with Allow: GET)
 //	500  {"error":"internal error"}: Authenticate, Authorize, the Router or
 //	     its provider's Mapping panicked (outcome "panic"; the panic is

@@ -367,6 +367,10 @@ type Response struct {
 	// Mode is the scope's mode (legacy, shadow, primary, realtime); set for
 	// a v=2 request only.
 	Mode string `json:"mode,omitempty"`
+	// Names are the event names the answer covers; set for a v=2 request
+	// only. A PartyKit room carries every name of the room, so a client
+	// keeps these.
+	Names []string `json:"names,omitempty"`
 	// Channel is the Inngest channel of the room.
 	Channel string `json:"channel,omitempty"`
 	// Topics are the Inngest topics of the names asked for.
@@ -481,7 +485,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// An unknown mode is legacy, as everywhere else.
 	mode = mode.OrLegacy()
-	if q.v2 && !q.catchUp && !mode.RealtimeCounts() {
+	if q.catchUp {
+		// Served in every mode: the log holds every message, and a page
+		// that reads PartyKit (or moves to it after a rollback) repairs
+		// its gaps too.
+		ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+		defer cancel()
+		h.serveCatchUp(ctx, w, r, q)
+		return
+	}
+	if q.v2 && !mode.RealtimeCounts() {
 		h.servePartyKit(w, r, q, mode)
 		return
 	}
@@ -492,10 +505,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
-	if q.catchUp {
-		h.serveCatchUp(ctx, w, r, q)
-		return
-	}
 	tok, err := h.mint(ctx, q)
 	switch {
 	case err == nil:
@@ -521,7 +530,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the realtime provider's Mapping is the only one.
 	resp := Response{Channel: tok.Channel, Topics: tok.Topics, Key: tok.JWT, APIBaseURL: h.apiBase, Expires: tok.Expires}
 	if q.v2 {
-		resp.Transport, resp.Mode = "inngest", mode.String()
+		resp.Transport, resp.Mode, resp.Names = "inngest", mode.String(), q.names
 	}
 	body, err := json.Marshal(resp)
 	if err != nil { // cannot happen with these types
@@ -546,7 +555,7 @@ func (h *Handler) servePartyKit(w http.ResponseWriter, r *http.Request, q query,
 	}
 	room := *h.party
 	room.Room = q.room
-	body, err := json.Marshal(Response{Transport: "partykit", Mode: mode.String(), PartyKit: &room, Expires: time.Now().Add(h.recheck).UTC().Truncate(time.Second)})
+	body, err := json.Marshal(Response{Transport: "partykit", Mode: mode.String(), Names: q.names, PartyKit: &room, Expires: time.Now().Add(h.recheck).UTC().Truncate(time.Second)})
 	if err != nil { // cannot happen with these types
 		h.fail(w, r, http.StatusInternalServerError, outcomeMisconfigured, q.scope, q.room, msgInternal, err)
 		return
@@ -568,7 +577,9 @@ type CatchUp struct {
 	// epoch; never another room's, nor a name outside the request.
 	Messages []json.RawMessage `json:"messages"`
 	// Next is the seq to ask after next: the last seq this page read, of
-	// any name (a room's seq counts every name in it), or after when none.
+	// any name (a room's seq counts every name in it), or, when none, after
+	// or Head if after is past it (a client learns its position with
+	// after=18446744073709551615).
 	Next uint64 `json:"next"`
 	// More reports that the page was full: ask again after Next.
 	More bool `json:"more"`
@@ -595,7 +606,7 @@ func (h *Handler) serveCatchUp(ctx context.Context, w http.ResponseWriter, r *ht
 		h.fail(w, r, http.StatusBadGateway, outcomeUpstreamError, q.scope, q.room, "history unavailable", err)
 		return
 	}
-	out := CatchUp{Messages: []json.RawMessage{}, Next: q.after, More: len(page.Entries) == q.limit,
+	out := CatchUp{Messages: []json.RawMessage{}, Next: min(q.after, page.Head), More: len(page.Entries) == q.limit,
 		Head: page.Head, Epoch: page.Epoch, Truncated: page.Truncated}
 	for _, e := range page.Entries {
 		out.Next = e.Seq

@@ -59,6 +59,7 @@ func TestV2AnswerFollowsTheMode(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, c.mode)
 		assert.Equal(t, c.transport, resp.Transport, c.mode)
 		assert.Equal(t, c.mode.String(), resp.Mode)
+		assert.Equal(t, []string{"video.asset.ready"}, resp.Names)
 		if c.transport == "partykit" {
 			assert.Equal(t, &tokens.PartyKitRoom{Host: "localhost:1999", Room: "vid_1", Party: "main", Protocol: "ws"}, resp.PartyKit)
 			assert.Empty(t, resp.Key, "no token for a PartyKit reader")

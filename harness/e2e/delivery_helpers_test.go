@@ -79,7 +79,6 @@ type publication struct {
 	called   time.Time // when its first Publish started
 	returned time.Time // when its first Publish returned
 	err      error     // of its last Publish
-	attempts int
 }
 
 // delivery is one message the subscriber's handler received.
@@ -230,7 +229,6 @@ func (f *flow) publish(b *broadcast.Broadcast, phase string, msg realtime.Messag
 		f.order = append(f.order, msg.ID)
 	}
 	p.err = err
-	p.attempts++
 	return err
 }
 
@@ -455,9 +453,6 @@ func (f *flow) check(fault string) deliveryRow {
 			continue
 		}
 		lat := max(d.at.Sub(p.returned), 0)
-		if d.at.Before(p.returned) {
-			row.BeforeReturn++
-		}
 		switch p.phase {
 		case phaseHealthy:
 			healthy = append(healthy, lat)
@@ -493,7 +488,6 @@ type deliveryRow struct {
 	Published, Delivered     int
 	Duplicates, Repaired     uint64
 	NotLive, CatchUps        int
-	BeforeReturn             int
 	HealthyP50               time.Duration
 	HealthyCallP50           time.Duration // from Publish being called
 	FaultP50, FaultP99       time.Duration

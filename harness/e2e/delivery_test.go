@@ -90,7 +90,7 @@ func deliveryConnectionCut(t *testing.T) deliveryRow {
 	f := newFlow(t, "delivery-cut", b)
 	proxy := newWSProxy(t, srv.URL())
 	proxy.cutAt = 40
-	f.subscribe(proxy, p.TokenFunc(f.room, topic), func(o *inngest.SubscriberOptions) { o.CatchUp = nil })
+	f.subscribe(proxy, p.TokenFunc(f.room, topic), nil)
 
 	f.publishN(b, phaseHealthy, 0, healthyN)
 	f.waitDelivered()
@@ -136,7 +136,7 @@ func deliveryServerRestart(t *testing.T) deliveryRow {
 	b := deliveryBroadcast(t, p, nil)
 	f := newFlow(t, "delivery-restart", b)
 	proxy := newWSProxy(t, first.URL()) // not armed: it watches, and dials the restarted server
-	f.subscribe(proxy, p.TokenFunc(f.room, topic), func(o *inngest.SubscriberOptions) { o.CatchUp = nil })
+	f.subscribe(proxy, p.TokenFunc(f.room, topic), nil)
 
 	f.publishN(b, phaseHealthy, 0, healthyN)
 	f.waitDelivered()
@@ -181,7 +181,7 @@ func deliveryDroppedFrames(t *testing.T) deliveryRow {
 	f := newFlow(t, "delivery-drop", b)
 	proxy := newWSProxy(t, srv.URL())
 	proxy.dropEvery = 5
-	f.subscribe(proxy, p.TokenFunc(f.room, topic), func(o *inngest.SubscriberOptions) { o.CatchUp = nil })
+	f.subscribe(proxy, p.TokenFunc(f.room, topic), nil)
 
 	f.publishN(b, phaseHealthy, 0, healthyN)
 	f.waitDelivered()
@@ -232,7 +232,7 @@ func deliveryShadowRestart(t *testing.T) deliveryRow {
 	f := newFlow(t, "delivery-shadow", b)
 	partySub := mustSubscribeParty(t, party, f.room)
 	proxy := newWSProxy(t, first.URL())
-	f.subscribe(proxy, p.TokenFunc(f.room, topic), func(o *inngest.SubscriberOptions) { o.CatchUp = nil })
+	f.subscribe(proxy, p.TokenFunc(f.room, topic), nil)
 	f.offerFrom(partySub)
 
 	f.publishN(b, phaseHealthy, 0, healthyN)
@@ -274,7 +274,7 @@ func deliveryClosing(t *testing.T) deliveryRow {
 	b := deliveryBroadcast(t, p, nil)
 	f := newFlow(t, "delivery-closing", b)
 	proxy := newWSProxy(t, srv.URL()) // not armed: it watches the connections
-	f.subscribe(proxy, p.TokenFunc(f.room, topic), func(o *inngest.SubscriberOptions) { o.CatchUp = nil })
+	f.subscribe(proxy, p.TokenFunc(f.room, topic), nil)
 
 	f.publishN(b, phaseHealthy, 0, healthyN)
 	f.waitDelivered()
@@ -385,7 +385,7 @@ func deliveryRedisRestart(t *testing.T) deliveryRow {
 	b := deliveryBroadcast(t, p, log)
 	f := newFlow(t, "delivery-redis", b)
 	proxy := newWSProxy(t, srv.URL()) // not armed: it watches
-	f.subscribe(proxy, p.TokenFunc(f.room, topic), func(o *inngest.SubscriberOptions) { o.CatchUp = nil })
+	f.subscribe(proxy, p.TokenFunc(f.room, topic), nil)
 
 	f.publishN(b, phaseHealthy, 0, healthyN)
 	f.waitDelivered()
