@@ -228,6 +228,7 @@ func TestRepairDeliversOnceWhenLiveAndCatchUpOverlap(t *testing.T) {
 func TestRepairCatchesUpOnReconnect(t *testing.T) {
 	room := newLogRoom(t, 2, nil)
 	published := make(chan struct{})
+	publishedOnce := sync.OnceFunc(func() { close(published) })
 	var reconnected atomic.Bool
 	srv := newWSServer(t, func(n int, _ string) int {
 		if n == 2 {
@@ -236,6 +237,7 @@ func TestRepairCatchesUpOnReconnect(t *testing.T) {
 		}
 		return 0
 	})
+	t.Cleanup(publishedOnce) // before the server's cleanup, should the test fail first
 	var (
 		afterReconnect []uint64
 		mu             sync.Mutex
@@ -263,7 +265,7 @@ func TestRepairCatchesUpOnReconnect(t *testing.T) {
 	for i := range 3 {
 		room.publish("t", i+2) // 2, 3, 4: nobody is connected
 	}
-	close(published)
+	publishedOnce()
 	srv.next() // sends nothing
 	rec.expect(t, 2, 3, 4)
 	mu.Lock()
@@ -273,6 +275,26 @@ func TestRepairCatchesUpOnReconnect(t *testing.T) {
 	assert.Equal(t, uint64(3), sub.Repaired()-before)
 }
 
+// TestRepairCatchesUpAtTheFirstFrame: the server subscribes a connection
+// a little after the handshake, so a message published in between is
+// neither sent nor seen by the catch-up of the handshake; the connection's
+// first frame (here a keepalive ping) shows the server has subscribed it,
+// and a catch-up then brings the message.
+func TestRepairCatchesUpAtTheFirstFrame(t *testing.T) {
+	room := newLogRoom(t, 10, nil)
+	srv := newWSServer(t, nil)
+	src, _ := numbered(t)
+	rec := newDeliveries()
+	sub := subscribe(t, srv.URL, src, rec.handle, repairOpts(room, rec))
+	c := srv.next()
+	require.Eventually(t, func() bool { return inngest.Idle(sub) }, patience, time.Millisecond,
+		"the handshake's catch-up is over")
+	room.publish("t", 1) // before the server subscribed the connection
+	c.send(t, map[string]any{"kind": "ping"})
+	rec.expect(t, 1)
+	assert.Equal(t, uint64(1), sub.Repaired())
+}
+
 // TestRepairOverlapsConnectionsOnClosing: on "closing" the new
 // connection opens while the old one is still read; the old one closes
 // once the new one is open; what both deliver goes out once, and what was
@@ -280,6 +302,7 @@ func TestRepairCatchesUpOnReconnect(t *testing.T) {
 func TestRepairOverlapsConnectionsOnClosing(t *testing.T) {
 	room := newLogRoom(t, 10, nil)
 	dialing, release := make(chan struct{}), make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
 	srv := newWSServer(t, func(n int, _ string) int {
 		if n == 2 {
 			close(dialing)
@@ -287,6 +310,7 @@ func TestRepairOverlapsConnectionsOnClosing(t *testing.T) {
 		}
 		return 0
 	})
+	t.Cleanup(releaseOnce) // before the server's cleanup, should the test fail first
 	src, minted := numbered(t)
 	rec := newDeliveries()
 	sub := subscribe(t, srv.URL, src, rec.handle, repairOpts(room, rec))
@@ -300,10 +324,15 @@ func TestRepairOverlapsConnectionsOnClosing(t *testing.T) {
 	e2 := room.publish("t", 2)
 	old.send(t, frame(e2, "t"))
 	rec.expect(t, 2) // the old connection is still read
-	require.NoError(t, old.closed.Err(), "the old connection was closed before the new one opened")
+	// It stays open while the new one is not, however long one waits.
+	select {
+	case <-old.closed.Done():
+		t.Fatal("the old connection was closed before the new one opened")
+	case <-time.After(50 * time.Millisecond):
+	}
 
 	e3 := room.publish("t", 3) // during the switch, on neither connection
-	close(release)
+	releaseOnce()
 	fresh := srv.next()
 	select {
 	case <-old.closed.Done(): // closed by the client once the new one was open

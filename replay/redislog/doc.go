@@ -3,7 +3,7 @@
 // key Prefix) shares each room's seq and history, so that no seq is handed
 // out twice or skipped, whichever instance appends.
 //
-//	client := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
+//	client := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true, DialerRetries: 1, MaxRetries: 1})
 //	log := redislog.New(client, nil) // 1000 messages, 24 hours per room
 //	e, err := log.Append(ctx, room, id, envelope)
 //
@@ -31,6 +31,17 @@
 // seq under the same epoch is a failover to a replica that missed the
 // newest writes (Redis replicates asynchronously and the log does not wait
 // for replicas).
+//
+// # The client
+//
+// The options above are the ones to use behind a broadcast.Broadcast, which
+// gives each append a second and publishes without seq when it fails.
+// ContextTimeoutEnabled makes every call end with its context without a
+// goroutine per call. DialerRetries: 1 and MaxRetries: 1 keep an outage
+// short: go-redis's defaults (5 dial attempts 100 ms apart, for each of 3
+// command attempts) made each publish wait its whole second while Redis was
+// down, 20 publishes 8.5 s in the harness's Redis-restart test, against
+// 0.45 s with these options.
 //
 // # Errors
 //

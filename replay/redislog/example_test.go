@@ -15,7 +15,7 @@ import (
 
 // A publisher appends before it fans out; a catch-up request reads a page.
 func Example() {
-	client := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
+	client := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true, DialerRetries: 1, MaxRetries: 1})
 	defer client.Close()
 	log := redislog.New(client, &redislog.Options{Retention: &replay.Retention{MaxMessages: 500}})
 
