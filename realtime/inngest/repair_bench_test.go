@@ -79,7 +79,11 @@ func BenchmarkSubscriberOffer(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			<-done
+			select {
+			case <-done:
+			case <-time.After(time.Minute): // a bound, not a race: a healthy run takes milliseconds
+				b.Fatalf("%d of %d messages delivered after a minute", n, b.N)
+			}
 		})
 	}
 }
