@@ -14,19 +14,24 @@ import (
 
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/flags"
-	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
 	"github.com/coursebuilder/realtime-go/tokens"
 )
+
+// partyAt is a PartyKit provider that knows its base URL.
+type partyAt struct {
+	realtime.Provider
+	url string
+}
+
+func (p partyAt) BaseURL() string { return p.url }
 
 // v=2 tells the browser where to listen, following the mode that routes
 // publishes: PartyKit while PartyKit counts (legacy, shadow), Inngest with
 // its token once Inngest counts (primary, realtime). A flip moves the next
 // answer; the answer without v=2 is unchanged for older clients.
 func TestV2AnswerFollowsTheMode(t *testing.T) {
-	party, err := legacyparty.New(&legacyparty.Options{BaseURL: "http://localhost:1999"})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = party.Close() })
+	party := partyAt{realtime.NewNoop(nil), "http://localhost:1999"} // as a *legacyparty.Provider names its base URL
 	var mode atomic.Int32
 	res := resolverFunc(func(context.Context, flags.Scope, string) flags.Mode { return flags.Mode(mode.Load()) })
 	m := &fakeMinter{}
