@@ -35,6 +35,11 @@ run go test -run '^$' -bench 'InngestPublish$|BareHTTPPost' -benchtime 20000x -c
 (cd harness && run go test -run '^$' -bench 'DeliveryLatency' -benchtime 2000x ./bench/)
 (cd harness && run go test -run '^$' -bench 'ShadowEndToEnd' -benchtime 2000x ./bench/)
 
+# The replay log in Redis (needs redis-server; the benchmarks start their own),
+# and delivery under faults against the real servers.
+run go test -run '^$' -bench 'AppendVsBare|MemoryAppend' -count 5 ./replay/redislog/ ./replay/
+(cd harness && run go test -race -v -run 'TestDelivery$' ./e2e/ | grep -E '^\||delivery_test|^(---|ok|FAIL)')
+
 # Chunk streaming.
 run go test -run '^$' -bench 'PublishChunk' ./chunkstream/
 run go test -v -run 'TestPublishesPer1000Deltas' ./chunkstream/

@@ -113,10 +113,11 @@ type HandlerOptions struct {
 	// PartyKit. Defaults to the Router's PartyKitURL() when it has one (a
 	// Broadcast's is its PartyKit provider's base URL).
 	PartyKitURL string
-	// Recheck is how long a browser told to read PartyKit (v=2) waits
-	// before it asks again whether the transport moved: the answer's
-	// Expires. Defaults to 1 minute, the lifetime of an Inngest token, so
-	// that a flip moves every browser within about a minute.
+	// Recheck is how long a browser given a v=2 answer waits before it
+	// asks again whether the transport moved: the answer's Expires (for an
+	// Inngest answer, the token's expiry when that is sooner). Defaults to
+	// 1 minute, the lifetime of an Inngest token, so that a flip, a
+	// rollback included, moves every open page within about a minute.
 	Recheck time.Duration
 	// Timeout bounds minting one token, retries included. Defaults to 10s.
 	Timeout time.Duration
@@ -387,8 +388,8 @@ type Response struct {
 	PartyKit *PartyKitRoom `json:"partykit,omitempty"`
 	// Expires is when to ask again: when the key stops being accepted for
 	// new connections (RFC 3339; an open connection is not cut then), or,
-	// for a PartyKit answer, when the transport may have moved
-	// (HandlerOptions.Recheck from now).
+	// for a v=2 answer, HandlerOptions.Recheck from now if that is sooner,
+	// when the transport may have moved.
 	Expires time.Time `json:"expires"`
 }
 
@@ -531,6 +532,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp := Response{Channel: tok.Channel, Topics: tok.Topics, Key: tok.JWT, APIBaseURL: h.apiBase, Expires: tok.Expires}
 	if q.v2 {
 		resp.Transport, resp.Mode, resp.Names = "inngest", mode.String(), q.names
+		// Ask again within Recheck, as a PartyKit reader does, so that a
+		// rollback reaches this page too; the key stays valid until its
+		// own expiry, and the client keeps its connection when the
+		// answer names the same transport.
+		if recheck := time.Now().Add(h.recheck).UTC().Truncate(time.Second); recheck.Before(resp.Expires) {
+			resp.Expires = recheck
+		}
 	}
 	body, err := json.Marshal(resp)
 	if err != nil { // cannot happen with these types

@@ -15,6 +15,7 @@ import (
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/realtime"
+	"github.com/coursebuilder/realtime-go/realtime/inngest"
 	"github.com/coursebuilder/realtime-go/tokens"
 )
 
@@ -76,6 +77,13 @@ func TestV2AnswerFollowsTheMode(t *testing.T) {
 			assert.Equal(t, "app:vid_1", resp.Channel)
 			assert.Equal(t, []string{"video.asset.ready"}, resp.Topics)
 			assert.Equal(t, "http://127.0.0.1:8288", resp.APIBaseURL)
+			// Asked again by the sooner of the token's expiry and Recheck,
+			// so that a rollback reaches the page.
+			want := before.Add(30 * time.Second)
+			if testExpires.Before(want) {
+				want = testExpires
+			}
+			assert.WithinDuration(t, want, resp.Expires, 2*time.Second)
 		}
 
 		// The answer of older clients is as before: 404 while PartyKit is
@@ -129,4 +137,35 @@ func TestV2PartyKitAnswerNeedsAURL(t *testing.T) {
 	h = tokens.NewHandler(b, opts)
 	require.ErrorIs(t, h.Err(), tokens.ErrMisconfigured)
 	assert.NotContains(t, h.Err().Error(), "hunter2")
+}
+
+// futureMinter mints tokens that live an hour.
+type futureMinter struct{ realtime.Provider }
+
+func (futureMinter) SubscriptionToken(_ context.Context, room string, names []string) (inngest.Token, error) {
+	return inngest.Token{JWT: testJWT, Channel: room, Topics: names, Expires: time.Now().Add(time.Hour)}, nil
+}
+
+// A v=2 Inngest answer is asked again within Recheck, not at the token's
+// expiry, so that a rollback to PartyKit reaches open pages as fast as a
+// flip to Inngest does; an answer without v=2 keeps the token's expiry.
+func TestV2InngestAnswerIsRecheckedBeforeItsTokenExpires(t *testing.T) {
+	b, err := broadcast.New(realtime.NewNoop(nil), futureMinter{realtime.NewNoop(nil)}, &broadcast.Options{Resolver: flags.Fixed(flags.Realtime)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	opts := allowAll()
+	opts.Recheck = 5 * time.Second
+	h := tokens.NewHandler(b, opts)
+	for _, c := range []struct {
+		query string
+		in    time.Duration
+	}{{"room=vid_1&scope=video-ready&v=2", 5 * time.Second}, {"room=vid_1&scope=video-ready", time.Hour}} {
+		w := httptest.NewRecorder()
+		before := time.Now()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/t?"+c.query, nil))
+		require.Equal(t, http.StatusOK, w.Code)
+		var resp tokens.Response
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &resp))
+		assert.WithinDuration(t, before.Add(c.in), resp.Expires, 2*time.Second, c.query)
+	}
 }

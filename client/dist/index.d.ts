@@ -78,7 +78,7 @@ export interface PartyKitAnswer {
   expires?: string;
   names?: string[];
   /** What partysocket takes: new PartySocket({host, room, party}). */
-  partykit: { host: string; room: string; party: string };
+  partykit: { host: string; room: string; party: string; protocol?: "ws" | "wss" };
 }
 
 export type Answer = InngestAnswer | PartyKitAnswer;

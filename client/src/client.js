@@ -142,7 +142,7 @@ export function parseCatchUp(body) {
 /** The connection an answer asks for: answers with the same key share one. */
 function connectionKey(a) {
   if (a.transport === "inngest") return JSON.stringify(["inngest", a.apiBaseUrl ?? "", a.channel, a.topics]);
-  return JSON.stringify(["partykit", a.partykit.host, a.partykit.room, a.partykit.party]);
+  return JSON.stringify(["partykit", a.partykit.host, a.partykit.room, a.partykit.party, a.partykit.protocol]);
 }
 
 /** A set of the last size ids added. */

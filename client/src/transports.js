@@ -49,12 +49,16 @@ export function inngestTransport(answer, handlers) {
 /**
  * partykitTransport joins the PartyKit room of a PartyKit answer with
  * partysocket, which reconnects by itself (each reconnection is an open).
- * @param {{partykit: {host: string, room: string, party?: string}}} answer
+ * The answer's protocol ("ws" or "wss") is passed on, so that a plain-ws
+ * PartyKit on another host than localhost is not dialled as wss.
+ * @param {{partykit: {host: string, room: string, party?: string, protocol?: "ws" | "wss"}}} answer
  * @param {import("../dist/index.d.ts").TransportHandlers} handlers
  */
 export function partykitTransport(answer, handlers) {
-  const { host, room, party } = answer.partykit;
-  const ws = new PartySocket({ host, room, party: party ?? "main" });
+  const { host, room, party, protocol } = answer.partykit;
+  const opts = { host, room, party: party ?? "main" };
+  if (protocol === "ws" || protocol === "wss") opts.protocol = protocol;
+  const ws = new PartySocket(opts);
   ws.addEventListener("open", () => handlers.open());
   ws.addEventListener("message", (e) => handlers.message(e.data));
   ws.addEventListener("close", () => handlers.down());

@@ -23,6 +23,34 @@
 // Each function is then run the way the Inngest executor runs it (called
 // once per step, with the finished steps memoized), so every announcement
 // goes through the middleware, the Broadcast and the transports of the mode.
+//
+// # The live page
+//
+//	cd examples && go run ./demo -serve -every 5s   # then open http://127.0.0.1:8080/
+//
+// With -serve the demo keeps running and serves a page that subscribes with
+// the browser client (client/dist/realtime-client.js, one subscription per
+// scope of the room) and shows each notification as it arrives: its seq,
+// the transport that carried it (or "catchup") and its latency from the
+// publish, next to the mode of each scope and the page's own view of it.
+// The Broadcast's modes come from a flags file (-flags; the demo prints its
+// path), re-read while it runs: rewriting it moves the open page to the
+// other transport within -recheck (2s), without a reload. The page's
+// buttons run the pipeline again (or -every does) and cut the browser's
+// connections for two seconds, to show them repaired and what was
+// published meanwhile caught up. Endpoints besides the page:
+//
+//	GET  /api/realtime/token     the token endpoint (package tokens), v=2 answers and catch-up
+//	GET  /api/realtime/modes     the mode of each scope now (Broadcast.Route)
+//	GET  /api/demo/published     every notification published, with the Go subscribers' latency per transport
+//	POST /api/demo/run           runs the pipeline once and returns what it published
+//	POST /api/demo/cut?for=2s    drops the browsers' websockets and refuses new ones for that long
+//	POST /api/demo/heal          accepts them again at once
+//
+// Browsers reach both servers through relays of the demo's own (so that a
+// cut drops the browser's connections only); the Go subscribers, on both
+// transports and without gap repair, connect directly and show what each
+// transport carried and how fast.
 package main
 
 import (
@@ -39,8 +67,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/inngest/inngestgo"
@@ -60,10 +90,33 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "", "legacy, shadow, primary or realtime (default: shadow with PartyKit, realtime without)")
+	mode := flag.String("mode", "", "legacy, shadow, primary or realtime (default: shadow with PartyKit, realtime without); with -serve, the mode a new flags file starts in")
 	noParty := flag.Bool("no-partykit", false, "do not start the PartyKit dev server")
+	serveMode := flag.Bool("serve", false, "keep running and serve the live page")
+	addr := flag.String("addr", "127.0.0.1:8080", "with -serve, the app's address (the page is at /)")
+	flagsPath := flag.String("flags", "", "with -serve, the flags file (KEY=VALUE lines, re-read while it runs; created if missing); default demo.flags in a new temp dir")
+	recheck := flag.Duration("recheck", 2*time.Second, "with -serve, how often a page asks again where to listen")
+	every := flag.Duration("every", 0, "with -serve, run the pipeline at this interval (0: only from the page's button)")
 	flag.Parse()
-	if err := run(context.Background(), os.Stdout, *mode, !*noParty); err != nil {
+	if !*serveMode {
+		if err := run(context.Background(), os.Stdout, *mode, !*noParty); err != nil {
+			fmt.Fprintln(os.Stderr, "demo:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	m := flags.Shadow
+	if *mode != "" {
+		var err error
+		if m, err = flags.ParseMode(*mode); err != nil {
+			fmt.Fprintln(os.Stderr, "demo:", err)
+			os.Exit(2)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := serve(ctx, serveConfig{Addr: *addr, FlagsPath: *flagsPath, Mode: m, Recheck: *recheck, Every: *every, PartyKit: !*noParty, Out: os.Stdout})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
