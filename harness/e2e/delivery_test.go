@@ -83,13 +83,16 @@ func deliveryProvider(t *testing.T, srv *inngestrt.Server, key string) *inngest.
 
 // A proxy resets the subscriber's connection (TCP RST) at every 40th data
 // message it carries; the publishes go to the server directly.
-func deliveryConnectionCut(t *testing.T) deliveryRow {
+// throughProxy runs the healthy and the fault phase with the subscriber
+// behind a websocket proxy that configure sets up and that plays its fault
+// during the fault phase only, and returns the checked row and the proxy.
+func throughProxy(t *testing.T, room, fault string, configure func(*wsProxy)) (deliveryRow, *wsProxy) {
 	srv, key := sharedInngest(t)
 	p := deliveryProvider(t, srv, key)
 	b := deliveryBroadcast(t, p, nil)
-	f := newFlow(t, "delivery-cut", b)
+	f := newFlow(t, room, b)
 	proxy := newWSProxy(t, srv.URL())
-	proxy.cutAt = 40
+	configure(proxy)
 	f.subscribe(proxy, p.TokenFunc(f.room, topic), nil)
 
 	f.publishN(b, phaseHealthy, 0, healthyN)
@@ -100,8 +103,11 @@ func deliveryConnectionCut(t *testing.T) deliveryRow {
 	}
 	proxy.arm(false)
 	f.fence(b)
+	return f.check(fault), proxy
+}
 
-	row := f.check("connection reset every 40 data frames")
+func deliveryConnectionCut(t *testing.T) deliveryRow {
+	row, proxy := throughProxy(t, "delivery-cut", "connection reset every 40 data frames", func(p *wsProxy) { p.cutAt = 40 })
 	if proxy.resets.Load() == 0 {
 		t.Fatal("the proxy never cut the connection")
 	}
@@ -175,24 +181,7 @@ func deliveryServerRestart(t *testing.T) deliveryRow {
 // subscriber sees the next seq jump and repairs the gap without a
 // reconnection.
 func deliveryDroppedFrames(t *testing.T) deliveryRow {
-	srv, key := sharedInngest(t)
-	p := deliveryProvider(t, srv, key)
-	b := deliveryBroadcast(t, p, nil)
-	f := newFlow(t, "delivery-drop", b)
-	proxy := newWSProxy(t, srv.URL())
-	proxy.dropEvery = 5
-	f.subscribe(proxy, p.TokenFunc(f.room, topic), nil)
-
-	f.publishN(b, phaseHealthy, 0, healthyN)
-	f.waitDelivered()
-	proxy.arm(true)
-	if n := f.publishN(b, phaseFault, 0, faultN); n > 0 {
-		t.Fatalf("%d publishes failed", n)
-	}
-	proxy.arm(false)
-	f.fence(b)
-
-	row := f.check("every 5th data frame dropped")
+	row, proxy := throughProxy(t, "delivery-drop", "every 5th data frame dropped", func(p *wsProxy) { p.dropEvery = 5 })
 	dropped := proxy.dropped.Load()
 	if dropped == 0 {
 		t.Fatal("the proxy dropped nothing")
