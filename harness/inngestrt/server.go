@@ -47,6 +47,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -81,6 +82,24 @@ var IgnoredGoroutines = []string{
 	"github.com/inngest/inngest/pkg/execution/realtime.(*broadcaster).doPublish.func1",
 }
 
+// listen listens on addr; when wait is set and the address is in use, it
+// tries again every 20 ms for up to 10 s, or until ctx ends.
+func listen(ctx context.Context, addr string, wait bool) (net.Listener, error) {
+	var lc net.ListenConfig
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err == nil || !wait || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			return ln, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // Options configures Start.
 type Options struct {
 	// SigningKeys are the raw signing keys ("signkey-test-<hex>") the server
@@ -100,7 +119,9 @@ type Options struct {
 	// Addr, if set, is the loopback address to listen on, "127.0.0.1:PORT":
 	// a server started again where a stopped one listened (pass the same
 	// JWTSecret and SigningKeys, so that the tokens it issued still work).
-	// Defaults to a free port on 127.0.0.1.
+	// While the address is still in use (a connection of the stopped
+	// server may hold it a moment), Start tries again for up to 10 s or
+	// until ctx ends. Defaults to a free port on 127.0.0.1.
 	Addr string
 }
 
@@ -199,8 +220,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if host, _, err := net.SplitHostPort(addr); err != nil || !net.ParseIP(host).IsLoopback() {
 		return nil, fmt.Errorf("inngestrt: Addr %q is not a loopback host:port", addr)
 	}
-	var lc net.ListenConfig
-	s.ln, err = lc.Listen(ctx, "tcp", addr)
+	s.ln, err = listen(ctx, addr, opts.Addr != "")
 	if err != nil {
 		return nil, fmt.Errorf("inngestrt: listen: %w", err)
 	}
