@@ -10,7 +10,7 @@ import (
 
 // Provider publishes a [Message] to the browsers watching its room.
 //
-// Implementations validate and encode with [Message.Encode] before sending,
+// Implementations validate and encode with [NewEnvelope] before sending,
 // honour ctx's deadline and cancellation, are safe for concurrent use, and
 // return typed errors: [*ValidationError], [*TooLargeError], an error
 // matching [ErrEncode], or a [*PublishError]. A nil error means the transport

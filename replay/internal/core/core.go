@@ -7,6 +7,8 @@ import (
 	"errors"
 	"strconv"
 	"time"
+
+	"github.com/coursebuilder/realtime-go/internal/field"
 )
 
 // Sentinels, re-exported by package replay.
@@ -15,11 +17,12 @@ var (
 	ErrClosed  = errors.New("replay: log closed")
 )
 
-// Limits on the names a log keys by, the same as realtime's for a room
-// (realtime.MaxRoomBytes) and a request id (realtime.MaxRequestIDBytes).
+// Limits on the names a log keys by: a room is limited as a message's room
+// is (field.RoomBytes); an id may be as long as a request id
+// (field.RequestIDBytes), so that a request id can serve as one.
 const (
-	MaxRoomBytes = 256
-	MaxIDBytes   = 256
+	MaxRoomBytes = field.RoomBytes
+	MaxIDBytes   = field.RequestIDBytes
 )
 
 // Retention defaults; package replay's doc says why.
