@@ -88,6 +88,11 @@ type Options struct {
 	// Meter records the metrics listed in the package doc. Defaults to a
 	// no-op meter.
 	Meter metric.Meter
+	// OnModeChange, when set, is called with every change of a scope's
+	// mode the Broadcast observes (see the package doc, "Mode changes"),
+	// on the goroutine that observed it: keep it short, and do not
+	// publish from it. A panic in it is contained and logged.
+	OnModeChange func(ModeChange)
 }
 
 // Broadcast is a [realtime.Provider] that publishes each message to
@@ -103,6 +108,9 @@ type Broadcast struct {
 	metrics    *instruments
 	history    replay.Log
 	ownLog     bool // history is the Broadcast's own, closed by Close
+	scopes     scopeStates
+	onChange   func(ModeChange)
+	gauge      metric.Registration // the callback of realtime.broadcast.mode
 
 	// state holds the number of publishes and background legs in flight in
 	// its low bits and closedBit once Close was called, so that taking a
@@ -145,6 +153,8 @@ func New(legacy, rt realtime.Provider, opts *Options) (*Broadcast, error) {
 		fallback: o.FallbackToLegacy,
 		log:      o.Logger,
 		metrics:  newInstruments(o.Meter),
+		scopes:   newScopeStates(),
+		onChange: o.OnModeChange,
 		drained:  make(chan struct{}),
 	}
 	if b.resolver == nil {
@@ -162,6 +172,9 @@ func New(legacy, rt realtime.Provider, opts *Options) (*Broadcast, error) {
 	if b.history = o.Log; b.history == nil {
 		b.history, b.ownLog = replay.NewMemory(nil), true
 	}
+	// As for the instruments, an error only means a misconfigured SDK:
+	// the gauge is then not reported, and publishing goes on.
+	b.gauge, _ = b.metrics.meter.RegisterCallback(b.modesInForce, b.metrics.mode)
 	return b, nil
 }
 
@@ -271,11 +284,12 @@ func (b *Broadcast) resolve(ctx context.Context, room, name string) (flags.Scope
 	switch {
 	case r != nil:
 		b.modeFailure(ctx, causeResolverPanic, scope, room, name, fmt.Sprint(r), inDoubt)
-		return scope, inDoubt
+		mode = inDoubt
 	case !mode.Known():
 		b.modeFailure(ctx, causeUnknownMode, scope, room, name, mode.String(), mode.OrLegacy())
-		return scope, mode.OrLegacy()
+		mode = mode.OrLegacy()
 	}
+	b.observe(ctx, scope, room, mode)
 	return scope, mode
 }
 
@@ -414,8 +428,12 @@ func (b *Broadcast) publishIn(ctx context.Context, env *realtime.Envelope, scope
 // included. Once Close returned nil, no provider is called again, and the
 // Broadcast's own replay log is closed. It is safe to call more than once.
 func (b *Broadcast) Close(ctx context.Context) error {
-	if b.state.Or(closedBit) == 0 {
+	old := b.state.Or(closedBit)
+	if old == 0 {
 		close(b.drained)
+	}
+	if old&closedBit == 0 && b.gauge != nil {
+		_ = b.gauge.Unregister() // the SDK's error would only repeat a failed registration
 	}
 	select {
 	case <-b.drained: // drained wins over a ctx that is also done

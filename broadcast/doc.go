@@ -102,6 +102,20 @@
 // "realtime: mode resolution failed", with the fields cause, scope, room,
 // name, mode (the one used) and error.
 //
+// # Mode changes
+//
+// Every change of a scope's mode that the Broadcast observes — on a
+// publish, a Route, or a collection of the mode gauge — is the plan's
+// communication log of a flip: one Info line, "realtime: mode changed",
+// with the fields scope, from, to, lasted (how long from was in force)
+// and, per transport published to meanwhile, <transport>_publishes,
+// <transport>_errors and <transport>_p99; the first mode seen for a scope
+// has initial=true instead of from. The same [ModeChange] goes to
+// Options.OnModeChange, for a canary or a chat notifier. The mode of a
+// scope is the one resolved last: a flag that splits one scope's rooms
+// between modes (a percentage rollout) makes it alternate, and each
+// alternation is a change.
+//
 // # Metrics
 //
 // Through the OpenTelemetry metric API (no-op unless Options.Meter is set),
@@ -122,6 +136,20 @@
 // and, with the attribute outcome (ok, duplicate, error):
 //
 //	realtime.broadcast.log_appends  counter  appends to the replay log
+//
+// and, with the attributes scope and mode, for every scope the Broadcast
+// has resolved a mode for (a publish, Route or Pin), 1 for the mode in
+// force and 0 for the other three:
+//
+//	realtime.broadcast.mode  gauge  the mode in force per scope
+//
+// The gauge resolves each scope's mode again at every collection (for the
+// room seen last), so a flip or a rollback shows at the next scrape even
+// while nothing is published; "what mode is live" is
+// realtime_broadcast_mode == 1, no rate window. A healthy app's failure
+// series exist at zero from the start: errors of each transport of a
+// scope's mode, detached publishes of the transport that does not count,
+// resolver failures, and log appends with outcome error.
 //
 // too_large is a transport refusing the envelope as over its size limit
 // ([realtime.ErrPayloadTooLarge]); nothing was sent to it. In shadow mode

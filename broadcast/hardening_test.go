@@ -188,7 +188,7 @@ func TestPanickingRealtimeMappingIsContained(t *testing.T) {
 			require.NoError(t, b.Close(context.Background()))
 			assert.Equal(t, mode.PublishesLegacy(), legacy.Len() == 1)
 			assert.Equal(t, mode.PublishesRealtime(), rec.Len() == 1)
-			lines := logs.All()
+			lines := logs.FilterMessage("realtime: publish").All()
 			require.NotEmpty(t, lines)
 			for _, l := range lines {
 				f := l.ContextMap()

@@ -55,6 +55,8 @@ func outcomeOf(err error) string {
 }
 
 type instruments struct {
+	meter                                         metric.Meter
+	mode                                          metric.Int64ObservableGauge
 	publishes, errors, detached, resolverFailures metric.Int64Counter
 	duration                                      metric.Float64Histogram
 	logAppends                                    metric.Int64Counter
@@ -84,7 +86,7 @@ func newInstruments(m metric.Meter) *instruments {
 	if m == nil {
 		m = noop.NewMeterProvider().Meter("")
 	}
-	in := &instruments{attrs: map[attrKey]*attrOpts{}}
+	in := &instruments{meter: m, attrs: map[attrKey]*attrOpts{}}
 	// The API returns usable no-op instruments alongside any error, so an
 	// error here only means a misconfigured SDK; publishing goes on.
 	in.publishes, _ = m.Int64Counter(metricPublishes, metric.WithDescription("Publishes per transport, by mode, scope and outcome."))
@@ -96,6 +98,10 @@ func newInstruments(m metric.Meter) *instruments {
 		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))}
 	}
 	in.appendOK, in.appendDuplicate, in.appendError = outcome("ok"), outcome("duplicate"), outcome("error")
+	in.mode, _ = m.Int64ObservableGauge(metricMode, metric.WithDescription("The mode in force per scope: 1 for the mode publishes of the scope resolve to now, 0 for the other modes."))
+	// A healthy app has its failure series at zero from the start, so that a
+	// panel that reads them shows 0 rather than "No data".
+	in.logAppends.Add(context.Background(), 0, in.appendError...)
 	in.duration, _ = m.Float64Histogram(metricDuration, metric.WithUnit("s"),
 		metric.WithDescription("Latency of one transport's publish, retries included."),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
@@ -133,6 +139,36 @@ func (in *instruments) build(k attrKey) *attrOpts {
 	return o
 }
 
+// zeroSeries makes the failure series of a scope's mode exist at zero:
+// errors of each transport the mode publishes to, detached publishes of
+// the one that does not count,
+// and the resolver failures of the scope, so that a healthy scope's panels
+// and alerts read 0 rather than nothing.
+func (in *instruments) zeroSeries(ctx context.Context, scope flags.Scope, mode flags.Mode) {
+	for _, t := range []struct {
+		name string
+		used bool
+	}{{TransportPartyKit, mode.PublishesLegacy()}, {TransportInngest, mode.PublishesRealtime()}} {
+		if !t.used {
+			continue
+		}
+		in.errors.Add(ctx, 0, in.options(attrKey{transport: t.name, mode: mode, scope: scope, outcome: "error"}).add...)
+	}
+	// Only the transport that does not count is ever detached.
+	if shadow := map[flags.Mode]string{flags.Shadow: TransportInngest, flags.Primary: TransportPartyKit}[mode]; shadow != "" {
+		in.detached.Add(ctx, 0, in.options(attrKey{transport: shadow, mode: mode, scope: scope, outcome: "ok"}).add...)
+	}
+	for _, f := range []struct {
+		cause string
+		mode  flags.Mode
+	}{{causeResolverPanic, inDoubt}, {causeUnknownMode, flags.Legacy}} {
+		in.resolverFailures.Add(ctx, 0, metric.WithAttributes(
+			attribute.String("scope", string(scope)),
+			attribute.String("cause", f.cause),
+			attribute.String("mode", f.mode.String())))
+	}
+}
+
 // record writes the log line and the metrics of one transport's publish.
 func (p *publish) record(ctx context.Context, to leg, start time.Time, err error, detached bool) {
 	transport := to.name
@@ -142,6 +178,7 @@ func (p *publish) record(ctx context.Context, to leg, start time.Time, err error
 	o := in.options(attrKey{transport: transport, mode: p.mode, scope: p.scope, outcome: outcome})
 	in.publishes.Add(ctx, 1, o.add...)
 	in.duration.Record(ctx, elapsed.Seconds(), o.record...)
+	p.b.tallied(p.scope, transport, elapsed, err != nil)
 	if err != nil {
 		in.errors.Add(ctx, 1, o.add...)
 	}

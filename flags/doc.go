@@ -177,6 +177,10 @@
 //	| invalid_mode       | a mode flag whose value [ParseMode] rejects                      |
 //	| panic              | the provider or a hook panicked (recovered)                      |
 //
+// Every scope of [Scopes] has the series reason=provider_error,
+// answer=last_known at zero from NewEvaluator on, so that a dashboard of a
+// healthy app reads 0, not "No data".
+//
 // The kill switch answering legacy, and no flag being set at all, are not
 // fallbacks: they are the flags working.
 //

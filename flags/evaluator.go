@@ -216,6 +216,9 @@ func NewEvaluator(client openfeature.IClient, opts *Options) *Evaluator {
 	e.fallbacks = counter
 	for i, s := range knownScopes {
 		e.known[i] = e.newScopeInfo(s, new([numReasons]logGate), true)
+		// A series at zero per known scope from the start, so that a healthy
+		// app's fallback panel reads 0 rather than "No data".
+		e.fallbacks.Add(context.Background(), 0, e.known[i].opts[reasonProviderError][1])
 	}
 	e.others.shared = new([numReasons]logGate)
 	if client != nil && e.ttl > 0 {
