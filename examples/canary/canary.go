@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/coursebuilder/realtime-go/broadcast"
+	"github.com/coursebuilder/realtime-go/examples/internal/flagsource"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime"
@@ -48,9 +49,10 @@ type Config struct {
 	// PartyKit publishes to PartyKit; its BaseURL is where the subscriber's
 	// websocket connects. Nil when PartyKit is not configured.
 	PartyKit *legacyparty.Provider
-	// Resolver gives the mode of the event's scope (video-ready). It is
-	// asked once; the Broadcast then publishes in that mode. Defaults to
-	// flags.Fixed(flags.Legacy), like broadcast.New.
+	// Resolver gives the mode of every scope, as the app's does; the
+	// Broadcast publishes the event (scope video-ready) in the mode it
+	// gives at the time. Defaults to flags.Fixed(flags.Legacy), like
+	// broadcast.New.
 	Resolver flags.Resolver
 	// Room is the room (and Inngest channel) of the canary event. Defaults
 	// to "canary-" and random characters: a room no browser watches.
@@ -83,6 +85,10 @@ type Config struct {
 	// Logger receives the Broadcast's per-transport lines and the
 	// subscriber's diagnostics. Defaults to zap.NewNop().
 	Logger *zap.Logger
+	// OnModeChange is the Broadcast's broadcast.Options.OnModeChange: it
+	// is called with every change of a scope's mode the canary's Broadcast
+	// observes, the first one included.
+	OnModeChange func(broadcast.ModeChange)
 }
 
 // Report is the outcome of one canary run.
@@ -92,6 +98,9 @@ type Report struct {
 	// Flags is the mode the resolver gave; Mode is what the Broadcast does
 	// with the transports it has.
 	Flags, Mode flags.Mode
+	// Scopes is the mode of every scope as the resolver gives it for Room:
+	// what the app would publish in.
+	Scopes []flagsource.ScopeMode
 	// Envelope is what the Broadcast sent, as realtime.Message.Encode
 	// spells it, with the seq and epoch its replay log gave it.
 	Envelope []byte
@@ -183,6 +192,9 @@ func (r *Report) OK() bool {
 // the reasons.
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "event:   %s room=%s requestId=%s scope=%s\n", r.Name, r.Room, r.RequestID, r.Scope)
+	if len(r.Scopes) > 0 {
+		fmt.Fprintf(w, "scopes:  %s\n", flagsource.Format(r.Scopes))
+	}
 	fmt.Fprintf(w, "mode:    flags=%s effective=%s\n", r.Flags, r.Mode)
 	switch {
 	case !r.Published:
@@ -370,8 +382,8 @@ type subscriber interface{ Close() error }
 // message and counts it, as inngest.Subscriber does.
 type duplicateCounter interface{ Duplicates() uint64 }
 
-// timed is a transport that records how its one publish went. It takes
-// the envelope the Broadcast made, as the transports do.
+// timed is a transport that records how the publish of the current run
+// went. It takes the envelope the Broadcast made, as the transports do.
 type timed struct {
 	p     realtime.EnvelopePublisher
 	mu    sync.Mutex
@@ -379,6 +391,14 @@ type timed struct {
 	done  bool
 	dur   time.Duration
 	err   error
+	fin   chan struct{} // closed when the run's publish returned
+}
+
+// reset starts a run whose publish starts at start.
+func (t *timed) reset(start time.Time) {
+	t.mu.Lock()
+	t.start, t.done, t.dur, t.err, t.fin = start, false, 0, nil, make(chan struct{})
+	t.mu.Unlock()
 }
 
 func (t *timed) Publish(ctx context.Context, msg realtime.Message) error {
@@ -392,9 +412,26 @@ func (t *timed) Publish(ctx context.Context, msg realtime.Message) error {
 func (t *timed) PublishEnvelope(ctx context.Context, env *realtime.Envelope) error {
 	err := t.p.PublishEnvelope(ctx, env)
 	t.mu.Lock()
-	t.done, t.dur, t.err = true, time.Since(t.start), err
+	if !t.done && t.fin != nil {
+		t.done, t.dur, t.err = true, time.Since(t.start), err
+		close(t.fin)
+	}
 	t.mu.Unlock()
 	return err
+}
+
+// wait returns once the run's publish returned, or ctx is done.
+func (t *timed) wait(ctx context.Context) {
+	t.mu.Lock()
+	fin := t.fin
+	t.mu.Unlock()
+	if fin == nil {
+		return
+	}
+	select {
+	case <-ctx.Done():
+	case <-fin:
+	}
 }
 
 func (t *timed) result() (done bool, d time.Duration, err error) {
@@ -403,13 +440,38 @@ func (t *timed) result() (done bool, d time.Duration, err error) {
 	return t.done, t.dur, t.err
 }
 
-// Check publishes the canary event through a Broadcast over cfg's
-// providers and checks that a subscriber on every transport the mode
-// enables receives it within cfg.Deadline. It returns an error only when
-// the run could not be set up (an invalid configuration); a transport
-// that cannot be subscribed to, does not deliver or delivers something
-// else is a failure in the Report (see [Report.OK]).
-func Check(ctx context.Context, cfg Config) (*Report, error) {
+// effective is the Resolver of the canary's Broadcast: the flags' mode,
+// except that with one transport not configured every publish goes to the
+// other one (as an app without it would have to).
+type effective struct {
+	r                 flags.Resolver
+	inngest, partykit bool
+}
+
+func (e effective) Mode(ctx context.Context, scope flags.Scope, room string) flags.Mode {
+	switch {
+	case !e.inngest:
+		return flags.Legacy
+	case !e.partykit:
+		return flags.Realtime
+	}
+	return e.r.Mode(ctx, scope, room)
+}
+
+// Canary is a Broadcast over the configured transports that runs the
+// check again and again: one Broadcast for the life of the Canary, so
+// that it observes, and reports through cfg.OnModeChange, every change of
+// mode between runs, with the figures of the runs in the mode that ended.
+type Canary struct {
+	cfg           Config
+	b             *broadcast.Broadcast
+	legacyT, rtT  *timed
+	room, request string // the configured ones, "" for fresh ones per run
+}
+
+// New builds the Canary's Broadcast over cfg's providers, its mode from
+// cfg.Resolver on every publish. Close it when done.
+func New(cfg Config) (*Canary, error) {
 	if cfg.Deadline <= 0 {
 		cfg.Deadline = DefaultDeadline
 	}
@@ -434,52 +496,82 @@ func Check(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Resolver == nil {
 		cfg.Resolver = flags.Fixed(flags.Legacy)
 	}
-	if cfg.Room == "" {
-		cfg.Room = randomID()
-	}
-	if cfg.RequestID == "" {
-		cfg.RequestID = randomID()
-	}
 	if cfg.Inngest == nil && cfg.PartyKit == nil {
 		return nil, errors.New("canary: neither Inngest nor PartyKit is configured")
 	}
-
-	msg := Event(cfg.Room, cfg.RequestID, time.Now())
-	envelope, err := msg.Encode()
-	if err != nil {
-		return nil, fmt.Errorf("canary: %w", err)
-	}
+	c := &Canary{cfg: cfg, room: cfg.Room, request: cfg.RequestID}
 
 	// The facade, as an app builds it; each provider timed. A transport
 	// that is not configured is stood in for, and the mode keeps every
 	// publish on the one that is.
 	var legacy, rt realtime.Provider = absent("partykit"), absent("inngest")
-	var legacyT, rtT *timed
 	if cfg.PartyKit != nil {
-		legacyT = &timed{p: cfg.PartyKit}
-		legacy = legacyT
+		c.legacyT = &timed{p: cfg.PartyKit}
+		legacy = c.legacyT
 	}
 	if cfg.Inngest != nil {
-		rtT = &timed{p: cfg.Inngest}
-		rt = rtT
+		c.rtT = &timed{p: cfg.Inngest}
+		rt = c.rtT
 	}
-	scope := flags.ScopeOf(msg.Name)
-	flagMode := cfg.Resolver.Mode(ctx, scope, msg.Room).OrLegacy()
-	mode := flagMode
-	switch {
-	case cfg.Inngest == nil:
-		mode = flags.Legacy
-	case cfg.PartyKit == nil:
-		mode = flags.Realtime
-	}
-	b, err := broadcast.New(legacy, rt, &broadcast.Options{Resolver: flags.Fixed(mode), Logger: cfg.Logger})
+	b, err := broadcast.New(legacy, rt, &broadcast.Options{
+		Resolver:     effective{r: cfg.Resolver, inngest: cfg.Inngest != nil, partykit: cfg.PartyKit != nil},
+		Logger:       cfg.Logger,
+		OnModeChange: cfg.OnModeChange,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("canary: %w", err)
 	}
+	c.b = b
+	return c, nil
+}
+
+// Close closes the Broadcast, waiting within ctx for publishes still
+// running.
+func (c *Canary) Close(ctx context.Context) error { return c.b.Close(ctx) }
+
+// Check publishes the canary event through a Broadcast over cfg's
+// providers and checks that a subscriber on every transport the mode
+// enables receives it within cfg.Deadline. It returns an error only when
+// the run could not be set up (an invalid configuration); a transport
+// that cannot be subscribed to, does not deliver or delivers something
+// else is a failure in the Report (see [Report.OK]).
+func Check(ctx context.Context, cfg Config) (*Report, error) {
+	c, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Deadline+time.Second)
+		defer cancel()
+		_ = c.Close(cctx)
+	}()
+	return c.Check(ctx)
+}
+
+// Check runs the canary once: in a fresh room with a fresh request id
+// unless the Config named them, in the mode the Resolver gives now.
+func (c *Canary) Check(ctx context.Context) (*Report, error) {
+	cfg, b := c.cfg, c.b
+	if cfg.Room = c.room; cfg.Room == "" {
+		cfg.Room = randomID()
+	}
+	if cfg.RequestID = c.request; cfg.RequestID == "" {
+		cfg.RequestID = randomID()
+	}
+	msg := Event(cfg.Room, cfg.RequestID, time.Now())
+	envelope, err := msg.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("canary: %w", err)
+	}
+	scope := flags.ScopeOf(msg.Name)
 	rep := &Report{
 		Room: msg.Room, Name: msg.Name, RequestID: msg.RequestID, Scope: scope,
-		Flags: flagMode, Mode: b.Route(ctx, msg.Room, msg.Name).Mode, Envelope: envelope,
+		Flags: cfg.Resolver.Mode(ctx, scope, msg.Room).OrLegacy(), Envelope: envelope,
+		Scopes: flagsource.Modes(ctx, cfg.Resolver, msg.Room),
 	}
+	// The mode the Broadcast publishes in: the one answer it gives the
+	// token endpoint and the logs too.
+	rep.Mode = b.Route(ctx, msg.Room, msg.Name).Mode
 	rep.Transports = []TransportResult{
 		{Name: broadcast.TransportPartyKit, Configured: cfg.PartyKit != nil, Enabled: cfg.PartyKit != nil && rep.Mode.PublishesLegacy()},
 		{Name: broadcast.TransportInngest, Configured: cfg.Inngest != nil, Enabled: cfg.Inngest != nil && rep.Mode.PublishesRealtime()},
@@ -533,11 +625,10 @@ func Check(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	start := time.Now()
-	if legacyT != nil {
-		legacyT.start = start
-	}
-	if rtT != nil {
-		rtT.start = start
+	for _, t := range []*timed{c.legacyT, c.rtT} {
+		if t != nil {
+			t.reset(start)
+		}
 	}
 	rep.Published = true
 	rep.PublishErr = b.Publish(ctx, msg)
@@ -546,18 +637,18 @@ func Check(ctx context.Context, cfg Config) (*Report, error) {
 	collect(ctx, col, msg.RequestID, start, []*TransportResult{pk, in}, cfg.Deadline, cfg.Quiet)
 
 	// Wait for a leg that outlived the shadow budget, within the deadline.
-	closeCtx, cancelClose := context.WithDeadline(context.WithoutCancel(ctx), start.Add(cfg.Deadline+time.Second))
-	_ = b.Close(closeCtx)
-	cancelClose()
+	waitCtx, cancelWait := context.WithDeadline(context.WithoutCancel(ctx), start.Add(cfg.Deadline+time.Second))
 	for _, tt := range []struct {
 		r *TransportResult
 		t *timed
-	}{{pk, legacyT}, {in, rtT}} {
+	}{{pk, c.legacyT}, {in, c.rtT}} {
 		if tt.t == nil || !tt.r.Enabled {
 			continue
 		}
+		tt.t.wait(waitCtx)
 		tt.r.Published, tt.r.PublishLatency, tt.r.PublishErr = tt.t.result()
 	}
+	cancelWait()
 
 	// Results per transport.
 	for _, t := range []*TransportResult{pk, in} {

@@ -29,8 +29,9 @@
 //
 //	cd examples && go run ./canary -local      # nothing needed but Go (and, optionally, npm ci --prefix ../harness/partykit/server)
 //	INNGEST_SIGNING_KEY=signkey-… NEXT_PUBLIC_PARTY_KIT_URL=my-party.partykit.dev \
-//	  REALTIME_VIDEO_READY_MODE=shadow go run ./canary    # staging
-//	go run ./canary -mode primary -deadline 2s
+//	  go run ./canary -flags /etc/app/realtime.flags     # staging: the app's endpoints and flags
+//	go run ./canary -mode primary -deadline 2s          # a fixed mode, whatever the flags say
+//	go run ./canary -flags /etc/app/realtime.flags -n 0 -every 5s   # every 5s until ^C, with the flip log
 //
 // With -local, or when no INNGEST_* variable and no NEXT_PUBLIC_PARTY_KIT_URL
 // is set, the canary runs against local servers: the harness's in-process
@@ -40,14 +41,45 @@
 //
 // # Mode
 //
-// -mode legacy|shadow|primary|realtime fixes the mode. -mode env, the
-// default against real endpoints, reads it from the environment with
-// flags.EnvProvider, as apps do (REALTIME_VIDEO_READY_MODE,
-// ENABLE_REALTIME_VIDEO_READY, ENABLE_REALTIME_VIDEO_REALTIME,
-// REALTIME_KILL_SWITCH; unset means legacy). Local servers have no
-// deployment flags, so there the default is shadow: both transports.
-// A transport that is not configured is left out, as broadcast.New does
-// (every mode then publishes to the other one).
+// By default the canary reads the app's flags the way the app does and
+// publishes in the mode they give: a flags.Evaluator (cache 1s, as the
+// app's) over
+//
+//   - the app's flags file (-flags path, flags.EnvOptions.File, re-read
+//     every 250ms) and the process environment, through flags.EnvProvider:
+//     REALTIME_KILL_SWITCH, REALTIME_VIDEO_READY_MODE,
+//     ENABLE_REALTIME_VIDEO_READY, ENABLE_REALTIME_VIDEO_REALTIME, … (unset
+//     means legacy); run it with the app's environment and its flags file;
+//   - or the app's flag service, through its OpenFeature provider. No
+//     flag-service provider is compiled in (none is a dependency of this
+//     repository): a deployment with one adds a file to this directory,
+//     func init() { flagsource.ServiceProvider = <the provider the app
+//     uses> }, and the canary then reads the flag service instead of the
+//     file and the environment. -app and -environment set the evaluation
+//     context attributes the app sends.
+//
+// The report prints the mode of every scope as the app resolves it for the
+// canary's room (the targeting key: with a percentage rollout a random room
+// may fall on either side; -room picks one), then checks the event's scope,
+// video-ready, in its mode. -mode legacy|shadow|primary|realtime fixes the
+// mode instead. Local servers have no deployment flags, so there, with no
+// -flags, no flag variable and no flag service, shadow (both transports) is
+// checked. A transport that is not configured is left out, as broadcast.New
+// does (every mode then publishes to the other one).
+//
+// # Repeated runs and the flip log
+//
+// -n N runs the canary N times (0: until interrupted), a run every -every
+// (10s), through one Broadcast, whose broadcast.Options.OnModeChange prints
+// every change of mode it observes (as the app logs "realtime: mode
+// changed"), with the time, and the publishes, errors and p99 latency per
+// transport of the runs made in the mode that ended:
+//
+//	mode change: 10:31:07.254 video-ready: shadow (first seen)
+//	mode change: 10:31:22.260 video-ready: shadow → legacy after 15.006s; partykit 3 publishes, 0 errors, p99 9.9ms; inngest 3 publishes, 0 errors, p99 4.95ms
+//
+// A flip made in the flags file shows at the first run after the
+// Evaluator saw it (at most 250ms for the file, plus the 1s cache).
 //
 // # Subscribing before publishing
 //
@@ -82,8 +114,8 @@
 //
 // # Exit status
 //
-// 0 when every enabled transport received the event once, intact, within
-// -deadline and no publish failed; 1 when the canary failed; 2 when it could
+// 0 when, in every run, every enabled transport received the event once,
+// intact, within -deadline and no publish failed; 1 when a run failed; 2 when it could
 // not run (bad flags, bad configuration, servers that would not start).
 package main
 
@@ -99,9 +131,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/open-feature/go-sdk/openfeature/isolated"
 	"go.uber.org/zap"
 
+	"github.com/coursebuilder/realtime-go/broadcast"
+	"github.com/coursebuilder/realtime-go/examples/internal/flagsource"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime/inngest"
@@ -140,9 +173,14 @@ func run(ctx context.Context, args []string, env environment) int {
 	fs := flag.NewFlagSet("canary", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	localFlag := fs.Bool("local", false, "run against the local servers (in-process Inngest endpoint, PartyKit dev server if installed) whatever the environment says")
-	modeFlag := fs.String("mode", "", "legacy, shadow, primary, realtime, or env (read the flags from the environment); default env, or shadow with local servers")
+	modeFlag := fs.String("mode", "", "legacy, shadow, primary or realtime fixes the mode; default (or \"flags\"): the app's flags, as the app resolves them")
+	flagsFile := fs.String("flags", "", "the app's flags file (flags.EnvOptions.File), read before the process environment")
+	app := fs.String("app", "", "the app name the flags are evaluated for (flags.Options.App), for a flag service that targets apps")
+	environ := fs.String("environment", "", "the environment the flags are evaluated for (flags.Options.Environment)")
 	deadline := fs.Duration("deadline", DefaultDeadline, "how long each subscriber may take to receive the event, from the start of the publish")
-	room := fs.String("room", "", "room (and Inngest channel) of the canary event; default canary-<random>")
+	room := fs.String("room", "", "room (and Inngest channel) of the canary event, also the flags' targeting key; default canary-<random>, new for each run")
+	count := fs.Int("n", 1, "number of runs; 0 runs until interrupted")
+	every := fs.Duration("every", 10*time.Second, "time between the starts of two runs (with -n other than 1)")
 	noParty := fs.Bool("no-partykit", false, "with local servers, leave PartyKit out")
 	partyDir := fs.String("partykit-dir", "", "with local servers, the PartyKit node project (default the harness's)")
 	verbose := fs.Bool("v", false, "log the Broadcast's per-transport lines and the servers' output to stderr")
@@ -179,26 +217,34 @@ func run(ctx context.Context, args []string, env environment) int {
 	if *deadline <= 0 {
 		return fail(errors.New("-deadline must be positive"))
 	}
-	// The mode: fixed, or from the environment's flags.
-	m := *modeFlag
-	if m == "" {
-		m = "env"
-		if local {
-			m = flags.Shadow.String()
-		}
+	if *count < 0 || *every <= 0 {
+		return fail(errors.New("-n must not be negative, -every must be positive"))
 	}
+	// The mode: fixed, or the app's flags. Local servers belong to no
+	// deployment: with no flags given at all there, shadow (both
+	// transports) is checked.
 	var resolver flags.Resolver
-	if strings.EqualFold(m, "env") {
-		api := isolated.NewAPI()
-		defer func() { _ = api.Shutdown(context.WithoutCancel(ctx)) }()
-		if err := api.SetProviderAndWait(ctx, flags.NewEnvProvider(nil)); err != nil {
+	m := strings.ToLower(*modeFlag)
+	if m == "" && local && *flagsFile == "" && flagsource.ServiceProvider == nil && !flagsource.EnvSet() {
+		m = flags.Shadow.String()
+		fmt.Fprintln(out, "flags:   none given (no -flags, no flag variable, no flag service) and local servers: checking shadow mode")
+	}
+	switch m {
+	case "", "flags", "env":
+		src, err := flagsource.Open(ctx, flagsource.Options{File: *flagsFile, App: *app, Environment: *environ, Logger: logger})
+		if err != nil {
 			return fail(err)
 		}
-		resolver = flags.NewEvaluator(api.NewClient(), &flags.Options{App: "canary", Logger: logger})
-	} else {
+		defer src.Close()
+		fmt.Fprintf(out, "flags:   %s\n", src)
+		resolver = src.Evaluator
+	default:
 		mode, err := flags.ParseMode(m)
 		if err != nil {
 			return fail(fmt.Errorf("-mode: %w", err))
+		}
+		if *modeFlag != "" {
+			fmt.Fprintf(out, "flags:   not read (-mode %s)\n", mode)
 		}
 		resolver = flags.Fixed(mode)
 	}
@@ -240,19 +286,69 @@ func run(ctx context.Context, args []string, env environment) int {
 	}
 
 	cfg.Resolver, cfg.Room, cfg.Deadline, cfg.Logger = resolver, *room, *deadline, logger
-	start := time.Now()
-	rep, err := Check(ctx, cfg)
+	cfg.OnModeChange = func(c broadcast.ModeChange) { fmt.Fprintln(out, formatChange(c)) }
+	c, err := New(cfg)
 	if err != nil {
 		return fail(err)
 	}
-	rep.Print(out)
-	if ctx.Err() != nil {
-		fmt.Fprintln(env.Stderr, "canary: interrupted")
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *deadline+time.Second)
+		defer cancel()
+		_ = c.Close(cctx)
+	}()
+	failed := 0
+	next := time.Now()
+	for i := 1; *count == 0 || i <= *count; i++ {
+		if i > 1 {
+			next = next.Add(*every)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(next)):
+			}
+		}
+		if ctx.Err() != nil {
+			fmt.Fprintln(env.Stderr, "canary: interrupted")
+			return exitFail
+		}
+		if *count != 1 {
+			fmt.Fprintf(out, "\nrun %d at %s\n", i, time.Now().Format(time.RFC3339))
+		}
+		start := time.Now()
+		rep, err := c.Check(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		rep.Print(out)
+		if ctx.Err() != nil {
+			fmt.Fprintln(env.Stderr, "canary: interrupted")
+			return exitFail
+		}
+		if !rep.OK() {
+			failed++
+			continue
+		}
+		fmt.Fprintf(out, "canary passed in %v\n", time.Since(start).Round(time.Millisecond))
+	}
+	if failed > 0 {
+		if *count != 1 {
+			fmt.Fprintf(out, "canary failed %d of %d runs\n", failed, *count)
+		}
 		return exitFail
 	}
-	if !rep.OK() {
-		return exitFail
-	}
-	fmt.Fprintf(out, "canary passed in %v\n", time.Since(start).Round(time.Millisecond))
 	return exitPass
+}
+
+// formatChange renders a mode change of the canary's Broadcast: the flip
+// log line, with the figures of the runs in the mode that ended.
+func formatChange(c broadcast.ModeChange) string {
+	at := c.At.Format("15:04:05.000")
+	if c.Initial {
+		return fmt.Sprintf("mode change: %s %s: %s (first seen)", at, c.Scope, c.To)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "mode change: %s %s: %s → %s after %v", at, c.Scope, c.From, c.To, c.At.Sub(c.Since).Round(time.Millisecond))
+	for _, f := range c.Figures {
+		fmt.Fprintf(&sb, "; %s %d publishes, %d errors, p99 %v", f.Transport, f.Publishes, f.Errors, f.P99)
+	}
+	return sb.String()
 }

@@ -9,15 +9,20 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/open-feature/go-sdk/openfeature"
+	"github.com/open-feature/go-sdk/openfeature/memprovider"
 	"go.uber.org/goleak"
 
 	"github.com/coursebuilder/realtime-go/broadcast"
+	"github.com/coursebuilder/realtime-go/examples/internal/flagsource"
 	"github.com/coursebuilder/realtime-go/examples/internal/testlog"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
@@ -503,4 +508,189 @@ func mustChannel(t *testing.T, p *inngest.Provider, room string) string {
 		t.Fatal(err)
 	}
 	return ch
+}
+
+// writeFlagsFile replaces a flags file atomically, as an operator's
+// temp-file-and-mv does.
+func writeFlagsFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunReadsFlagsFile: by default the canary reports and checks the mode
+// the app's flags file gives, and a flip between two runs shows in the
+// second: the kill switch sends every scope to legacy.
+func TestRunReadsFlagsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.flags")
+	writeFlagsFile(t, path, "REALTIME_VIDEO_READY_MODE=primary\nREALTIME_TRANSCRIPT_MODE=shadow\n")
+	args := []string{"-local", "-no-partykit", "-flags", path}
+
+	out := testlog.New(t)
+	if code := run(ctxT(t), args, environment{Stdout: out, Stderr: testlog.New(t)}); code != exitPass {
+		t.Fatalf("exit %d, want %d", code, exitPass)
+	}
+	for _, want := range []string{"flags:   flags file " + path,
+		"scopes:  video-upload=legacy video-ready=primary video-errored=legacy transcript=shadow ai-stream=legacy default=legacy",
+		"mode:    flags=primary effective=realtime", // no PartyKit: Inngest alone
+		"PASS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+
+	writeFlagsFile(t, path, "REALTIME_VIDEO_READY_MODE=primary\nREALTIME_TRANSCRIPT_MODE=shadow\nREALTIME_KILL_SWITCH=true\n")
+	out = testlog.New(t)
+	run(ctxT(t), args, environment{Stdout: out, Stderr: testlog.New(t)})
+	for _, want := range []string{
+		"scopes:  video-upload=legacy video-ready=legacy video-errored=legacy transcript=legacy ai-stream=legacy default=legacy",
+		"mode:    flags=legacy"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("after the kill switch, output lacks %q", want)
+		}
+	}
+}
+
+// TestRunMissingFlagsFile: a -flags path that does not exist is a usage
+// error, not a silent read of the environment alone.
+func TestRunMissingFlagsFile(t *testing.T) {
+	errOut := testlog.New(t)
+	code := run(ctxT(t), []string{"-local", "-no-partykit", "-flags", filepath.Join(t.TempDir(), "nope.flags")}, environment{Stdout: io.Discard, Stderr: errOut})
+	if code != exitUsage || !strings.Contains(errOut.String(), "nope.flags") {
+		t.Errorf("exit %d (%s), want %d naming the file", code, errOut.String(), exitUsage)
+	}
+}
+
+// TestCanaryFollowsFlipWithFlipLog: one Canary over the app's flags file,
+// run again and again while the file is flipped, publishes in the mode the
+// file says at each run and reports each change through OnModeChange with
+// the figures of the runs in the mode that ended.
+func TestCanaryFollowsFlipWithFlipLog(t *testing.T) {
+	cfg, _ := servers(t, nil)
+	if cfg.PartyKit == nil {
+		t.Skip("PartyKit not available: with Inngest alone every mode publishes to Inngest")
+	}
+	path := filepath.Join(t.TempDir(), "app.flags")
+	writeFlagsFile(t, path, "REALTIME_VIDEO_READY_MODE=shadow\n")
+	src, err := flagsource.Open(ctxT(t), flagsource.Options{File: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var mu sync.Mutex
+	var changes []broadcast.ModeChange
+	cfg.Resolver = src.Evaluator
+	cfg.OnModeChange = func(c broadcast.ModeChange) {
+		mu.Lock()
+		changes = append(changes, c)
+		mu.Unlock()
+		t.Log(formatChange(c))
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+
+	check := func(want flags.Mode) {
+		t.Helper()
+		// The file is re-read every 250ms and the Evaluator drops its
+		// cache on the change: run until the canary is in the new mode.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			rep, err := c.Check(ctxT(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Mode == want {
+				rep.Print(testlog.New(t))
+				if !rep.OK() {
+					t.Fatalf("%s: canary failed", want)
+				}
+				pk, in := transport(t, rep, broadcast.TransportPartyKit), transport(t, rep, broadcast.TransportInngest)
+				if pk.Enabled != want.PublishesLegacy() || in.Enabled != want.PublishesRealtime() {
+					t.Fatalf("%s: partykit enabled %v, inngest %v", want, pk.Enabled, in.Enabled)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("still in %s 30s after the flip to %s", rep.Mode, want)
+			}
+		}
+	}
+	check(flags.Shadow)
+	check(flags.Shadow)
+	writeFlagsFile(t, path, "REALTIME_VIDEO_READY_MODE=shadow\nREALTIME_KILL_SWITCH=true\n")
+	check(flags.Legacy)
+	writeFlagsFile(t, path, "REALTIME_VIDEO_READY_MODE=shadow\nREALTIME_KILL_SWITCH=false\n")
+	check(flags.Shadow)
+
+	mu.Lock()
+	defer mu.Unlock()
+	var got []string
+	for _, ch := range changes {
+		if ch.Scope != flags.ScopeVideoReady {
+			continue
+		}
+		if ch.Initial {
+			got = append(got, "initial "+ch.To.String())
+		} else {
+			got = append(got, ch.From.String()+"→"+ch.To.String())
+		}
+	}
+	if want := []string{"initial shadow", "shadow→legacy", "legacy→shadow"}; !slices.Equal(got, want) {
+		t.Fatalf("mode changes %v, want %v", got, want)
+	}
+	// The shadow period before the kill switch had two passing runs, each
+	// published to both transports.
+	var shadow broadcast.ModeChange
+	for _, ch := range changes {
+		if !ch.Initial && ch.From == flags.Shadow && ch.To == flags.Legacy {
+			shadow = ch
+		}
+	}
+	if len(shadow.Figures) != 2 {
+		t.Fatalf("figures of the shadow period: %+v, want partykit and inngest", shadow.Figures)
+	}
+	for _, f := range shadow.Figures {
+		if f.Publishes < 2 || f.Errors != 0 {
+			t.Errorf("%s: %d publishes, %d errors, want at least 2 and none", f.Transport, f.Publishes, f.Errors)
+		}
+	}
+	if line := formatChange(shadow); !strings.Contains(line, "video-ready: shadow → legacy after") || !strings.Contains(line, "partykit") {
+		t.Errorf("flip log line %q", line)
+	}
+}
+
+// TestRunReadsFlagService: with flagsource.ServiceProvider set (the hook a
+// deployment with a flag service uses), the canary reads the flags through
+// that OpenFeature provider, with the app and environment as evaluation
+// context, and neither the file nor the environment.
+func TestRunReadsFlagService(t *testing.T) {
+	target := func(_ memprovider.InMemoryFlag, ec openfeature.FlattenedContext) (any, openfeature.ProviderResolutionDetail) {
+		if ec["app"] == "astro-party" && ec["environment"] == "staging" {
+			return "primary", openfeature.ProviderResolutionDetail{Reason: openfeature.TargetingMatchReason, Variant: "primary"}
+		}
+		return "legacy", openfeature.ProviderResolutionDetail{Reason: openfeature.DefaultReason, Variant: "legacy"}
+	}
+	flagsource.ServiceProvider = memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
+		flags.ScopeVideoReady.ModeKey(): {Key: flags.ScopeVideoReady.ModeKey(), State: memprovider.Enabled, DefaultVariant: "legacy",
+			Variants: map[string]any{"legacy": "legacy", "primary": "primary"}, ContextEvaluator: &target},
+	})
+	defer func() { flagsource.ServiceProvider = nil }()
+	t.Setenv("REALTIME_VIDEO_READY_MODE", "shadow") // not read: the flag service is the source
+	out := testlog.New(t)
+	if code := run(ctxT(t), []string{"-local", "-no-partykit", "-app", "astro-party", "-environment", "staging"}, environment{Stdout: out, Stderr: testlog.New(t)}); code != exitPass {
+		t.Fatalf("exit %d, want %d", code, exitPass)
+	}
+	for _, want := range []string{"flags:   flag service (OpenFeature provider InMemoryProvider)", "video-ready=primary", "mode:    flags=primary"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
 }

@@ -1,6 +1,8 @@
 // Command parity replays recorded video notifications through the realtime
-// facade in shadow mode and reports, room by room, whether Inngest Realtime
-// delivered what PartyKit delivered: the migration plan's "record/playback
+// facade, each in the mode the app's flags give its scope, and reports,
+// room by room, whether each transport delivered what that mode publishes
+// to it (in shadow and primary mode: whether Inngest Realtime delivered
+// what PartyKit delivered): the migration plan's "record/playback
 // representative video events in staging to validate realtime output
 // against partykit baseline".
 //
@@ -18,15 +20,32 @@
 // (harness/partykit) — subscribes a browser-style websocket to every room on
 // each transport (Inngest with a subscription token for the room's event
 // names), publishes the events in order through a broadcast.Broadcast in
-// shadow mode (both transports, PartyKit counting), and prints per room and
-// transport how many events were delivered, how many byte for byte, their
-// latencies, and every mismatch:
+// the mode of each event's scope (see Modes), and prints per room the modes
+// and per transport how many events were delivered, how many byte for
+// byte, their latencies, and every mismatch:
 //
 //	MISSING     inngest  room=… requestId=…  the transport never delivered it (within -wait)
 //	DUPLICATED  inngest  room=… requestId=…  delivered more than once
 //	LATE        partykit room=… requestId=…  first copy after -late (default 1s) from the start of its publish
 //	DIFFERS     inngest  room=… requestId=…  a copy whose JSON value is not the envelope's, with the first differing path
-//	UNEXPECTED  inngest  room=… requestId=…  a delivery no event of that room accounts for
+//	UNEXPECTED  inngest  room=… requestId=…  a delivery no event of that room accounts for, or one on a transport the event's mode does not publish to
+//
+// # Modes
+//
+// By default parity reads the app's flags as the app does, through a
+// flags.Evaluator (package examples/internal/flagsource): the app's flags
+// file (-flags path) and the process environment (REALTIME_KILL_SWITCH,
+// REALTIME_<SCOPE>_MODE, ENABLE_REALTIME_*), or the app's flag service
+// when a file added to this directory sets flagsource.ServiceProvider to
+// the app's OpenFeature provider in an init function (none is compiled
+// in). Each event is published in the mode its scope resolves to for its
+// room at that moment, and each transport is checked against it: legacy
+// expects PartyKit alone, realtime Inngest alone, shadow and primary both.
+// So run before and after a flip, with the app's flags, it checks what the
+// flip changed, against the real server code of both transports. With no
+// flags at all (no -flags, no flag variable, no flag service) every event
+// goes out in shadow mode, the comparison of both transports; -mode fixes
+// the mode of every event.
 //
 // # Why payloads are compared as parsed JSON
 //
@@ -48,7 +67,8 @@
 //
 // # Running
 //
-//	cd examples && go run ./parity
+//	cd examples && go run ./parity                    # every event in shadow mode
+//	go run ./parity -flags /etc/app/realtime.flags    # the app's modes
 //	go run ./parity -late 250ms -events /path/to/staging-recording.jsonl
 //
 // Parity needs both transports: when the PartyKit dev server is not
@@ -67,10 +87,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/coursebuilder/realtime-go/examples/internal/flagsource"
+	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 )
@@ -116,6 +139,10 @@ func run(ctx context.Context, args []string, env environment) int {
 	wait := fs.Duration("wait", 0, "how long after the last publish missing deliveries are waited for (default 2×late+1s)")
 	interval := fs.Duration("interval", 0, "pause between publishes")
 	partyDir := fs.String("partykit-dir", "", "the PartyKit node project (default the harness's)")
+	modeFlag := fs.String("mode", "", "legacy, shadow, primary or realtime fixes the mode of every event; default (or \"flags\"): the app's flags, as the app resolves them")
+	flagsFile := fs.String("flags", "", "the app's flags file (flags.EnvOptions.File), read before the process environment")
+	app := fs.String("app", "", "the app name the flags are evaluated for (flags.Options.App)")
+	environ := fs.String("environment", "", "the environment the flags are evaluated for (flags.Options.Environment)")
 	verbose := fs.Bool("v", false, "log the Broadcast's per-transport lines and the servers' output to stderr")
 	if err := fs.Parse(args); err != nil {
 		return exitCannot
@@ -165,7 +192,35 @@ func run(ctx context.Context, args []string, env environment) int {
 		logf = func(format string, a ...any) { fmt.Fprintf(env.Stderr, format+"\n", a...) }
 	}
 
-	fmt.Fprintf(out, "parity: %d recorded events from %s, through a Broadcast in shadow mode; late > %v\n", len(events), name, *late)
+	// The modes: the app's flags, or fixed. With no flags given at all,
+	// shadow, the comparison of both transports.
+	var resolver flags.Resolver
+	m := strings.ToLower(*modeFlag)
+	if m == "" && *flagsFile == "" && flagsource.ServiceProvider == nil && !flagsource.EnvSet() {
+		m = flags.Shadow.String()
+		fmt.Fprintln(out, "flags: none given (no -flags, no flag variable, no flag service): every event in shadow mode")
+	}
+	switch m {
+	case "", "flags", "env":
+		src, err := flagsource.Open(ctx, flagsource.Options{File: *flagsFile, App: *app, Environment: *environ, Logger: logger})
+		if err != nil {
+			return fail(err)
+		}
+		defer src.Close()
+		fmt.Fprintf(out, "flags: %s\n", src)
+		resolver = src.Evaluator
+	default:
+		mode, err := flags.ParseMode(m)
+		if err != nil {
+			return fail(fmt.Errorf("-mode: %w", err))
+		}
+		if *modeFlag != "" {
+			fmt.Fprintf(out, "flags: not read (-mode %s)\n", mode)
+		}
+		resolver = flags.Fixed(mode)
+	}
+
+	fmt.Fprintf(out, "parity: %d recorded events from %s, through a Broadcast, each in its scope's mode; late > %v\n", len(events), name, *late)
 	key := inngestrt.NewSigningKey()
 	irt, err := inngestrt.Start(ctx, inngestrt.Options{SigningKeys: []string{key}, Wrap: env.Wrap, Logf: logf})
 	if err != nil {
@@ -184,7 +239,7 @@ func run(ctx context.Context, args []string, env environment) int {
 
 	rep, err := Replay(ctx, Config{
 		Events: events, Inngest: irt, SigningKey: key, PartyKit: pk,
-		Late: *late, Wait: *wait, Interval: *interval, Logger: logger,
+		Late: *late, Wait: *wait, Interval: *interval, Logger: logger, Resolver: resolver,
 	})
 	if err != nil {
 		return fail(err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/examples/internal/testlog"
+	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/realtime"
@@ -26,6 +28,10 @@ import (
 var shared partykit.Shared
 
 func TestMain(m *testing.M) {
+	// Only the flags a test sets count, not the shell's.
+	for _, k := range flags.EnvVariables() {
+		_ = os.Unsetenv(k)
+	}
 	code := m.Run()
 	if err := shared.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -327,7 +333,7 @@ func TestAnalyze(t *testing.T) {
 		rc(in, "zzz", []byte(`{"body":1,"requestId":"zzz","name":"video.asset.ready"}`), time.Millisecond), // unexpected
 	}
 	rec := map[string]*recording{pk: {errs: map[string]error{}}, in: {errs: map[string]error{}}}
-	rep := analyze(groupByRoom(events), map[string]string{"r1": "r1"}, starts, receipts, rec, time.Second)
+	rep := analyze(groupByRoom(events), map[string]string{"r1": "r1"}, starts, map[string]flags.Mode{"a": flags.Shadow, "b": flags.Shadow}, receipts, rec, time.Second)
 	var got []string
 	for _, m := range rep.Mismatches() {
 		got = append(got, m.String())
@@ -359,5 +365,76 @@ func TestJSONDiff(t *testing.T) {
 		if d := jsonDiff([]byte(c.want), []byte(c.got)); d != c.diff {
 			t.Errorf("jsonDiff(%s, %s) = %q, want %q", c.want, c.got, d, c.diff)
 		}
+	}
+}
+
+// writeFlagsFile replaces a flags file atomically, as an operator's
+// temp-file-and-mv does.
+func writeFlagsFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunFollowsFlagsFile: parity reads the app's flags file, publishes
+// each event in its scope's mode and checks each transport against that
+// mode; after a flip (the kill switch) the next run follows it.
+func TestRunFollowsFlagsFile(t *testing.T) {
+	pk := partyKit(t)
+	path := filepath.Join(t.TempDir(), "app.flags")
+	// 6 video.asset.ready events (legacy: PartyKit only), 5 transcript.ready
+	// (realtime: Inngest only), 9 others (shadow: both) = 15 + 14.
+	writeFlagsFile(t, path, "REALTIME_DEFAULT_MODE=shadow\nREALTIME_VIDEO_READY_MODE=legacy\nREALTIME_TRANSCRIPT_MODE=realtime\n")
+	out := testlog.New(t)
+	if code := run(ctxT(t), []string{"-flags", path}, environment{Stdout: out, Stderr: testlog.New(t), PartyKit: pk}); code != exitParity {
+		t.Fatalf("exit %d, want %d", code, exitParity)
+	}
+	for _, want := range []string{"flags: flags file " + path,
+		"modes video-upload=shadow video-ready=legacy transcript=realtime",
+		"29/29 deliveries; 0 missing, 0 duplicated", "0 unexpected", "PASS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+
+	writeFlagsFile(t, path, "REALTIME_DEFAULT_MODE=shadow\nREALTIME_VIDEO_READY_MODE=legacy\nREALTIME_TRANSCRIPT_MODE=realtime\nREALTIME_KILL_SWITCH=true\n")
+	out = testlog.New(t)
+	if code := run(ctxT(t), []string{"-flags", path}, environment{Stdout: out, Stderr: testlog.New(t), PartyKit: pk}); code != exitParity {
+		t.Fatalf("kill switch: exit %d, want %d", code, exitParity)
+	}
+	for _, want := range []string{"modes video-upload=legacy video-ready=legacy transcript=legacy",
+		"20/20 deliveries", "inngest   not published to in these modes", "PASS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("after the kill switch, output lacks %q", want)
+		}
+	}
+}
+
+// TestAnalyzeAgainstMode: an event delivered on a transport its mode does
+// not publish to is unexpected; one its mode does publish to and that did
+// not arrive is missing.
+func TestAnalyzeAgainstMode(t *testing.T) {
+	events := []Event{{Room: "r1", Name: "video.asset.ready", RequestID: "a", Body: []byte(`1`)}}
+	env, _ := events[0].Message().Encode()
+	t0 := time.Now()
+	const pk, in = broadcast.TransportPartyKit, broadcast.TransportInngest
+	rec := map[string]*recording{pk: {errs: map[string]error{}}, in: {errs: map[string]error{}}}
+	receipts := []receipt{{transport: in, room: "r1", requestID: "a", data: env, at: t0.Add(time.Millisecond)}}
+	rep := analyze(groupByRoom(events), map[string]string{"r1": "r1"}, map[string]time.Time{"a": t0}, map[string]flags.Mode{"a": flags.Legacy}, receipts, rec, time.Second)
+	var got []string
+	for _, m := range rep.Mismatches() {
+		got = append(got, m.String())
+	}
+	want := []string{
+		"MISSING    partykit room=r1 requestId=a name=video.asset.ready",
+		"UNEXPECTED inngest  room=r1 requestId=a name=video.asset.ready: delivered 1 times although legacy mode does not publish to inngest",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("mismatches:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

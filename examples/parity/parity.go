@@ -123,6 +123,13 @@ type Config struct {
 	// Logger receives the Broadcast's per-transport lines. Defaults to
 	// zap.NewNop().
 	Logger *zap.Logger
+	// Resolver gives the mode of each event's scope, as the app's does
+	// (the command passes a flags.Evaluator over the app's flags). Each
+	// event is published in the mode it gives at the time, and each
+	// transport is checked against that mode: it must deliver the event
+	// when the mode publishes to it, and must not when it does not.
+	// Defaults to flags.Fixed(flags.Shadow): both transports.
+	Resolver flags.Resolver
 }
 
 // Kind is a kind of mismatch.
@@ -139,7 +146,7 @@ const (
 	// Differs: a copy does not parse to the envelope's JSON value.
 	Differs Kind = "differs"
 	// Unexpected: a delivery in a room that published no event with its
-	// request id.
+	// request id, or on a transport the event's mode does not publish to.
 	Unexpected Kind = "unexpected"
 )
 
@@ -183,13 +190,30 @@ type Stats struct {
 type RoomReport struct {
 	Room, Channel string
 	Events        int
-	Stats         map[string]*Stats
-	Mismatches    []Mismatch
+	// Modes is the mode each scope of the room's events was published in,
+	// in the order of first appearance (a flip during the replay shows as
+	// "shadow,legacy").
+	Modes      []ScopeModes
+	Stats      map[string]*Stats
+	Mismatches []Mismatch
+}
+
+// ScopeModes is the modes one scope was published in, in order.
+type ScopeModes struct {
+	Scope flags.Scope
+	Modes []flags.Mode
+}
+
+func (sm ScopeModes) String() string {
+	parts := make([]string, len(sm.Modes))
+	for i, m := range sm.Modes {
+		parts[i] = m.String()
+	}
+	return string(sm.Scope) + "=" + strings.Join(parts, ",")
 }
 
 // Report is the outcome of a replay.
 type Report struct {
-	Mode   flags.Mode
 	Late   time.Duration
 	Events int
 	Rooms  []RoomReport
@@ -215,12 +239,20 @@ func (r *Report) Print(w io.Writer) {
 	count := map[Kind]int{}
 	expected, delivered := 0, 0
 	for _, rr := range r.Rooms {
-		fmt.Fprintf(w, "\nroom %s (channel %s): %d events\n", rr.Room, rr.Channel, rr.Events)
+		modes := make([]string, len(rr.Modes))
+		for i, m := range rr.Modes {
+			modes[i] = m.String()
+		}
+		fmt.Fprintf(w, "\nroom %s (channel %s): %d events; modes %s\n", rr.Room, rr.Channel, rr.Events, strings.Join(modes, " "))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, t := range transports {
 			s := rr.Stats[t]
 			expected += s.Expected
 			delivered += s.Delivered
+			if s.Expected == 0 {
+				fmt.Fprintf(tw, "  %s\tnot published to in these modes\t\t\n", t)
+				continue
+			}
 			spelling := fmt.Sprintf("%d same bytes", s.SameBytes)
 			if d := s.Delivered - s.SameBytes; d > 0 {
 				spelling += fmt.Sprintf(", %d re-spelled", d)
@@ -239,7 +271,7 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nsummary: %d events in %d rooms, %d/%d deliveries; %d missing, %d duplicated, %d late (> %v), %d differing, %d unexpected\n",
 		r.Events, len(r.Rooms), delivered, expected, count[Missing], count[Duplicated], count[Late], r.Late, count[Differs], count[Unexpected])
 	if r.OK() {
-		fmt.Fprintln(w, "PASS: Inngest Realtime delivered what PartyKit delivered")
+		fmt.Fprintln(w, "PASS: each transport delivered every event its scope's mode publishes to it, intact, once and nothing else")
 	} else {
 		fmt.Fprintln(w, "FAIL")
 	}
@@ -334,11 +366,11 @@ func groupByRoom(events []Event) []*room {
 }
 
 // Replay subscribes to every room of cfg.Events on both transports, plays
-// the events in order through a broadcast.Broadcast in shadow mode (what
-// the migration runs first: PartyKit counts, Inngest is published to
-// alongside), and reports per room what each transport delivered. It
-// returns an error only when the replay could not run (providers,
-// subscriptions); mismatches are in the Report.
+// the events in order through a broadcast.Broadcast whose mode comes from
+// cfg.Resolver, and reports per room what each transport delivered against
+// what the mode of each event's scope publishes to it. It returns an error
+// only when the replay could not run (providers, subscriptions);
+// mismatches are in the Report.
 func Replay(ctx context.Context, cfg Config) (*Report, error) {
 	if len(cfg.Events) == 0 || cfg.Inngest == nil || cfg.PartyKit == nil {
 		return nil, errors.New("parity: Replay needs events, an Inngest endpoint and a PartyKit server")
@@ -354,6 +386,9 @@ func Replay(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = flags.Fixed(flags.Shadow)
 	}
 
 	p, err := inngest.New(&inngest.Options{BaseURL: cfg.Inngest.URL(), SigningKey: cfg.SigningKey, ChannelSecret: rand.Text() + rand.Text()})
@@ -427,17 +462,18 @@ func Replay(ctx context.Context, cfg Config) (*Report, error) {
 		}(r.name)
 	}
 
-	// Play the events through the facade, in shadow mode.
+	// Play the events through the facade, each in the mode of its scope.
 	rec := map[string]*recording{
 		broadcast.TransportPartyKit: {p: party, errs: map[string]error{}},
 		broadcast.TransportInngest:  {p: p, errs: map[string]error{}},
 	}
 	b, err := broadcast.New(rec[broadcast.TransportPartyKit], rec[broadcast.TransportInngest],
-		&broadcast.Options{Resolver: flags.Fixed(flags.Shadow), Logger: cfg.Logger})
+		&broadcast.Options{Resolver: cfg.Resolver, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
 	starts := make(map[string]time.Time, len(cfg.Events))
+	modes := make(map[string]flags.Mode, len(cfg.Events))
 	began := time.Now()
 	var last time.Time
 	for i, e := range cfg.Events {
@@ -451,29 +487,30 @@ func Replay(ctx context.Context, cfg Config) (*Report, error) {
 			_ = b.Close(context.Background())
 			return nil, err
 		}
+		// The mode Publish uses: Route is the one answer the Broadcast
+		// gives Publish, the token endpoint and the logs.
+		modes[e.RequestID] = b.Route(ctx, e.Room, e.Name).Mode
 		last = time.Now()
 		starts[e.RequestID] = last
 		_ = b.Publish(ctx, e.Message()) // each transport's error is recorded
 	}
 	published := time.Since(began)
 
-	// Wait for every delivery, or Wait after the last publish; then Quiet
-	// more for duplicates.
-	want := 2 * len(cfg.Events)
+	// Wait for every delivery the modes call for, or Wait after the last
+	// publish; then Quiet more for duplicates and unexpected ones.
 	complete := func() bool {
 		got := map[[2]string]bool{}
 		for _, r := range col.snapshot() {
 			got[[2]string{r.transport, r.requestID}] = true
 		}
-		n := 0
 		for _, e := range cfg.Events {
 			for _, t := range transports {
-				if got[[2]string{t, e.RequestID}] {
-					n++
+				if publishesTo(modes[e.RequestID], t) && !got[[2]string{t, e.RequestID}] {
+					return false
 				}
 			}
 		}
-		return n == want
+		return true
 	}
 	deadline := time.NewTimer(time.Until(last.Add(cfg.Wait)))
 	defer deadline.Stop()
@@ -498,14 +535,23 @@ wait:
 		return nil, err
 	}
 
-	rep := analyze(rooms, channels, starts, col.snapshot(), rec, cfg.Late)
+	rep := analyze(rooms, channels, starts, modes, col.snapshot(), rec, cfg.Late)
 	rep.Duration = published
 	return rep, nil
 }
 
-// analyze matches the receipts to the events.
-func analyze(rooms []*room, channels map[string]string, starts map[string]time.Time, receipts []receipt, rec map[string]*recording, late time.Duration) *Report {
-	rep := &Report{Mode: flags.Shadow, Late: late}
+// publishesTo reports whether mode publishes to transport.
+func publishesTo(mode flags.Mode, transport string) bool {
+	if transport == broadcast.TransportPartyKit {
+		return mode.PublishesLegacy()
+	}
+	return mode.PublishesRealtime()
+}
+
+// analyze matches the receipts to the events, each against the mode it was
+// published in (modes, by request id).
+func analyze(rooms []*room, channels map[string]string, starts map[string]time.Time, modes map[string]flags.Mode, receipts []receipt, rec map[string]*recording, late time.Duration) *Report {
+	rep := &Report{Late: late}
 	byKey := map[[3]string][]receipt{} // transport, room, request id
 	for _, r := range receipts {
 		k := [3]string{r.transport, r.room, r.requestID}
@@ -513,9 +559,12 @@ func analyze(rooms []*room, channels map[string]string, starts map[string]time.T
 	}
 	for _, r := range rooms {
 		rr := RoomReport{Room: r.name, Channel: channels[r.name], Events: len(r.events), Stats: map[string]*Stats{}}
+		for _, e := range r.events {
+			rr.Modes = addMode(rr.Modes, flags.ScopeOf(e.Name), modes[e.RequestID])
+		}
 		ids := map[string]bool{}
 		for _, t := range transports {
-			s := &Stats{Expected: len(r.events)}
+			s := &Stats{}
 			rr.Stats[t] = s
 			var lat []time.Duration
 			for _, e := range r.events {
@@ -525,6 +574,13 @@ func analyze(rooms []*room, channels map[string]string, starts map[string]time.T
 				mm := func(k Kind, detail string) {
 					rr.Mismatches = append(rr.Mismatches, Mismatch{Kind: k, Transport: t, Room: r.name, RequestID: e.RequestID, Name: e.Name, Detail: detail})
 				}
+				if mode := modes[e.RequestID]; !publishesTo(mode, t) {
+					if len(got) > 0 {
+						mm(Unexpected, fmt.Sprintf("delivered %d times although %s mode does not publish to %s", len(got), mode, t))
+					}
+					continue
+				}
+				s.Expected++
 				if len(got) == 0 {
 					detail := ""
 					if err := rec[t].errOf(e.RequestID); err != nil {
@@ -575,6 +631,19 @@ func analyze(rooms []*room, channels map[string]string, starts map[string]time.T
 		rep.Events += len(r.events)
 	}
 	return rep
+}
+
+// addMode appends mode to scope's modes unless it is the last one there.
+func addMode(ms []ScopeModes, scope flags.Scope, mode flags.Mode) []ScopeModes {
+	for i := range ms {
+		if ms[i].Scope == scope {
+			if ms[i].Modes[len(ms[i].Modes)-1] != mode {
+				ms[i].Modes = append(ms[i].Modes, mode)
+			}
+			return ms
+		}
+	}
+	return append(ms, ScopeModes{Scope: scope, Modes: []flags.Mode{mode}})
 }
 
 // jsonDiff compares two JSON documents as values, numbers as float64 the

@@ -41,20 +41,30 @@
 //
 // # Flipping the mode while it runs
 //
-// From another terminal, with the path the program printed:
+// The program prints a shell function for its flags file; paste it into
+// another terminal (sh, bash or zsh). setflag VAR VALUE changes one
+// variable and leaves every other line of the file as it is: it writes the
+// file without VAR's lines, plus VAR=VALUE, to a temporary file beside it
+// and renames that over the file, so the provider never reads it
+// half-written:
 //
-//	echo REALTIME_VIDEO_READY_MODE=shadow   > <path>   # both, PartyKit counts
-//	echo REALTIME_VIDEO_READY_MODE=primary  > <path>   # both, Inngest counts
-//	echo REALTIME_VIDEO_READY_MODE=realtime > <path>   # Inngest only
+//	setflag() { f='<path>'; { grep -v -E "^[[:space:]]*(export[[:space:]]+)?$1[[:space:]]*=" "$f"; echo "$1=$2"; } > "$f.tmp" && mv "$f.tmp" "$f"; }
+//	setflag REALTIME_VIDEO_READY_MODE shadow     # both, PartyKit counts
+//	setflag REALTIME_VIDEO_READY_MODE primary    # both, Inngest counts
+//	setflag REALTIME_VIDEO_READY_MODE realtime   # Inngest only
 //
 // The next publish after the provider read the file (at most 250ms later)
-// uses the new mode. Rollback is the same move backwards:
+// uses the new mode. Rollback is the same move backwards, or the kill
+// switch, which leaves the mode line alone, so that undoing it restores
+// the mode the scope had:
 //
-//	echo REALTIME_VIDEO_READY_MODE=legacy > <path>     # PartyKit only again
-//	echo REALTIME_KILL_SWITCH=true        > <path>     # every scope to legacy at once
+//	setflag REALTIME_VIDEO_READY_MODE legacy     # PartyKit only again
+//	setflag REALTIME_KILL_SWITCH true            # every scope to legacy at once
+//	setflag REALTIME_KILL_SWITCH false           # undo: every scope back to its mode
 //
-// -script does the editing itself: before publish i it rewrites the file
-// with the i-th entry (a mode name, or "kill" for REALTIME_KILL_SWITCH=true);
+// -script does the editing itself, the same way: before publish i it sets
+// the variable of the i-th entry (a mode name sets REALTIME_VIDEO_READY_MODE,
+// "kill" sets REALTIME_KILL_SWITCH=true, "unkill" REALTIME_KILL_SWITCH=false);
 // publishes past the end of the script leave the file as it is.
 package main
 
@@ -90,8 +100,11 @@ const (
 	eventName = "video.asset.ready"
 	// modeVar is the variable of video.asset.ready's scope (video-ready).
 	modeVar = "REALTIME_VIDEO_READY_MODE"
-	// killEntry in -script writes REALTIME_KILL_SWITCH=true.
-	killEntry = "kill"
+	// killVar is the kill switch's variable.
+	killVar = "REALTIME_KILL_SWITCH"
+	// killEntry in -script sets REALTIME_KILL_SWITCH=true, unkillEntry
+	// REALTIME_KILL_SWITCH=false.
+	killEntry, unkillEntry = "kill", "unkill"
 )
 
 func main() {
@@ -100,7 +113,7 @@ func main() {
 	flag.StringVar(&cfg.FlagsPath, "flags", "", "flags file (KEY=VALUE lines); default rollout.flags in a new temp dir")
 	flag.IntVar(&cfg.N, "n", 30, "number of publishes")
 	flag.DurationVar(&cfg.Interval, "interval", time.Second, "time between publishes")
-	script := flag.String("script", "", "comma-separated modes (or \"kill\") written to the flags file before each publish, e.g. legacy,shadow,primary,realtime,legacy")
+	script := flag.String("script", "", "comma-separated modes (or \"kill\", \"unkill\") set in the flags file before each publish, e.g. legacy,shadow,primary,kill,unkill")
 	noParty := flag.Bool("no-partykit", false, "do not start the PartyKit dev server even when it is available")
 	verbose := flag.Bool("v", false, "log the Broadcast's per-transport lines and the servers' output to stderr")
 	flag.Parse()
@@ -192,16 +205,64 @@ func splitScript(s string) []string {
 	return out
 }
 
-// scriptLine is the content of the flags file for one -script entry.
-func scriptLine(entry string) (string, error) {
-	if strings.EqualFold(entry, killEntry) {
-		return "REALTIME_KILL_SWITCH=true\n", nil
+// scriptEntry is the variable and value one -script entry sets.
+func scriptEntry(entry string) (key, value string, err error) {
+	switch {
+	case strings.EqualFold(entry, killEntry):
+		return killVar, "true", nil
+	case strings.EqualFold(entry, unkillEntry):
+		return killVar, "false", nil
 	}
 	m, err := flags.ParseMode(entry)
 	if err != nil {
-		return "", fmt.Errorf("-script entry %q: %w", entry, err)
+		return "", "", fmt.Errorf("-script entry %q: %w", entry, err)
 	}
-	return modeVar + "=" + m.String() + "\n", nil
+	return modeVar, m.String(), nil
+}
+
+// setFlag sets key=value in the flags file at path and keeps every other
+// line, as the printed setflag shell function does: the lines of key are
+// dropped (with or without "export "), key=value is appended, and the
+// file is replaced atomically.
+func setFlag(path, key, value string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var sb strings.Builder
+	for _, line := range strings.SplitAfter(string(old), "\n") {
+		k, _, ok := strings.Cut(strings.TrimSpace(line), "=")
+		k = strings.TrimSpace(strings.TrimPrefix(k, "export "))
+		if line == "" || ok && k == key {
+			continue
+		}
+		sb.WriteString(strings.TrimSuffix(line, "\n") + "\n")
+	}
+	sb.WriteString(key + "=" + value + "\n")
+	return writeFlags(path, sb.String())
+}
+
+// shellFunction is the setflag function printed for the flags file at
+// path: "setflag VAR VALUE" sets one variable and keeps the other lines,
+// through a temporary file and a rename.
+func shellFunction(path string) string {
+	return `setflag() { f=` + shellQuote(path) + `; { grep -v -E "^[[:space:]]*(export[[:space:]]+)?$1[[:space:]]*=" "$f"; echo "$1=$2"; } > "$f.tmp" && mv "$f.tmp" "$f"; }`
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// printCommands prints how to flip and roll back from another terminal.
+func printCommands(w io.Writer, path string) {
+	fmt.Fprintf(w, "flags file: %s\n", path)
+	fmt.Fprintln(w, "  in another terminal, define:")
+	fmt.Fprintf(w, "    %s\n", shellFunction(path))
+	fmt.Fprintf(w, "  flip:      setflag %s shadow      (or primary, realtime)\n", modeVar)
+	fmt.Fprintf(w, "  rollback:  setflag %s legacy\n", modeVar)
+	fmt.Fprintf(w, "  kill:      setflag %s true           (every scope to legacy)\n", killVar)
+	fmt.Fprintf(w, "  undo kill: setflag %s false          (every scope back to its mode)\n", killVar)
 }
 
 // writeFlags replaces the flags file atomically (temp file and rename), so
@@ -245,9 +306,10 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 		cfg.Logger = zap.NewNop()
 	}
 	out := cfg.Out
-	lines := make([]string, len(cfg.Script))
+	type setting struct{ key, value string }
+	lines := make([]setting, len(cfg.Script))
 	for i, e := range cfg.Script {
-		if lines[i], err = scriptLine(e); err != nil {
+		if lines[i].key, lines[i].value, err = scriptEntry(e); err != nil {
 			return nil, err
 		}
 	}
@@ -265,9 +327,7 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 	if err := writeFlags(path, "# re-read while the program runs; edit it\n"+modeVar+"=legacy\n"); err != nil {
 		return nil, fmt.Errorf("write flags file: %w", err)
 	}
-	fmt.Fprintf(out, "flags file: %s\n", path)
-	fmt.Fprintf(out, "  flip:     echo %s=shadow > %s   (or primary, realtime)\n", modeVar, path)
-	fmt.Fprintf(out, "  rollback: echo %s=legacy > %s   (or REALTIME_KILL_SWITCH=true)\n", modeVar, path)
+	printCommands(out, path)
 
 	// The Inngest realtime endpoint and its provider.
 	key := inngestrt.NewSigningKey()
@@ -391,7 +451,7 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 			}
 		}
 		if i <= len(lines) {
-			if err := writeFlags(path, lines[i-1]); err != nil {
+			if err := setFlag(path, lines[i-1].key, lines[i-1].value); err != nil {
 				return results, fmt.Errorf("write flags file: %w", err)
 			}
 			if err := provider.Refresh(); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -133,36 +134,129 @@ func TestScriptLegacyStandIn(t *testing.T) {
 	}
 }
 
-// TestScriptLinesReadByFlagsFile checks that what -script writes is read
-// by the flags package's file-backed provider as the mode it names.
-func TestScriptLinesReadByFlagsFile(t *testing.T) {
+// fileEvaluator is an Evaluator over an EnvProvider reading path, without
+// cache or polling: each Mode after Refresh reads what the file says.
+func fileEvaluator(t *testing.T, path string) (*flags.EnvProvider, *flags.Evaluator) {
+	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "f")
-	if err := writeFlags(path, "# c\n"); err != nil {
-		t.Fatal(err)
-	}
 	p := flags.NewEnvProvider(&flags.EnvOptions{File: path, PollInterval: -1})
 	api := isolated.NewAPI()
-	defer func() { _ = api.Shutdown(ctx) }()
+	t.Cleanup(func() { _ = api.Shutdown(ctx) })
 	if err := api.SetProviderAndWait(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	ev := flags.NewEvaluator(api.NewClient(), &flags.Options{CacheTTL: -1, Timeout: time.Hour})
-	defer ev.Close()
-	for entry, want := range map[string]flags.Mode{"shadow": flags.Shadow, "Primary": flags.Primary, "inngest": flags.Realtime, "kill": flags.Legacy} {
-		line, err := scriptLine(entry)
+	t.Cleanup(func() { _ = ev.Close() })
+	return p, ev
+}
+
+// TestScriptEntriesReadByFlagsFile checks that what -script sets is read
+// by the flags package's file-backed provider as the mode it names, and
+// that the kill switch and its undo leave the mode line alone.
+func TestScriptEntriesReadByFlagsFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "f")
+	if err := writeFlags(path, "# c\n"+modeVar+"=realtime\n"); err != nil {
+		t.Fatal(err)
+	}
+	p, ev := fileEvaluator(t, path)
+	for _, c := range []struct {
+		entry string
+		want  flags.Mode
+	}{{"shadow", flags.Shadow}, {"Primary", flags.Primary}, {"kill", flags.Legacy}, {"inngest", flags.Legacy}, {"unkill", flags.Realtime}, {"legacy", flags.Legacy}} {
+		key, value, err := scriptEntry(c.entry)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := writeFlags(path, modeVar+"=realtime\n"+line); err != nil {
+		if err := setFlag(path, key, value); err != nil {
 			t.Fatal(err)
 		}
 		if err := p.Refresh(); err != nil {
 			t.Fatal(err)
 		}
-		if got := ev.Mode(ctx, flags.ScopeOf(eventName), room); got != want {
-			t.Errorf("%s: Mode = %v, want %v", entry, got, want)
+		if got := ev.Mode(ctx, flags.ScopeOf(eventName), room); got != c.want {
+			t.Errorf("%s: Mode = %v, want %v", c.entry, got, c.want)
 		}
+	}
+	b, _ := os.ReadFile(path)
+	if want := "# c\n" + killVar + "=false\n" + modeVar + "=legacy\n"; string(b) != want {
+		t.Errorf("file %q, want %q", b, want)
+	}
+}
+
+// TestPrintedCommandsKillAndUndo runs the shell commands the program
+// prints, as an operator pastes them, against a flags file that an
+// EnvProvider reads: the kill switch sends the scope to legacy, and
+// undoing it restores the mode it had; the other lines stay.
+func TestPrintedCommandsKillAndUndo(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "it's here.flags") // a quote and a space: the quoting matters
+	if err := writeFlags(path, "# app flags\nexport REALTIME_TRANSCRIPT_MODE=shadow\n"+modeVar+"=primary\n"); err != nil {
+		t.Fatal(err)
+	}
+	p, ev := fileEvaluator(t, path)
+
+	var out strings.Builder
+	printCommands(&out, path)
+	var define string
+	commands := map[string]string{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "setflag() {") {
+			define = line
+		}
+		if label, cmd, ok := strings.Cut(line, ":"); ok && strings.HasPrefix(strings.TrimSpace(cmd), "setflag ") {
+			cmd = strings.TrimSpace(cmd)
+			if i := strings.Index(cmd, "  "); i > 0 {
+				cmd = cmd[:i] // drop the comment in parentheses
+			}
+			commands[label] = cmd
+		}
+	}
+	if define == "" || len(commands) != 4 {
+		t.Fatalf("printed commands not found in:\n%s", out.String())
+	}
+	apply := func(label string) {
+		t.Helper()
+		script := define + "\n" + commands[label]
+		if b, err := exec.Command(sh, "-c", script).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %s: %v\n%s", label, commands[label], err, b)
+		}
+		if err := p.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mode := func(s flags.Scope) flags.Mode { return ev.Mode(ctx, s, room) }
+
+	if got := mode(flags.ScopeVideoReady); got != flags.Primary {
+		t.Fatalf("before: %v, want primary", got)
+	}
+	apply("kill")
+	if got, tr := mode(flags.ScopeVideoReady), mode(flags.ScopeTranscript); got != flags.Legacy || tr != flags.Legacy {
+		t.Fatalf("after the kill switch: video-ready %v, transcript %v, want legacy", got, tr)
+	}
+	apply("undo kill")
+	if got, tr := mode(flags.ScopeVideoReady), mode(flags.ScopeTranscript); got != flags.Primary || tr != flags.Shadow {
+		t.Fatalf("after undoing the kill switch: video-ready %v, transcript %v, want primary and shadow (the modes before)", got, tr)
+	}
+	apply("rollback")
+	if got := mode(flags.ScopeVideoReady); got != flags.Legacy {
+		t.Fatalf("after the rollback: %v, want legacy", got)
+	}
+	apply("flip")
+	if got, tr := mode(flags.ScopeVideoReady), mode(flags.ScopeTranscript); got != flags.Shadow || tr != flags.Shadow {
+		t.Fatalf("after the flip: video-ready %v, transcript %v, want shadow and shadow", got, tr)
+	}
+	b, _ := os.ReadFile(path)
+	if want := "# app flags\nexport REALTIME_TRANSCRIPT_MODE=shadow\n" + killVar + "=false\n" + modeVar + "=shadow\n"; string(b) != want {
+		t.Errorf("file %q, want %q", b, want)
+	}
+	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+		t.Errorf("the temporary file is left behind: %v", err)
 	}
 }
 
