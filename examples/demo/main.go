@@ -46,6 +46,11 @@
 //	POST /api/demo/run           runs the pipeline once and returns what it published
 //	POST /api/demo/cut?for=2s    drops the browsers' websockets and refuses new ones for that long
 //	POST /api/demo/heal          accepts them again at once
+//	POST /api/demo/fault?kind=   a fault on the app's way to Inngest, for rehearsals: key (Inngest
+//	                             refuses the app's signing key, 401), down (connection refused),
+//	                             hang (accepts, never answers); none removes it
+//	GET  /metrics                the library's metrics (OpenTelemetry Prometheus exporter) as
+//	                             monitoring/alerts.yml and dashboard.json read them
 //
 // Browsers reach both servers through relays of the demo's own (so that a
 // cut drops the browser's connections only); the Go subscribers, on both

@@ -22,9 +22,16 @@ import (
 	"github.com/inngest/inngestgo"
 	"github.com/inngest/inngestgo/middleware"
 	"github.com/open-feature/go-sdk/openfeature/isolated"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/otlptranslator"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/examples/internal/executor"
+	"github.com/coursebuilder/realtime-go/examples/internal/faultproxy"
 	"github.com/coursebuilder/realtime-go/examples/videopipeline"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
@@ -101,6 +108,7 @@ type liveDemo struct {
 	hasParty  bool
 
 	b      *broadcast.Broadcast
+	faults *faults
 	fns    []inngestgo.ServableFunction
 	http   *http.Client
 	relays []*relay
@@ -147,18 +155,37 @@ func startServe(ctx context.Context, cfg serveConfig) (_ *liveDemo, err error) {
 	host, _, _ := net.SplitHostPort(ln.Addr().String())
 	d.url = "http://" + reachable(ln.Addr().String())
 
-	// The transports, each behind a relay for the browsers.
+	// The metrics, as an app exports them to Prometheus (GET /metrics).
+	reg, meter, err := d.metrics()
+	if err != nil {
+		return nil, err
+	}
+
+	// The transports, each behind a relay for the browsers. Everything
+	// reaches Inngest through a fault proxy, for rehearsals (POST
+	// /api/demo/fault).
 	key := inngestrt.NewSigningKey()
 	inn, err := inngestrt.Start(ctx, inngestrt.Options{SigningKeys: []string{key}})
 	if err != nil {
 		return nil, err
 	}
 	d.defer_(func() { _ = inn.Close() })
-	innRelay, err := d.relay(host, inn.URL())
+	innURL, err := url.Parse(inn.URL())
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "Inngest Realtime  %s  (the real server code, in-process; browsers via %s)\n", inn.URL(), innRelay.addr())
+	proxy, err := faultproxy.Start(innURL.Host)
+	if err != nil {
+		return nil, err
+	}
+	d.defer_(func() { _ = proxy.Close() })
+	d.faults = &faults{inn: inn, key: key, proxy: proxy, current: faultNone}
+	innProxied := "http://" + proxy.Addr()
+	innRelay, err := d.relay(host, innProxied)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "Inngest Realtime  %s  (the real server code, in-process, reached via %s; browsers via %s)\n", inn.URL(), proxy.Addr(), innRelay.addr())
 	var party *partykit.Server
 	var partyRelay *relay
 	switch why := partykit.Available(""); {
@@ -179,7 +206,7 @@ func startServe(ctx context.Context, cfg serveConfig) (_ *liveDemo, err error) {
 	}
 
 	// The providers and the Broadcast over the flags file.
-	rt, err := inngest.New(&inngest.Options{BaseURL: inn.URL(), SigningKey: key, ChannelSecret: rand.Text() + rand.Text()})
+	rt, err := inngest.New(&inngest.Options{BaseURL: innProxied, SigningKey: key, ChannelSecret: rand.Text() + rand.Text()})
 	if err != nil {
 		return nil, err
 	}
@@ -200,11 +227,11 @@ func startServe(ctx context.Context, cfg serveConfig) (_ *liveDemo, err error) {
 		if err := api.SetProviderAndWait(ctx, flags.NewEnvProvider(&flags.EnvOptions{File: d.flagsPath})); err != nil {
 			return nil, err
 		}
-		ev := flags.NewEvaluator(api.NewClient(), &flags.Options{App: "demo"})
+		ev := flags.NewEvaluator(api.NewClient(), &flags.Options{App: "demo", Meter: meter})
 		d.defer_(func() { _ = ev.Close() })
 		resolver = ev
 	}
-	if d.b, err = broadcast.New(legacy, rt, &broadcast.Options{Resolver: resolver}); err != nil {
+	if d.b, err = broadcast.New(legacy, rt, &broadcast.Options{Resolver: resolver, Meter: meter}); err != nil {
 		return nil, err
 	}
 	d.defer_(func() {
@@ -213,9 +240,10 @@ func startServe(ctx context.Context, cfg serveConfig) (_ *liveDemo, err error) {
 		_ = d.b.Close(cctx)
 	})
 
-	// The Go subscribers, straight to each server (not through the relays):
+	// The Go subscribers, straight to each server (not through the relays
+	// nor the fault proxy):
 	// what each transport carried, and when.
-	if err := d.subscribeGo(ctx, rt, party); err != nil {
+	if err := d.subscribeGo(ctx, rt, inn.URL(), party); err != nil {
 		return nil, err
 	}
 
@@ -242,6 +270,7 @@ func startServe(ctx context.Context, cfg serveConfig) (_ *liveDemo, err error) {
 		Authorize:      func(context.Context, tokens.Subject, string, flags.Scope) error { return nil },
 		BrowserBaseURL: "http://" + reachable(innRelay.addr()),
 		Recheck:        cfg.Recheck,
+		Meter:          meter,
 	}
 	if partyRelay != nil {
 		opts.PartyKitURL = "http://" + reachable(partyRelay.addr())
@@ -253,6 +282,7 @@ func startServe(ctx context.Context, cfg serveConfig) (_ *liveDemo, err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/inngest", client.Serve())
 	mux.Handle("GET /api/realtime/token", th)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	d.routes(mux)
 	app := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
@@ -270,8 +300,80 @@ func startServe(ctx context.Context, cfg serveConfig) (_ *liveDemo, err error) {
 		fmt.Fprintf(out, "  flip:           echo REALTIME_DEFAULT_MODE=primary > %s   (legacy, shadow, primary, realtime)\n", d.flagsPath)
 		fmt.Fprintf(out, "  kill switch:    echo REALTIME_KILL_SWITCH=true > %s\n", d.flagsPath)
 	}
+	fmt.Fprintf(out, "Metrics           %s/metrics  (Prometheus text format)\n", d.url)
+	fmt.Fprintf(out, "Faults            curl -X POST '%s/api/demo/fault?kind=key'   (key, down, hang; none removes it)\n", d.url)
 	fmt.Fprintf(out, "Live page         %s/\n", d.url)
 	return d, nil
+}
+
+// metrics sets up the OpenTelemetry Prometheus exporter as
+// monitoring/alerts.yml expects it (UnderscoreEscapingWithSuffixes, no
+// namespace) on a registry of the demo's own, and returns that registry
+// and the meter every component records with.
+func (d *liveDemo) metrics() (*prometheus.Registry, metric.Meter, error) {
+	reg := prometheus.NewRegistry()
+	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes))
+	if err != nil {
+		return nil, nil, fmt.Errorf("metrics exporter: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	d.defer_(func() { _ = mp.Shutdown(context.Background()) })
+	return reg, mp.Meter("github.com/coursebuilder/realtime-go/examples/demo"), nil
+}
+
+// The faults POST /api/demo/fault plays, for on-call rehearsals.
+const (
+	faultNone = "none" // all healthy
+	faultKey  = "key"  // Inngest refuses the app's signing key (it was rotated): 401
+	faultDown = "down" // Inngest's port refuses connections
+	faultHang = "hang" // Inngest accepts connections and never answers
+)
+
+// faults holds the fault in force on the app's way to Inngest.
+type faults struct {
+	inn   *inngestrt.Server
+	key   string // the app's signing key
+	proxy *faultproxy.Proxy
+
+	mu      sync.Mutex
+	current string
+}
+
+// set puts kind in force, removing the previous fault first.
+func (f *faults) set(kind string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch kind {
+	case faultNone, faultKey, faultDown, faultHang:
+	default:
+		return fmt.Errorf("demo: kind must be one of %s, %s, %s, %s", faultNone, faultKey, faultDown, faultHang)
+	}
+	if err := f.inn.SetSigningKeys(f.key); err != nil {
+		return err
+	}
+	proxyFault := faultproxy.None
+	switch kind {
+	case faultKey:
+		// A new key the app does not have: the real server's auth answers 401.
+		if err := f.inn.SetSigningKeys(inngestrt.NewSigningKey()); err != nil {
+			return err
+		}
+	case faultDown:
+		proxyFault = faultproxy.Down
+	case faultHang:
+		proxyFault = faultproxy.Hang
+	}
+	if err := f.proxy.Set(proxyFault); err != nil {
+		return err
+	}
+	f.current = kind
+	return nil
+}
+
+func (f *faults) get() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.current
 }
 
 // reachable is addr as a browser on this machine dials it: a listener on
@@ -533,13 +635,15 @@ func (d *liveDemo) lookUpSeq(ctx context.Context, pub *publication, room string)
 // subscribeGo subscribes in Go to the room on each transport, with no gap
 // repair: the Go subscriber on Inngest (inngest.Subscribe, a token for the
 // four names) and a PartyKit websocket. They tell which transports carried
-// a message and how fast.
-func (d *liveDemo) subscribeGo(ctx context.Context, rt *inngest.Provider, party *partykit.Server) error {
+// a message and how fast. The Inngest one connects to innURL, the server
+// itself, not through the fault proxy: it observes what the server
+// carried, whatever fault the app's way to it has.
+func (d *liveDemo) subscribeGo(ctx context.Context, rt *inngest.Provider, innURL string, party *partykit.Server) error {
 	var names []string
 	for _, s := range pageScopes {
 		names = append(names, s.Names()...)
 	}
-	sub, err := inngest.Subscribe(ctx, rt.BaseURL(), rt.TokenFunc(room, names...), func(m inngest.Message) {
+	sub, err := inngest.Subscribe(ctx, innURL, rt.TokenFunc(room, names...), func(m inngest.Message) {
 		d.pubs.received(broadcast.TransportInngest, m.ID, time.Now())
 	}, nil)
 	if err != nil {
@@ -659,6 +763,18 @@ func (d *liveDemo) routes(mux *http.ServeMux) {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"cut": d.cut(hold), "refusingFor": hold.String()})
+	})
+	mux.HandleFunc("POST /api/demo/fault", func(w http.ResponseWriter, r *http.Request) {
+		kind := r.URL.Query().Get("kind")
+		if err := d.faults.set(kind); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		fmt.Fprintf(d.out, "fault: %s\n", kind)
+		writeJSON(w, http.StatusOK, map[string]string{"fault": kind})
+	})
+	mux.HandleFunc("GET /api/demo/fault", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"fault": d.faults.get()})
 	})
 	mux.HandleFunc("POST /api/demo/heal", func(w http.ResponseWriter, r *http.Request) {
 		d.heal()

@@ -110,8 +110,14 @@ func (s *Server) post(ctx context.Context, path, contentType string, body io.Rea
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", contentType)
+	s.keyMu.RLock()
+	first := ""
 	if len(s.hashed) > 0 {
-		req.Header.Set("Authorization", "Bearer "+s.hashed[0])
+		first = s.hashed[0]
+	}
+	s.keyMu.RUnlock()
+	if first != "" {
+		req.Header.Set("Authorization", "Bearer "+first)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -415,3 +415,40 @@ func subscribeNoCleanup(t *testing.T, s *inngestrt.Server) *inngestrt.Subscripti
 	}
 	return sub
 }
+
+// A rotated key is refused by the real auth path, and accepted again once
+// it is set back; a bad key list changes nothing.
+func TestSetSigningKeys(t *testing.T) {
+	key, rotated := inngestrt.NewSigningKey(), inngestrt.NewSigningKey()
+	s := inngestrt.NewTest(t, inngestrt.Options{SigningKeys: []string{key}})
+	publish := func(k string) int {
+		status, _ := post(t, publishURL(s, "c", "t"), hashed(t, k), "", []byte(`{}`))
+		return status
+	}
+	if got := publish(key); got != http.StatusOK {
+		t.Fatalf("before rotation: %d", got)
+	}
+	if err := s.SetSigningKeys(rotated); err != nil {
+		t.Fatal(err)
+	}
+	if got := publish(key); got != http.StatusUnauthorized {
+		t.Errorf("old key after rotation: %d, want 401", got)
+	}
+	if got := publish(rotated); got != http.StatusOK {
+		t.Errorf("new key after rotation: %d, want 200", got)
+	}
+	for _, bad := range [][]string{nil, {"signkey-test-nothex"}} {
+		if err := s.SetSigningKeys(bad...); err == nil || strings.Contains(err.Error(), "nothex") {
+			t.Errorf("SetSigningKeys(%q) = %v, want an error without the key", bad, err)
+		}
+	}
+	if got := publish(rotated); got != http.StatusOK {
+		t.Errorf("after a refused SetSigningKeys: %d, want the rotated key still accepted", got)
+	}
+	if err := s.SetSigningKeys(key); err != nil {
+		t.Fatal(err)
+	}
+	if got := publish(key); got != http.StatusOK {
+		t.Errorf("key set back: %d, want 200", got)
+	}
+}

@@ -129,7 +129,8 @@ type Options struct {
 type Server struct {
 	opts      Options
 	jwtSecret []byte
-	hashed    []string
+	keyMu     sync.RWMutex
+	hashed    []string // guarded by keyMu; SetSigningKeys replaces it
 	url       string
 	client    *http.Client
 
@@ -375,7 +376,7 @@ type authKey struct{}
 // several of them.
 func (s *Server) authMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(s.hashed) == 0 {
+		if !s.keyed() {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey{}, true)))
 			return
 		}
@@ -417,12 +418,46 @@ func (s *Server) validKey(k string) bool {
 	if k == "" {
 		return false
 	}
+	s.keyMu.RLock()
+	defer s.keyMu.RUnlock()
 	for _, h := range s.hashed {
 		if constantTimeEqual(k, h) {
 			return true
 		}
 	}
 	return false
+}
+
+// keyed reports whether the server checks signing keys.
+func (s *Server) keyed() bool {
+	s.keyMu.RLock()
+	defer s.keyMu.RUnlock()
+	return len(s.hashed) > 0
+}
+
+// SetSigningKeys replaces the signing keys the server accepts from now on,
+// as a key rotation in Inngest Cloud does: a client still sending an old
+// key is answered 401 by the same code as a wrong key. Tokens already
+// issued stay valid (they are signed with the JWTSecret). Tests use it to
+// make the real server refuse an app's key and accept it again. Keys that
+// are not "signkey-<env>-<hex>" are refused and nothing changes; an empty
+// list is refused too (it would accept anything).
+func (s *Server) SetSigningKeys(keys ...string) error {
+	if len(keys) == 0 {
+		return errors.New("inngestrt: SetSigningKeys needs at least one key")
+	}
+	hashed := make([]string, 0, len(keys))
+	for i, k := range keys {
+		h, err := HashSigningKey(k)
+		if err != nil {
+			return fmt.Errorf("inngestrt: signing key %d: %w", i, err)
+		}
+		hashed = append(hashed, h)
+	}
+	s.keyMu.Lock()
+	s.hashed = hashed
+	s.keyMu.Unlock()
+	return nil
 }
 
 // withContext gives the Inngest code, which logs through the logger in the

@@ -28,12 +28,13 @@ type kind int
 const (
 	counter kind = iota
 	histogram
+	gauge
 )
 
 // instrument is one OpenTelemetry instrument the library records.
 type instrument struct {
 	otel    string   // OpenTelemetry name
-	kind    kind     // counter or histogram
+	kind    kind     // counter, histogram or gauge
 	unit    string   // metric.WithUnit
 	labels  []string // attribute keys
 	pending string   // the package that will emit it, while it is being written
@@ -52,6 +53,7 @@ var emitted = []instrument{
 	{"realtime.broadcast.log_appends", counter, "", []string{"outcome"}, ""},
 	{"realtime.flag.fallbacks", counter, "{fallback}", []string{"scope", "reason", "answer"}, ""},
 	{"realtime.token.requests", counter, "", []string{"outcome", "status", "scope"}, "tokens"},
+	{"realtime.broadcast.mode", gauge, "", []string{"scope", "mode"}, ""},
 }
 
 // unitSuffixes are the OTel units the exporter turns into a name suffix
@@ -105,7 +107,7 @@ func labelsOf(name string, in instrument) []string {
 		labels = append(labels, "le")
 	}
 	// Added by the Prometheus exporter and by the scrape.
-	return append(labels, "otel_scope_name", "otel_scope_version", "job", "instance")
+	return append(labels, "otel_scope_name", "otel_scope_version", "otel_scope_schema_url", "job", "instance")
 }
 
 // TestNameMapping pins the OTel → Prometheus names stated in the docs.
@@ -119,6 +121,7 @@ func TestNameMapping(t *testing.T) {
 		"realtime.broadcast.log_appends":       {"realtime_broadcast_log_appends_total"},
 		"realtime.flag.fallbacks":              {"realtime_flag_fallbacks_total"},
 		"realtime.token.requests":              {"realtime_token_requests_total"},
+		"realtime.broadcast.mode":              {"realtime_broadcast_mode"},
 	}
 	for _, in := range emitted {
 		if got := series(in); !slices.Equal(got, want[in.otel]) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -77,17 +78,26 @@ func TestAlertRules(t *testing.T) {
 	rules := loadAlerts(t)
 	anchors := headingAnchors(t, "docs/runbook.md")
 	runbook := string(readFile(t, "docs/runbook.md"))
-	names := map[string]bool{}
+	// An alert name may repeat only as tiers of one alert: the same
+	// runbook section, each rule with a severity of its own (such as
+	// critical where browsers read the failing transport, warning where
+	// they do not).
+	tiers := map[string]map[string]bool{} // alert → severities
+	runbookOf := map[string]string{}
 	used := map[string]bool{} // metric families the alerts read
 	for _, r := range rules {
 		where := "alert " + r.Alert
 		if r.Record != "" || !alertNameRE.MatchString(r.Alert) {
 			t.Errorf("rule %q/%q: want an alerting rule with a CamelCase name", r.Alert, r.Record)
 		}
-		if names[r.Alert] {
-			t.Errorf("%s: repeated", where)
+		sev, u := r.Labels["severity"], r.Annotations["runbook_url"]
+		if tiers[r.Alert] == nil {
+			tiers[r.Alert] = map[string]bool{}
+			runbookOf[r.Alert] = u
+		} else if tiers[r.Alert][sev] || runbookOf[r.Alert] != u {
+			t.Errorf("%s: repeated with the same severity %q or another runbook_url", where, sev)
 		}
-		names[r.Alert] = true
+		tiers[r.Alert][sev] = true
 		if strings.TrimSpace(r.Expr) == "" {
 			t.Errorf("%s: no expr", where)
 			continue
@@ -120,7 +130,6 @@ func TestAlertRules(t *testing.T) {
 				}
 			}
 		}
-		u := r.Annotations["runbook_url"]
 		anchor, ok := strings.CutPrefix(u, runbookURL)
 		switch {
 		case !ok:
@@ -167,20 +176,53 @@ func TestAlertUnitTests(t *testing.T) {
 	if !slices.Equal(f.RuleFiles, []string{"alerts.yml"}) {
 		t.Errorf("rule_files = %v, want [alerts.yml]", f.RuleFiles)
 	}
-	fired := map[string]bool{}
+	fired := map[string]map[string]bool{} // alert → severities seen firing
+	silent := map[string]bool{}
 	for _, tc := range f.Tests {
 		for _, in := range tc.InputSeries {
 			checkExpr(t, "test "+tc.Name+" series", in.Series, false)
 		}
 		for _, a := range tc.AlertRuleTest {
-			if len(a.ExpAlerts) > 0 {
-				fired[a.Alertname] = true
+			if len(a.ExpAlerts) == 0 {
+				silent[a.Alertname] = true
+			}
+			for _, e := range a.ExpAlerts {
+				if fired[a.Alertname] == nil {
+					fired[a.Alertname] = map[string]bool{}
+				}
+				fired[a.Alertname][e.ExpLabels["severity"]] = true
 			}
 		}
 	}
 	for _, r := range loadAlerts(t) {
-		if !fired[r.Alert] {
-			t.Errorf("alerts_test.yml never makes %s fire", r.Alert)
+		if !fired[r.Alert][r.Labels["severity"]] {
+			t.Errorf("alerts_test.yml never makes %s fire with severity %s", r.Alert, r.Labels["severity"])
+		}
+		if !silent[r.Alert] {
+			t.Errorf("alerts_test.yml never shows %s silent (an alert_rule_test with exp_alerts: [])", r.Alert)
+		}
+	}
+}
+
+// promtool is Debian's prometheus package's rule checker.
+const promtool = "/usr/bin/promtool"
+
+// TestPromtool runs promtool on the rules and their unit tests: the
+// syntax Prometheus itself accepts, and every alert_rule_test's outcome.
+// It skips without promtool, unless CI is set.
+func TestPromtool(t *testing.T) {
+	if _, err := os.Stat(promtool); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed in CI (apt-get install prometheus): %v", promtool, err)
+		}
+		t.Skipf("%s is not installed (apt-get install prometheus)", promtool)
+	}
+	for _, args := range [][]string{{"check", "rules", "alerts.yml"}, {"test", "rules", "alerts_test.yml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = filepath.Join(root, "monitoring")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
 }
