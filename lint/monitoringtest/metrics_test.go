@@ -52,7 +52,7 @@ var emitted = []instrument{
 	{"realtime.broadcast.resolver_failures", counter, "", []string{"scope", "cause", "mode"}, ""},
 	{"realtime.broadcast.log_appends", counter, "", []string{"outcome"}, ""},
 	{"realtime.flag.fallbacks", counter, "{fallback}", []string{"scope", "reason", "answer"}, ""},
-	{"realtime.token.requests", counter, "", []string{"outcome", "status", "scope"}, "tokens"},
+	{"realtime.token.requests", counter, "", []string{"outcome", "status", "scope"}, ""},
 	{"realtime.broadcast.mode", gauge, "", []string{"scope", "mode"}, ""},
 }
 
