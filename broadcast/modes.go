@@ -34,8 +34,9 @@ type ModeChange struct {
 	// Since is when From took effect (when it was first observed); At is
 	// when To was. Since equals At when Initial.
 	Since, At time.Time
-	// Figures are the publishes of the scope between Since and At, one
-	// entry per transport that was published to, PartyKit first.
+	// Figures are the publishes of the scope in From that finished between
+	// Since and At, one entry per transport that was published to,
+	// PartyKit first. One still in flight at At is in no ModeChange.
 	Figures []Figures
 }
 
@@ -159,16 +160,21 @@ func (b *Broadcast) observe(ctx context.Context, scope flags.Scope, room string,
 	b.changed(c)
 }
 
-// tallied counts one transport's publish in the figures of its scope.
-func (b *Broadcast) tallied(scope flags.Scope, transport string, elapsed time.Duration, failed bool) {
+// tallied counts one transport's publish in the figures of its scope's
+// mode. A publish that finishes after its mode ended (one in flight at a
+// flip, a shadow leg in the background) belongs to figures already
+// reported, and is left out of the new mode's.
+func (b *Broadcast) tallied(scope flags.Scope, mode flags.Mode, transport string, elapsed time.Duration, failed bool) {
 	st := b.scopes[scope]
 	if st == nil {
 		return
 	}
 	st.mu.Lock()
-	if transport == TransportPartyKit {
+	switch {
+	case st.mode != mode:
+	case transport == TransportPartyKit:
 		st.partykit.add(elapsed, failed)
-	} else {
+	default:
 		st.inngest.add(elapsed, failed)
 	}
 	st.mu.Unlock()

@@ -175,3 +175,34 @@ func modeGauge(t *testing.T, reader *sdkmetric.ManualReader) map[string]int64 {
 	}
 	return got
 }
+
+// TestPublishInFlightAtAFlipIsInNoModeChange: a publish still running when
+// its mode ends belongs to the figures already reported; it does not show
+// up in the next mode's (the rehearsal saw a hanging Inngest's primary-mode
+// failures reported as the legacy period's).
+func TestPublishInFlightAtAFlipIsInNoModeChange(t *testing.T) {
+	res := &switchable{}
+	res.set(flags.Realtime)
+	var seen changes
+	rt := realtimetest.NewFaulty(realtimetest.Hang())
+	b := newBroadcast(t, realtimetest.NewRecorder(), rt, broadcast.Options{Resolver: res, OnModeChange: seen.add})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	hung := make(chan error, 1)
+	go func() { hung <- b.Publish(ctx, msg) }()
+	for rt.Calls() == 0 {
+		time.Sleep(time.Millisecond) // until the hanging publish is in the transport
+	}
+	res.set(flags.Legacy)
+	require.NoError(t, b.Publish(context.Background(), msg))
+	cancel()
+	require.Error(t, <-hung)
+	res.set(flags.Shadow)
+	require.NoError(t, b.Publish(context.Background(), msg))
+
+	got := seen.all()
+	require.Len(t, got, 3)
+	assert.Empty(t, got[1].Figures, "realtime → legacy: the one realtime publish had not finished")
+	require.Len(t, got[2].Figures, 1, "legacy → shadow: the late realtime publish is not the legacy period's")
+	assert.Equal(t, broadcast.Figures{Transport: broadcast.TransportPartyKit, Publishes: 1, P99: got[2].Figures[0].P99}, got[2].Figures[0])
+}

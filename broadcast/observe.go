@@ -178,7 +178,7 @@ func (p *publish) record(ctx context.Context, to leg, start time.Time, err error
 	o := in.options(attrKey{transport: transport, mode: p.mode, scope: p.scope, outcome: outcome})
 	in.publishes.Add(ctx, 1, o.add...)
 	in.duration.Record(ctx, elapsed.Seconds(), o.record...)
-	p.b.tallied(p.scope, transport, elapsed, err != nil)
+	p.b.tallied(p.scope, p.mode, transport, elapsed, err != nil)
 	if err != nil {
 		in.errors.Add(ctx, 1, o.add...)
 	}

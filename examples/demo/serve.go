@@ -32,6 +32,7 @@ import (
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/examples/internal/executor"
 	"github.com/coursebuilder/realtime-go/examples/internal/faultproxy"
+	"github.com/coursebuilder/realtime-go/examples/internal/flagsource"
 	"github.com/coursebuilder/realtime-go/examples/videopipeline"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
@@ -297,8 +298,9 @@ func startServe(ctx context.Context, cfg serveConfig) (_ *liveDemo, err error) {
 
 	if d.hasParty {
 		fmt.Fprintf(out, "Flags file        %s  (re-read every 250ms; pages follow within %v)\n", d.flagsPath, cfg.Recheck)
-		fmt.Fprintf(out, "  flip:           echo REALTIME_DEFAULT_MODE=primary > %s   (legacy, shadow, primary, realtime)\n", d.flagsPath)
-		fmt.Fprintf(out, "  kill switch:    echo REALTIME_KILL_SWITCH=true > %s\n", d.flagsPath)
+		fmt.Fprintf(out, "  define:         %s\n", flagsource.Setflag(d.flagsPath))
+		fmt.Fprintf(out, "  flip:           setflag REALTIME_DEFAULT_MODE primary   (legacy, shadow, primary, realtime)\n")
+		fmt.Fprintf(out, "  kill switch:    setflag REALTIME_KILL_SWITCH true       (false undoes it; the modes are kept)\n")
 	}
 	fmt.Fprintf(out, "Metrics           %s/metrics  (Prometheus text format)\n", d.url)
 	fmt.Fprintf(out, "Faults            curl -X POST '%s/api/demo/fault?kind=key'   (key, down, hang; none removes it)\n", d.url)

@@ -87,6 +87,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/coursebuilder/realtime-go/broadcast"
+	"github.com/coursebuilder/realtime-go/examples/internal/flagsource"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
 	"github.com/coursebuilder/realtime-go/harness/partykit"
@@ -242,23 +243,11 @@ func setFlag(path, key, value string) error {
 	return writeFlags(path, sb.String())
 }
 
-// shellFunction is the setflag function printed for the flags file at
-// path: "setflag VAR VALUE" sets one variable and keeps the other lines,
-// through a temporary file and a rename.
-func shellFunction(path string) string {
-	return `setflag() { f=` + shellQuote(path) + `; { grep -v -E "^[[:space:]]*(export[[:space:]]+)?$1[[:space:]]*=" "$f"; echo "$1=$2"; } > "$f.tmp" && mv "$f.tmp" "$f"; }`
-}
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 // printCommands prints how to flip and roll back from another terminal.
 func printCommands(w io.Writer, path string) {
 	fmt.Fprintf(w, "flags file: %s\n", path)
 	fmt.Fprintln(w, "  in another terminal, define:")
-	fmt.Fprintf(w, "    %s\n", shellFunction(path))
+	fmt.Fprintf(w, "    %s\n", flagsource.Setflag(path))
 	fmt.Fprintf(w, "  flip:      setflag %s shadow      (or primary, realtime)\n", modeVar)
 	fmt.Fprintf(w, "  rollback:  setflag %s legacy\n", modeVar)
 	fmt.Fprintf(w, "  kill:      setflag %s true           (every scope to legacy)\n", killVar)

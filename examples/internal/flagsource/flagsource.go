@@ -152,3 +152,16 @@ func EnvSet() bool {
 	}
 	return false
 }
+
+// Setflag is the runbook's setflag shell function for the flags file at
+// path: "setflag VAR VALUE" sets one variable and keeps the other lines,
+// through a temporary file and a rename, so that undoing the kill switch
+// gives each scope back its mode.
+func Setflag(path string) string {
+	return `setflag() { f=` + shellQuote(path) + `; { grep -v -E "^[[:space:]]*(export[[:space:]]+)?$1[[:space:]]*=" "$f"; echo "$1=$2"; } > "$f.tmp" && mv "$f.tmp" "$f"; }`
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
