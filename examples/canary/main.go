@@ -135,7 +135,6 @@ import (
 
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/examples/internal/flagsource"
-	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/legacyparty"
 	"github.com/coursebuilder/realtime-go/realtime/inngest"
 )
@@ -223,31 +222,19 @@ func run(ctx context.Context, args []string, env environment) int {
 	// The mode: fixed, or the app's flags. Local servers belong to no
 	// deployment: with no flags given at all there, shadow (both
 	// transports) is checked.
-	var resolver flags.Resolver
-	m := strings.ToLower(*modeFlag)
-	if m == "" && local && *flagsFile == "" && flagsource.ServiceProvider == nil && !flagsource.EnvSet() {
-		m = flags.Shadow.String()
-		fmt.Fprintln(out, "flags:   none given (no -flags, no flag variable, no flag service) and local servers: checking shadow mode")
+	unset := ""
+	if local {
+		unset = " and local servers: checking shadow mode"
 	}
-	switch m {
-	case "", "flags", "env":
-		src, err := flagsource.Open(ctx, flagsource.Options{File: *flagsFile, App: *app, Environment: *environ, Logger: logger})
-		if err != nil {
-			return fail(err)
-		}
-		defer src.Close()
-		fmt.Fprintf(out, "flags:   %s\n", src)
-		resolver = src.Evaluator
-	default:
-		mode, err := flags.ParseMode(m)
-		if err != nil {
-			return fail(fmt.Errorf("-mode: %w", err))
-		}
-		if *modeFlag != "" {
-			fmt.Fprintf(out, "flags:   not read (-mode %s)\n", mode)
-		}
-		resolver = flags.Fixed(mode)
+	resolver, desc, closeFlags, err := flagsource.Choose(ctx, flagsource.Choice{
+		Mode: *modeFlag, Unset: unset,
+		Options: flagsource.Options{File: *flagsFile, App: *app, Environment: *environ, Logger: logger},
+	})
+	if err != nil {
+		return fail(err)
 	}
+	defer closeFlags()
+	fmt.Fprintf(out, "flags:   %s\n", desc)
 
 	var cfg Config
 	if local {

@@ -514,11 +514,7 @@ func mustChannel(t *testing.T, p *inngest.Provider, room string) string {
 // temp-file-and-mv does.
 func writeFlagsFile(t *testing.T, path, content string) {
 	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := flagsource.WriteFile(path, content); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -22,17 +22,12 @@ import (
 	"github.com/inngest/inngestgo"
 	"github.com/inngest/inngestgo/middleware"
 	"github.com/open-feature/go-sdk/openfeature/isolated"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/otlptranslator"
-	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
-	"go.opentelemetry.io/otel/metric"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/examples/internal/executor"
 	"github.com/coursebuilder/realtime-go/examples/internal/faultproxy"
 	"github.com/coursebuilder/realtime-go/examples/internal/flagsource"
+	"github.com/coursebuilder/realtime-go/examples/internal/metrics"
 	"github.com/coursebuilder/realtime-go/examples/videopipeline"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
@@ -157,10 +152,12 @@ func startServe(ctx context.Context, cfg serveConfig) (_ *liveDemo, err error) {
 	d.url = "http://" + reachable(ln.Addr().String())
 
 	// The metrics, as an app exports them to Prometheus (GET /metrics).
-	reg, meter, err := d.metrics()
+	exp, err := metrics.New("github.com/coursebuilder/realtime-go/examples/demo")
 	if err != nil {
 		return nil, err
 	}
+	d.defer_(func() { _ = exp.Shutdown(context.Background()) })
+	meter := exp.Meter
 
 	// The transports, each behind a relay for the browsers. Everything
 	// reaches Inngest through a fault proxy, for rehearsals (POST
@@ -283,7 +280,7 @@ func startServe(ctx context.Context, cfg serveConfig) (_ *liveDemo, err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/inngest", client.Serve())
 	mux.Handle("GET /api/realtime/token", th)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", exp.Handler)
 	d.routes(mux)
 	app := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
@@ -306,21 +303,6 @@ func startServe(ctx context.Context, cfg serveConfig) (_ *liveDemo, err error) {
 	fmt.Fprintf(out, "Faults            curl -X POST '%s/api/demo/fault?kind=key'   (key, down, hang; none removes it)\n", d.url)
 	fmt.Fprintf(out, "Live page         %s/\n", d.url)
 	return d, nil
-}
-
-// metrics sets up the OpenTelemetry Prometheus exporter as
-// monitoring/alerts.yml expects it (UnderscoreEscapingWithSuffixes, no
-// namespace) on a registry of the demo's own, and returns that registry
-// and the meter every component records with.
-func (d *liveDemo) metrics() (*prometheus.Registry, metric.Meter, error) {
-	reg := prometheus.NewRegistry()
-	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes))
-	if err != nil {
-		return nil, nil, fmt.Errorf("metrics exporter: %w", err)
-	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	d.defer_(func() { _ = mp.Shutdown(context.Background()) })
-	return reg, mp.Meter("github.com/coursebuilder/realtime-go/examples/demo"), nil
 }
 
 // The faults POST /api/demo/fault plays, for on-call rehearsals.

@@ -87,13 +87,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/coursebuilder/realtime-go/examples/internal/flagsource"
-	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 )
@@ -194,31 +192,15 @@ func run(ctx context.Context, args []string, env environment) int {
 
 	// The modes: the app's flags, or fixed. With no flags given at all,
 	// shadow, the comparison of both transports.
-	var resolver flags.Resolver
-	m := strings.ToLower(*modeFlag)
-	if m == "" && *flagsFile == "" && flagsource.ServiceProvider == nil && !flagsource.EnvSet() {
-		m = flags.Shadow.String()
-		fmt.Fprintln(out, "flags: none given (no -flags, no flag variable, no flag service): every event in shadow mode")
+	resolver, desc, closeFlags, err := flagsource.Choose(ctx, flagsource.Choice{
+		Mode: *modeFlag, Unset: ": every event in shadow mode",
+		Options: flagsource.Options{File: *flagsFile, App: *app, Environment: *environ, Logger: logger},
+	})
+	if err != nil {
+		return fail(err)
 	}
-	switch m {
-	case "", "flags", "env":
-		src, err := flagsource.Open(ctx, flagsource.Options{File: *flagsFile, App: *app, Environment: *environ, Logger: logger})
-		if err != nil {
-			return fail(err)
-		}
-		defer src.Close()
-		fmt.Fprintf(out, "flags: %s\n", src)
-		resolver = src.Evaluator
-	default:
-		mode, err := flags.ParseMode(m)
-		if err != nil {
-			return fail(fmt.Errorf("-mode: %w", err))
-		}
-		if *modeFlag != "" {
-			fmt.Fprintf(out, "flags: not read (-mode %s)\n", mode)
-		}
-		resolver = flags.Fixed(mode)
-	}
+	defer closeFlags()
+	fmt.Fprintf(out, "flags: %s\n", desc)
 
 	fmt.Fprintf(out, "parity: %d recorded events from %s, through a Broadcast, each in its scope's mode; late > %v\n", len(events), name, *late)
 	key := inngestrt.NewSigningKey()

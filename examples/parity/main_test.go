@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/coursebuilder/realtime-go/broadcast"
+	"github.com/coursebuilder/realtime-go/examples/internal/flagsource"
 	"github.com/coursebuilder/realtime-go/examples/internal/testlog"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
@@ -372,11 +373,7 @@ func TestJSONDiff(t *testing.T) {
 // temp-file-and-mv does.
 func writeFlagsFile(t *testing.T, path, content string) {
 	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := flagsource.WriteFile(path, content); err != nil {
 		t.Fatal(err)
 	}
 }

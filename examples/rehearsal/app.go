@@ -11,17 +11,13 @@ import (
 	"time"
 
 	"github.com/open-feature/go-sdk/openfeature/isolated"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/otlptranslator"
-	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/coursebuilder/realtime-go/broadcast"
 	"github.com/coursebuilder/realtime-go/examples/internal/faultproxy"
+	"github.com/coursebuilder/realtime-go/examples/internal/metrics"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/inngestrt"
 	"github.com/coursebuilder/realtime-go/harness/partykit"
@@ -71,21 +67,19 @@ func startApp(ctx context.Context, flagsPath string, onFlip func(broadcast.ModeC
 	}()
 
 	// Metrics, as an app exports them (monitoring/alerts.yml's names).
-	reg := prometheus.NewRegistry()
-	exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes))
+	exp, err := metrics.New("github.com/coursebuilder/realtime-go/examples/rehearsal")
 	if err != nil {
-		return nil, fmt.Errorf("metrics exporter: %w", err)
+		return nil, err
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	a.defer_(func() { _ = mp.Shutdown(context.Background()) })
-	meter := mp.Meter("github.com/coursebuilder/realtime-go/examples/rehearsal")
+	a.defer_(func() { _ = exp.Shutdown(context.Background()) })
+	meter := exp.Meter
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	a.metricsAddr = ln.Addr().String()
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", exp.Handler)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan struct{})
 	go func() {

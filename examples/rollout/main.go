@@ -240,7 +240,7 @@ func setFlag(path, key, value string) error {
 		sb.WriteString(strings.TrimSuffix(line, "\n") + "\n")
 	}
 	sb.WriteString(key + "=" + value + "\n")
-	return writeFlags(path, sb.String())
+	return flagsource.WriteFile(path, sb.String())
 }
 
 // printCommands prints how to flip and roll back from another terminal.
@@ -252,25 +252,6 @@ func printCommands(w io.Writer, path string) {
 	fmt.Fprintf(w, "  rollback:  setflag %s legacy\n", modeVar)
 	fmt.Fprintf(w, "  kill:      setflag %s true           (every scope to legacy)\n", killVar)
 	fmt.Fprintf(w, "  undo kill: setflag %s false          (every scope back to its mode)\n", killVar)
-}
-
-// writeFlags replaces the flags file atomically (temp file and rename), so
-// an evaluation never reads it half-written.
-func writeFlags(path, content string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".rollout-flags-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.WriteString(content); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // run starts the servers, subscribes, publishes cfg.N messages and returns
@@ -313,7 +294,7 @@ func run(ctx context.Context, cfg config) (results []result, err error) {
 		defer os.RemoveAll(dir)
 		path = filepath.Join(dir, "rollout.flags")
 	}
-	if err := writeFlags(path, "# re-read while the program runs; edit it\n"+modeVar+"=legacy\n"); err != nil {
+	if err := flagsource.WriteFile(path, "# re-read while the program runs; edit it\n"+modeVar+"=legacy\n"); err != nil {
 		return nil, fmt.Errorf("write flags file: %w", err)
 	}
 	printCommands(out, path)

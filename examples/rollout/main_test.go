@@ -13,6 +13,7 @@ import (
 	"github.com/open-feature/go-sdk/openfeature/isolated"
 
 	"github.com/coursebuilder/realtime-go/broadcast"
+	"github.com/coursebuilder/realtime-go/examples/internal/flagsource"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/partykit"
 	"github.com/coursebuilder/realtime-go/realtime"
@@ -156,7 +157,7 @@ func fileEvaluator(t *testing.T, path string) (*flags.EnvProvider, *flags.Evalua
 func TestScriptEntriesReadByFlagsFile(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "f")
-	if err := writeFlags(path, "# c\n"+modeVar+"=realtime\n"); err != nil {
+	if err := flagsource.WriteFile(path, "# c\n"+modeVar+"=realtime\n"); err != nil {
 		t.Fatal(err)
 	}
 	p, ev := fileEvaluator(t, path)
@@ -195,7 +196,7 @@ func TestPrintedCommandsKillAndUndo(t *testing.T) {
 	}
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "it's here.flags") // a quote and a space: the quoting matters
-	if err := writeFlags(path, "# app flags\nexport REALTIME_TRANSCRIPT_MODE=shadow\n"+modeVar+"=primary\n"); err != nil {
+	if err := flagsource.WriteFile(path, "# app flags\nexport REALTIME_TRANSCRIPT_MODE=shadow\n"+modeVar+"=primary\n"); err != nil {
 		t.Fatal(err)
 	}
 	p, ev := fileEvaluator(t, path)

@@ -17,6 +17,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/open-feature/go-sdk/openfeature"
@@ -164,4 +165,61 @@ func Setflag(path string) string {
 // shellQuote quotes s for a POSIX shell.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Choice is how a command picks the modes it checks: the app's flags, or a
+// mode fixed on its command line.
+type Choice struct {
+	// Mode is the command's -mode: "", "flags" or "env" read the app's
+	// flags (Options); a mode name fixes every scope to it.
+	Mode string
+	// Unset, when not empty, makes the command check shadow mode (both
+	// transports) when no flags are given at all — no file, no flag
+	// variable, no flag service — and ends the line that says so.
+	Unset string
+	Options
+}
+
+// Choose returns the Resolver of c, the line that says where its modes come
+// from ("" when there is nothing to say), and the func that closes the
+// flag source.
+func Choose(ctx context.Context, c Choice) (r flags.Resolver, desc string, closeFn func() error, err error) {
+	none := func() error { return nil }
+	m := strings.ToLower(c.Mode)
+	if m == "" && c.Unset != "" && c.File == "" && c.Provider == nil && ServiceProvider == nil && !EnvSet() {
+		return flags.Fixed(flags.Shadow), "none given (no -flags, no flag variable, no flag service)" + c.Unset, none, nil
+	}
+	switch m {
+	case "", "flags", "env":
+		src, err := Open(ctx, c.Options)
+		if err != nil {
+			return nil, "", none, err
+		}
+		return src.Evaluator, src.String(), src.Close, nil
+	}
+	mode, err := flags.ParseMode(m)
+	if err != nil {
+		return nil, "", none, fmt.Errorf("-mode: %w", err)
+	}
+	return flags.Fixed(mode), "not read (-mode " + mode.String() + ")", none, nil
+}
+
+// WriteFile replaces the flags file at path with content atomically (a
+// temporary file beside it, then a rename), so that the provider never
+// reads it half-written.
+func WriteFile(path, content string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".flags-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
