@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coursebuilder/realtime-go/examples/internal/flagsource"
 	"github.com/coursebuilder/realtime-go/examples/internal/promtest"
 	"github.com/coursebuilder/realtime-go/flags"
 	"github.com/coursebuilder/realtime-go/harness/partykit"
@@ -49,11 +50,7 @@ func flagsContent(modes map[flags.Scope]flags.Mode) string {
 // file command does (write a temp file beside it, rename it over).
 func writeAtomically(t *testing.T, path, content string) {
 	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := flagsource.WriteFile(path, content); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -67,7 +64,9 @@ func writeAtomically(t *testing.T, path, content string) {
 // Prometheus's API that the intended alerts go pending or firing with the
 // intended labels, that nothing critical concerns a scope whose browsers
 // read PartyKit, that a rollback clears the page while the fault lasts, and
-// that every alert goes back once the fault is removed. On the healthy app
+// that every alert goes back once the fault is removed; then it makes the
+// flags file unreadable and checks that only the flag-fallback warnings
+// fire, one per scope, and go back. On the healthy app
 // it checks that every dashboard query returns data and that every metric
 // family the alerts and the dashboard name is in the exporter's output.
 func TestPrometheusAlerts(t *testing.T) {
@@ -206,6 +205,35 @@ func TestPrometheusAlerts(t *testing.T) {
 		w.waitGone(ctx, "fault "+fault.kind+" removed", func(promtest.Alert) bool { return true })
 		t.Logf("fault %s removed: every alert inactive %v later", fault.kind, time.Since(at).Round(100*time.Millisecond))
 	}
+	// The flag source broken: the flags file cannot be read (a directory
+	// where the file was). Every evaluation answers the scope's last known
+	// mode, so nothing pages; the fallbacks warn, for every scope.
+	if err := os.Remove(flagsPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(flagsPath, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	var fallbacks []want
+	for s := range promScopes {
+		fallbacks = append(fallbacks, want{"RealtimeFlagFallbacks", map[string]string{"severity": "warning", "scope": string(s), "job": "demo"}})
+	}
+	w.waitFor(ctx, "flags file unreadable", fallbacks)
+	for _, a := range w.alerts(ctx) {
+		if a.Name() != "RealtimeFlagFallbacks" {
+			t.Errorf("flags file unreadable: the modes stay the last known ones, yet %v", a)
+		}
+	}
+	t.Logf("flags file unreadable: every scope's fallback warning pending or firing %v after", time.Since(at).Round(100*time.Millisecond))
+	if err := os.Remove(flagsPath); err != nil {
+		t.Fatal(err)
+	}
+	writeAtomically(t, flagsPath, flagsContent(promScopes))
+	at = time.Now()
+	w.waitGone(ctx, "flags file readable again", func(promtest.Alert) bool { return true })
+	t.Logf("flags file readable again: every alert inactive %v later", time.Since(at).Round(100*time.Millisecond))
+
 	t.Logf("whole test %v; publishes %d, token requests %d", time.Since(started).Round(time.Second), app.publishes.Load(), app.tokens.Load())
 }
 
