@@ -141,9 +141,8 @@ func (in *instruments) build(k attrKey) *attrOpts {
 
 // zeroSeries makes the failure series of a scope's mode exist at zero:
 // errors of each transport the mode publishes to, detached publishes of
-// the one that does not count,
-// and the resolver failures of the scope, so that a healthy scope's panels
-// and alerts read 0 rather than nothing.
+// the one that does not count, and the resolver failures of the scope, so
+// that a healthy scope's panels and alerts read 0 rather than nothing.
 func (in *instruments) zeroSeries(ctx context.Context, scope flags.Scope, mode flags.Mode) {
 	for _, t := range []struct {
 		name string
@@ -155,8 +154,15 @@ func (in *instruments) zeroSeries(ctx context.Context, scope flags.Scope, mode f
 		in.errors.Add(ctx, 0, in.options(attrKey{transport: t.name, mode: mode, scope: scope, outcome: "error"}).add...)
 	}
 	// Only the transport that does not count is ever detached.
-	if shadow := map[flags.Mode]string{flags.Shadow: TransportInngest, flags.Primary: TransportPartyKit}[mode]; shadow != "" {
-		in.detached.Add(ctx, 0, in.options(attrKey{transport: shadow, mode: mode, scope: scope, outcome: "ok"}).add...)
+	notCounted := ""
+	switch mode {
+	case flags.Shadow:
+		notCounted = TransportInngest
+	case flags.Primary:
+		notCounted = TransportPartyKit
+	}
+	if notCounted != "" {
+		in.detached.Add(ctx, 0, in.options(attrKey{transport: notCounted, mode: mode, scope: scope, outcome: "ok"}).add...)
 	}
 	for _, f := range []struct {
 		cause string
