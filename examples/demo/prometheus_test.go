@@ -172,9 +172,11 @@ func TestPrometheusAlerts(t *testing.T) {
 		{faultKey, append(append(pages("video-ready", "video-errored"), shadow), tokenPages...)},
 		{faultDown, append(append(pages("video-ready", "video-errored"), shadow), tokenPages...)},
 		// A hang: every Inngest attempt times out (outcome timeout), the
-		// shadow legs are cut by the ShadowTimeout.
+		// shadow legs outlive the budget (detached) and are cut by the
+		// ShadowTimeout.
 		{faultHang, append(pages("video-ready", "video-errored"), shadow,
-			want{"RealtimePublishLatencyHigh", map[string]string{"severity": "warning", "transport": "inngest"}})},
+			want{"RealtimePublishLatencyHigh", map[string]string{"severity": "warning", "transport": "inngest"}},
+			want{"RealtimeShadowPublishesDetached", map[string]string{"severity": "warning", "transport": "inngest", "scope": "transcript"}})},
 	} {
 		if err := d.faults.set(fault.kind); err != nil {
 			t.Fatal(err)
