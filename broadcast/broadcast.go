@@ -280,17 +280,27 @@ func (b *Broadcast) PartyKitURL() string {
 // each of those is logged and counted.
 func (b *Broadcast) resolve(ctx context.Context, room, name string) (flags.Scope, flags.Mode) {
 	scope := flags.ScopeOf(name)
-	mode, r := b.modeOf(ctx, scope, room)
-	switch {
-	case r != nil:
-		b.modeFailure(ctx, causeResolverPanic, scope, room, name, fmt.Sprint(r), inDoubt)
-		mode = inDoubt
-	case !mode.Known():
-		b.modeFailure(ctx, causeUnknownMode, scope, room, name, mode.String(), mode.OrLegacy())
-		mode = mode.OrLegacy()
+	mode, cause, detail := b.modeIn(ctx, scope, room)
+	if cause != "" {
+		b.modeFailure(ctx, cause, scope, room, name, detail, mode)
 	}
 	b.observe(ctx, scope, room, mode)
 	return scope, mode
+}
+
+// modeIn asks the Resolver for the mode of scope and room and returns the
+// mode to use: inDoubt when it panicked, Legacy for an unknown mode; cause
+// (a cause constant) and detail (the panic, or the mode answered) say
+// which, empty when the answer was used as given.
+func (b *Broadcast) modeIn(ctx context.Context, scope flags.Scope, room string) (mode flags.Mode, cause, detail string) {
+	mode, r := b.modeOf(ctx, scope, room)
+	switch {
+	case r != nil:
+		return inDoubt, causeResolverPanic, fmt.Sprint(r)
+	case !mode.Known():
+		return mode.OrLegacy(), causeUnknownMode, mode.String()
+	}
+	return mode, "", ""
 }
 
 func (b *Broadcast) modeOf(ctx context.Context, scope flags.Scope, room string) (mode flags.Mode, panicked any) {

@@ -103,13 +103,11 @@ func seconds(s float64) time.Duration { return time.Duration(math.Round(s * floa
 
 // scopeState is what a Broadcast knows of one scope's mode.
 type scopeState struct {
-	scope flags.Scope
-
 	mu       sync.Mutex
 	seen     bool       // a mode was observed
 	mode     flags.Mode // the mode observed last
 	since    time.Time  // when mode was first observed
-	room     string     // a room of the scope, to resolve the mode again at collection
+	room     string     // the room seen last, to resolve the mode again at collection
 	partykit tally
 	inngest  tally
 }
@@ -121,7 +119,7 @@ type scopeStates map[flags.Scope]*scopeState
 func newScopeStates() scopeStates {
 	s := make(scopeStates, len(flags.Scopes))
 	for _, sc := range flags.Scopes {
-		s[sc] = &scopeState{scope: sc}
+		s[sc] = &scopeState{}
 	}
 	return s
 }
@@ -135,6 +133,7 @@ func (b *Broadcast) observe(ctx context.Context, scope flags.Scope, room string,
 		return
 	}
 	st.mu.Lock()
+	st.room = room
 	if st.seen && st.mode == mode {
 		st.mu.Unlock()
 		return
@@ -153,7 +152,7 @@ func (b *Broadcast) observe(ctx context.Context, scope flags.Scope, room string,
 		}
 		*f.t = tally{}
 	}
-	st.seen, st.mode, st.since, st.room = true, mode, now, room
+	st.seen, st.mode, st.since = true, mode, now
 	st.mu.Unlock()
 
 	b.metrics.zeroSeries(ctx, scope, mode)
@@ -225,13 +224,8 @@ func (b *Broadcast) modesInForce(ctx context.Context, o metric.Observer) error {
 		if !seen {
 			continue
 		}
-		mode, panicked := b.modeOf(ctx, sc, room)
-		switch {
-		case panicked != nil:
-			mode = inDoubt
-		case !mode.Known():
-			mode = mode.OrLegacy()
-		}
+		// Not counted nor logged as a failure: the publishes are.
+		mode, _, _ := b.modeIn(ctx, sc, room)
 		b.observe(ctx, sc, room, mode)
 		for _, m := range allModes {
 			v := int64(0)
