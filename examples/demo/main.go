@@ -49,6 +49,7 @@
 //	POST /api/demo/fault?kind=   a fault on the app's way to Inngest, for rehearsals: key (Inngest
 //	                             refuses the app's signing key, 401), down (connection refused),
 //	                             hang (accepts, never answers); none removes it
+//	GET  /api/demo/fault         the fault in force
 //	GET  /metrics                the library's metrics (OpenTelemetry Prometheus exporter) as
 //	                             monitoring/alerts.yml and dashboard.json read them
 //

@@ -147,8 +147,10 @@ func TestPrometheusAlerts(t *testing.T) {
 	})
 	checkExportedFamilies(t, d.url)
 	checkDashboardQueries(ctx, t, w)
-	if alerts := w.alerts(ctx); len(alerts) > 0 {
-		t.Errorf("healthy app, yet alerts: %v", alerts)
+	for _, a := range w.alerts(ctx) {
+		if !slowOnly[a.Name()] {
+			t.Errorf("healthy app, yet alert %v", a)
+		}
 	}
 	t.Logf("healthy after %v", time.Since(started).Round(time.Second))
 
@@ -178,9 +180,7 @@ func TestPrometheusAlerts(t *testing.T) {
 			want{"RealtimePublishLatencyHigh", map[string]string{"severity": "warning", "transport": "inngest"}},
 			want{"RealtimeShadowPublishesDetached", map[string]string{"severity": "warning", "transport": "inngest", "scope": "transcript"}})},
 	} {
-		if err := d.faults.set(fault.kind); err != nil {
-			t.Fatal(err)
-		}
+		postFault(t, d, fault.kind)
 		at := time.Now()
 		w.waitFor(ctx, "fault "+fault.kind, fault.want)
 		t.Logf("fault %s: every intended alert pending or firing %v after the fault", fault.kind, time.Since(at).Round(100*time.Millisecond))
@@ -200,9 +200,7 @@ func TestPrometheusAlerts(t *testing.T) {
 			t.Logf("rollback of video-ready: its pages inactive %v after the flags file changed (Inngest failures of the scope still in the 10s window then: %v)", took, left)
 			writeAtomically(t, flagsPath, flagsContent(promScopes))
 		}
-		if err := d.faults.set(faultNone); err != nil {
-			t.Fatal(err)
-		}
+		postFault(t, d, faultNone)
 		at = time.Now()
 		w.waitGone(ctx, "fault "+fault.kind+" removed", func(promtest.Alert) bool { return true })
 		t.Logf("fault %s removed: every alert inactive %v later", fault.kind, time.Since(at).Round(100*time.Millisecond))
@@ -223,7 +221,7 @@ func TestPrometheusAlerts(t *testing.T) {
 	}
 	w.waitFor(ctx, "flags file unreadable", fallbacks)
 	for _, a := range w.alerts(ctx) {
-		if a.Name() != "RealtimeFlagFallbacks" {
+		if a.Name() != "RealtimeFlagFallbacks" && !slowOnly[a.Name()] {
 			t.Errorf("flags file unreadable: the modes stay the last known ones, yet %v", a)
 		}
 	}
@@ -328,10 +326,39 @@ func (w want) matches(a promtest.Alert) bool {
 
 func (w want) String() string { return fmt.Sprintf("%s%v", w.name, w.labels) }
 
+// postFault puts kind in force through the demo's POST /api/demo/fault, as
+// an on-call rehearsal does, and checks that GET reads it back.
+func postFault(t *testing.T, d *liveDemo, kind string) {
+	t.Helper()
+	resp, err := http.Post(d.url+"/api/demo/fault?kind="+kind, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/demo/fault?kind=%s: %s", kind, resp.Status)
+	}
+	resp, err = http.Get(d.url + "/api/demo/fault")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct{ Fault string }
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || got.Fault != kind {
+		t.Fatalf("GET /api/demo/fault = %q (%v), want %q", got.Fault, err, kind)
+	}
+}
+
+// slowOnly are the warnings a loaded machine's slowness alone can raise (a
+// PartyKit dev server answering in over the shadow budget or 1 s at p99);
+// the checks of what must stay silent leave them out, so that no check
+// depends on how fast the machine is.
+var slowOnly = map[string]bool{"RealtimePublishLatencyHigh": true, "RealtimeShadowPublishesDetached": true}
+
 // alertWatch polls Prometheus's alerts, failing the test whenever an alert
 // that must never be seen is: anything critical for a scope whose browsers
 // read PartyKit (legacy or shadow), and anything about PartyKit, which is
-// never faulted here.
+// never faulted here (but for slowOnly's).
 type alertWatch struct {
 	t      *testing.T
 	prom   *promtest.Server
@@ -350,11 +377,9 @@ func (w *alertWatch) alerts(ctx context.Context) []promtest.Alert {
 		mode, known := promScopes[scope]
 		var why string
 		switch {
-		case a.Labels["severity"] == "critical" && known && !mode.PublishesRealtime():
+		case a.Labels["severity"] == "critical" && known && (mode == flags.Legacy || mode == flags.Shadow):
 			why = "critical for a scope whose browsers read PartyKit (" + mode.String() + ")"
-		case a.Labels["severity"] == "critical" && known && mode == flags.Shadow:
-			why = "critical for a scope in shadow mode"
-		case a.Labels["transport"] == "partykit":
+		case a.Labels["transport"] == "partykit" && !slowOnly[a.Name()]:
 			why = "about PartyKit, which is healthy"
 		}
 		if why == "" {

@@ -357,6 +357,9 @@ func (f *faults) set(kind string) error {
 func (f *faults) get() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.current == "" {
+		return faultNone
+	}
 	return f.current
 }
 

@@ -34,7 +34,8 @@
 //     again and a message published after it is delivered on Inngest; the
 //     page stays quiet.
 //
-// It exits non-zero when a step does not happen within -deadline.
+// It exits non-zero when the steps of a phase (those it waits for together)
+// do not all happen within -deadline.
 package main
 
 import (
@@ -53,7 +54,7 @@ func main() {
 	flag.StringVar(&cfg.Rules, "rules", "../monitoring/alerts.yml", "the alerting rules (shortened with promtest.Short before loading)")
 	flag.StringVar(&cfg.Fault, "fault", faultKey, "the fault of Inngest: key (the key refused), down or hang")
 	flag.DurationVar(&cfg.Every, "every", 150*time.Millisecond, "how often the app publishes")
-	flag.DurationVar(&cfg.Limit, "deadline", 3*time.Minute, "how long each step may take before the rehearsal fails")
+	flag.DurationVar(&cfg.Limit, "deadline", 3*time.Minute, "how long each phase (the steps waited for together) may take before the rehearsal fails")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,7 +25,7 @@ type config struct {
 	Rules   string // monitoring/alerts.yml
 	Fault   string // faultKey, faultDown or faultHang
 	Every   time.Duration
-	Limit   time.Duration // per step
+	Limit   time.Duration // per phase (the steps one watch waits for)
 	Out     io.Writer
 }
 
@@ -131,6 +132,9 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 	if cfg.Every <= 0 {
 		cfg.Every = 150 * time.Millisecond
 	}
+	if _, ok := faultText[cfg.Fault]; !ok {
+		return &Report{}, fmt.Errorf("rehearsal: unknown fault %q (want %s, %s or %s)", cfg.Fault, faultKey, faultDown, faultHang)
+	}
 	if cfg.Limit <= 0 {
 		cfg.Limit = 3 * time.Minute
 	}
@@ -200,12 +204,32 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 	}
 	stop()
 	published, failed := r.app.seen.counts()
+	r.outMu.Lock() // the flip log may still print, from a scrape
+	defer r.outMu.Unlock()
 	fmt.Fprintf(cfg.Out, "\n%d publishes, %d failed (the fault, in primary mode). Times:\n", published, failed)
 	for _, f := range Figures {
 		fmt.Fprintf(cfg.Out, "  %-44s %6.1fs\n", f.Label, f.Duration(&r.report).Seconds())
 	}
 	fmt.Fprintf(cfg.Out, "(scrape and evaluation every %v; the page's window %s, for: %s; alerts.yml as written: 5m window, for: 2m, and your scrape interval)\n", interval, r.window, pageFor(rules))
 	return &r.report, nil
+}
+
+// notSlowPartyKit leaves out the warnings that a PartyKit dev server slowed
+// by a loaded machine raises on its own (over the shadow budget, or 1 s at
+// p99): PartyKit is never faulted here, and "healthy" and "all clear" must
+// not depend on how fast the machine is.
+func notSlowPartyKit(alerts []promtest.Alert) []promtest.Alert {
+	return slices.DeleteFunc(alerts, func(a promtest.Alert) bool {
+		return a.Labels["transport"] == broadcast.TransportPartyKit &&
+			(a.Name() == "RealtimePublishLatencyHigh" || a.Name() == "RealtimeShadowPublishesDetached")
+	})
+}
+
+// faultText says, per fault, what it does and what its removal does.
+var faultText = map[string][2]string{
+	faultKey:  {"Inngest refuses the app's signing key (rotated on the server)", "Inngest accepts the app's key again"},
+	faultDown: {"Inngest's port refuses connections", "Inngest's port accepts connections again"},
+	faultHang: {"Inngest accepts connections and never answers", "Inngest answers again"},
 }
 
 // walk is the rehearsal's steps.
@@ -221,6 +245,7 @@ func (r *rehearsal) walk(ctx context.Context) error {
 				return false, "no message delivered on Inngest yet"
 			}
 			alerts, err := r.prom.Alerts(ctx)
+			alerts = notSlowPartyKit(alerts)
 			return err == nil && len(alerts) == 0, fmt.Sprintf("alerts %v (%v)", alerts, err)
 		}}); err != nil {
 		return err
@@ -230,7 +255,7 @@ func (r *rehearsal) walk(ctx context.Context) error {
 	if err := r.app.setFault(r.cfg.Fault); err != nil {
 		return err
 	}
-	r.step(stepFault, "%s", map[string]string{faultKey: "Inngest refuses the app's signing key (rotated on the server)", faultDown: "Inngest's port refuses connections", faultHang: "Inngest accepts connections and never answers"}[r.cfg.Fault])
+	r.step(stepFault, "%s", faultText[r.cfg.Fault][0])
 	var activeAt time.Time
 	if err := r.watch(ctx, nil,
 		cond{stepPending, func() (bool, string) {
@@ -287,10 +312,11 @@ func (r *rehearsal) walk(ctx context.Context) error {
 	if err := r.app.setFault(""); err != nil {
 		return err
 	}
-	r.step(stepFaultRemoved, "Inngest accepts the app's key again")
+	r.step(stepFaultRemoved, "%s", faultText[r.cfg.Fault][1])
 	if err := r.watch(ctx, inngestQuiet,
 		cond{stepAllClear, func() (bool, string) {
 			alerts, err := r.prom.Alerts(ctx)
+			alerts = notSlowPartyKit(alerts)
 			if err != nil || len(alerts) > 0 {
 				return false, fmt.Sprintf("alerts %v (%v)", alerts, err)
 			}
@@ -335,9 +361,10 @@ type cond struct {
 // when it first did; invariant, if set, must hold at every poll.
 func (r *rehearsal) watch(ctx context.Context, invariant func() error, conds ...cond) error {
 	deadline := time.Now().Add(r.cfg.Limit)
-	var origin *Step // the step this phase began with
+	var origin *Step // a copy of the step this phase began with
 	if n := len(r.report.Steps); n > 0 {
-		origin = &r.report.Steps[n-1]
+		first := r.report.Steps[n-1]
+		origin = &first
 	}
 	done := make([]bool, len(conds))
 	left := len(conds)
