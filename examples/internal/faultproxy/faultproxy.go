@@ -149,7 +149,9 @@ func (p *Proxy) serveLocked(ln net.Listener) {
 func (p *Proxy) track(c net.Conn) (Fault, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	// Closed, or Down since the connection was accepted: a server that is
+	// down answers nothing, so the connection is cut, never forwarded.
+	if p.closed || p.fault == Down {
 		_ = c.Close()
 		return "", false
 	}
